@@ -1,0 +1,22 @@
+/**
+ * The registry of balancing policies, by name. A policy is one file that
+ * exports a PickerFactory; adding one touches that file and this list.
+ */
+import type { PickerFactory } from './picker.js';
+import { roundRobin } from './round-robin.js';
+
+const factories = new Map<string, PickerFactory>();
+
+export function registerPicker(factory: PickerFactory): void {
+  factories.set(factory.name, factory);
+}
+
+export function getPickerFactory(name: string): PickerFactory | undefined {
+  return factories.get(name);
+}
+
+export function knownAlgorithms(): string[] {
+  return [...factories.keys()];
+}
+
+for (const factory of [roundRobin]) registerPicker(factory);

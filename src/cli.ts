@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+/**
+ * The `fulcrum` command: a thin layer over the library.
+ *
+ *   fulcrum [start] -c fulcrum.yaml
+ *   fulcrum --port 8080 --backend http://127.0.0.1:8081 --backend http://127.0.0.1:8082
+ *   fulcrum demo [--port 8080] [--backends 3]
+ *   fulcrum backend --port 8081 [--name "Backend 1"]
+ *   fulcrum validate -c FILE
+ */
+import { createRequire } from 'node:module';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createBalancer } from './index.js';
+import { ConfigError, loadConfig, type CliOverrides } from './config/load.js';
+import { createLogger } from './observe/log.js';
+import { startDemo } from './demo/demo.js';
+import { startDemoBackend } from './demo/backend.js';
+import type { Fulcrum } from './fulcrum.js';
+
+const EXIT_USAGE = 2;
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('expected a number from 1 to 100');
+  return n;
+}
+
+interface StartFlags {
+  config?: string;
+  port?: number;
+  host?: string;
+  backend?: string[];
+  algorithm?: string;
+  logLevel?: string;
+  accessLog?: boolean;
+  adminPort?: number;
+}
+
+/** onSignals drains on the first SIGTERM/SIGINT (exit 0) and exits at once on a second one. */
+function onSignals(stop: () => Promise<void>, reload?: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`fulcrum: second ${signal}, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    stop().then(() => process.exit(0), (err: unknown) => {
+      process.stderr.write(`fulcrum: error while stopping: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  if (reload !== undefined) process.on('SIGHUP', () => { void reload(); });
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`fulcrum: ${message}\n`);
+  process.exit(code);
+}
+
+async function start(flags: StartFlags): Promise<void> {
+  const overrides: CliOverrides = {};
+  if (flags.port !== undefined) overrides.port = flags.port;
+  if (flags.host !== undefined) overrides.host = flags.host;
+  if (flags.backend !== undefined) overrides.backends = flags.backend;
+  if (flags.algorithm !== undefined) overrides.algorithm = flags.algorithm;
+  if (flags.logLevel !== undefined) overrides.logLevel = flags.logLevel;
+  if (flags.accessLog === false) overrides.accessLog = false;
+  if (flags.adminPort !== undefined) overrides.adminPort = flags.adminPort;
+  const load = () => loadConfig({ ...(flags.config === undefined ? {} : { file: flags.config }), flags: overrides });
+  let loaded;
+  try {
+    loaded = load();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`invalid configuration:\n${err.message}`, EXIT_USAGE);
+    throw err;
+  }
+  const { config, file } = loaded;
+  if (config.backends.length === 0 && !hasDiscovery(config)) {
+    fail('no backends configured.\n'
+      + '  Pass them on the command line:  fulcrum --port 8080 --backend http://127.0.0.1:8081 --backend http://127.0.0.1:8082\n'
+      + '  or use a config file:           fulcrum -c fulcrum.yaml   (see examples/fulcrum.yaml)\n'
+      + '  or try the demo:                fulcrum demo\n'
+      + 'Run "fulcrum --help" for every option.', EXIT_USAGE);
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let balancer: Fulcrum;
+  try {
+    balancer = createBalancer(config, { logger, ...(file === undefined ? {} : { configFile: file, loadConfig: () => load().config }) });
+    await balancer.listen();
+  } catch (err) {
+    logger.flush();
+    if (err instanceof ConfigError) fail(`invalid configuration:\n${err.message}`, EXIT_USAGE);
+    fail(`cannot start: ${(err as Error).message}`);
+  }
+  onSignals(() => balancer.close(), async () => {
+    if (file === undefined) { logger.warn('SIGHUP: no config file to reload'); return; }
+    await balancer.reload();
+  });
+}
+
+function hasDiscovery(config: object): boolean {
+  return 'discovery' in config && (config as { discovery?: unknown }).discovery !== undefined;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('fulcrum')
+    .description('Fulcrum: an L7 HTTP load balancer')
+    .version(readVersion(), '-v, --version', 'print the version')
+    .showHelpAfterError('(run "fulcrum --help" for usage)')
+    .addHelpText('after', '\nWith no command, "start" runs: see "fulcrum start --help" for its options (-c, --port, --backend...).\n'
+      + 'Examples:\n  fulcrum -c fulcrum.yaml\n  fulcrum --port 8080 --backend http://127.0.0.1:8081 --backend http://127.0.0.1:8082\n  fulcrum demo\n')
+    .exitOverride((err) => {
+      // commander's own exits: --help/--version exit 0, usage errors exit 2.
+      process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    });
+
+  const startCmd = program.command('start', { isDefault: true })
+    .description('run the load balancer (the default command)')
+    .option('-c, --config <file>', 'config file (.yaml, .yml or .json); also FULCRUM_CONFIG')
+    .option('-p, --port <port>', 'port of the main listener; also FULCRUM_PORT', parsePort)
+    .option('--host <host>', 'address of the main listener (default 0.0.0.0)')
+    .option('-b, --backend <url>', 'a backend URL; repeat for more', collect)
+    .option('-a, --algorithm <name>', 'balancing algorithm (default round-robin)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .option('--no-access-log', 'do not log a line per request')
+    .option('--admin-port <port>', 'serve /status, /metrics and /admin on their own port', parsePort)
+    .action((flags: StartFlags) => start(flags));
+  startCmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
+
+  program.command('demo')
+    .description('start the demo: a balancer on --port and N demo backends on the next ports')
+    .option('-p, --port <port>', 'balancer port', parsePort, 8080)
+    .option('-n, --backends <n>', 'number of demo backends', parseCount, 3)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .action(async (flags: { port: number; backends: number; logLevel: string }) => {
+      const logger = createLogger({ level: flags.logLevel });
+      let demo;
+      try {
+        demo = await startDemo({ port: flags.port, backends: flags.backends, logger });
+      } catch (err) {
+        logger.flush();
+        fail(`cannot start the demo: ${(err as Error).message}`);
+      }
+      process.stdout.write(`\nFulcrum demo: http://localhost:${demo.balancer.port}/  (status: /status, metrics: /metrics)\n`
+        + `Backends: ${demo.backends.map((b) => `http://127.0.0.1:${b.port}`).join(', ')}\nPress Ctrl-C to stop.\n\n`);
+      onSignals(() => demo.close());
+    });
+
+  program.command('backend')
+    .description('run a demo backend (for demos and tests)')
+    .option('-p, --port <port>', 'port to listen on', parsePort, 8081)
+    .option('--host <host>', 'address to listen on', '0.0.0.0')
+    .option('--name <name>', 'name shown in responses (default "Backend on <port>")')
+    .action(async (flags: { port: number; host: string; name?: string }) => {
+      let backend;
+      try {
+        backend = await startDemoBackend({ port: flags.port, host: flags.host, ...(flags.name === undefined ? {} : { name: flags.name }) });
+      } catch (err) {
+        fail(`cannot start the backend: ${(err as Error).message}`);
+      }
+      process.stdout.write(`${backend.name} listening on http://${flags.host}:${backend.port}\n`);
+      onSignals(() => backend.close());
+    });
+
+  program.command('validate')
+    .description('check a config file; print "ok" or every problem, exit non-zero when invalid')
+    .requiredOption('-c, --config <file>', 'config file to check')
+    .action((flags: { config: string }) => {
+      try {
+        loadConfig({ file: flags.config, env: {} });
+        process.stdout.write('ok\n');
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`${err.problems.length} problem${err.problems.length > 1 ? 's' : ''} found:\n${err.message}\n`);
+        process.exit(1);
+      }
+    });
+
+  return program;
+}
+
+function readVersion(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+}
+
+buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`fulcrum: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

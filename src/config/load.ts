@@ -1,0 +1,268 @@
+/**
+ * Loading configuration: read a YAML or JSON file, accept the seed projects'
+ * formats, overlay environment variables and command-line flags, validate.
+ * Precedence, highest first: flags, environment, file, defaults.
+ */
+import { readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type FulcrumConfig } from './schema.js';
+import { knownAlgorithms } from '../balancer/registry.js';
+import { TrustedProxies } from '../proxy/headers.js';
+import { isNormalized, markNormalized } from './normalized.js';
+
+/** ConfigProblem is one thing wrong with a configuration, located precisely. */
+export interface ConfigProblem {
+  /** source is the file path, or "flags", "environment" or "config" for a library call. */
+  readonly source: string;
+  /** path is the key path, e.g. "backends[0].url"; empty for the whole document. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** ConfigError carries every problem found, not just the first. */
+export class ConfigError extends Error {
+  readonly code = 'FULCRUM_ERR_CONFIG';
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`;
+}
+
+type Raw = Record<string, unknown>;
+
+/** readConfigFile parses a file by extension: .yaml/.yml as YAML, .json as JSON. */
+export function readConfigFile(file: string): Raw {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError([{ source: file, path: '', message: `cannot read config: ${reason}` }]);
+  }
+  const ext = extname(file).toLowerCase();
+  let doc: unknown;
+  try {
+    if (ext === '.json') doc = JSON.parse(text);
+    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text);
+    else throw new Error(`unknown extension "${ext}": expected .yaml, .yml or .json`);
+  } catch (err) {
+    throw new ConfigError([{ source: file, path: '', message: `cannot parse: ${(err as Error).message.split('\n')[0]}` }]);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError([{ source: file, path: '', message: 'expected a mapping of keys at the top level' }]);
+  }
+  return doc as Raw;
+}
+
+/** Aliases maps a key the user wrote to where it lives in the native form, to report errors in the user's words. */
+type Aliases = Map<string, string>;
+
+/**
+ * applySeedAliases accepts the seed projects' formats unchanged:
+ * `servers` for `backends`, top-level `port`/`host`, `healthCheckInterval`
+ * (seconds), `healthCheckPath`, `healthCheckTimeout`, `strategy`.
+ */
+export function applySeedAliases(input: Raw): { raw: Raw; aliases: Aliases } {
+  const raw: Raw = { ...input };
+  const aliases: Aliases = new Map();
+  const move = (from: string, to: string, into?: string): void => {
+    if (!(from in raw)) return;
+    const value = raw[from];
+    delete raw[from];
+    if (into === undefined) {
+      if (!(to in raw)) raw[to] = value;
+      aliases.set(to, from);
+      return;
+    }
+    const section = (typeof raw[into] === 'object' && raw[into] !== null ? { ...(raw[into] as Raw) } : {}) as Raw;
+    if (!(to in section)) section[to] = value;
+    raw[into] = section;
+    aliases.set(`${into}.${to}`, from);
+  };
+  move('servers', 'backends');
+  move('strategy', 'algorithm');
+  move('healthCheckInterval', 'interval', 'healthCheck');
+  move('healthCheckPath', 'path', 'healthCheck');
+  move('healthCheckTimeout', 'timeout', 'healthCheck');
+  if ('port' in raw || 'host' in raw) {
+    const listen = typeof raw.listen === 'object' && raw.listen !== null && !Array.isArray(raw.listen) ? { ...(raw.listen as Raw) } : {};
+    if ('port' in raw) { if (!('port' in listen)) listen.port = raw.port; aliases.set('listen.port', 'port'); }
+    if ('host' in raw) { if (!('host' in listen)) listen.host = raw.host; aliases.set('listen.host', 'host'); }
+    delete raw.port;
+    delete raw.host;
+    if (!Array.isArray(raw.listen)) raw.listen = listen;
+  }
+  return { raw, aliases };
+}
+
+function formatPath(path: readonly (string | number)[], aliases: Aliases): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+  for (const [native, written] of aliases) {
+    if (out === native || out.startsWith(`${native}.`) || out.startsWith(`${native}[`)) return written + out.slice(native.length);
+  }
+  return out;
+}
+
+function zodProblems(error: z.ZodError, source: string, aliases: Aliases): ConfigProblem[] {
+  return error.issues.map((issue) => {
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    else if (issue.code === 'invalid_type' && issue.received === 'undefined') message = `required: ${message === 'Required' ? `expected ${issue.expected}` : message}`;
+    else if (issue.code === 'invalid_type' && /^Expected /.test(message)) message = `expected ${issue.expected}, got ${issue.received}`;
+    return { source, path: formatPath(issue.path, aliases), message };
+  });
+}
+
+/** semanticProblems finds what a schema cannot see: unknown algorithms, duplicate backends. */
+function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliases): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const algorithms = knownAlgorithms();
+  if (!algorithms.includes(normalizeAlgorithmName(config.algorithm))) {
+    problems.push({ source, path: formatPath(['algorithm'], aliases), message: `unknown algorithm "${config.algorithm}": expected one of ${algorithms.join(', ')}` });
+  }
+  const ids = new Set<string>();
+  const urls = new Set<string>();
+  config.backends.forEach((b, i) => {
+    if (b.id !== undefined) {
+      if (ids.has(b.id)) problems.push({ source, path: formatPath(['backends', i, 'id'], aliases), message: `duplicate backend id "${b.id}"` });
+      ids.add(b.id);
+    }
+    const key = new URL(b.url).href;
+    if (urls.has(key)) problems.push({ source, path: formatPath(['backends', i, 'url'], aliases), message: `duplicate backend url "${b.url}"` });
+    urls.add(key);
+  });
+  for (const message of TrustedProxies.validate(config.trustedProxies)) {
+    const [path, ...rest] = message.split(': ');
+    problems.push({ source, path: path!, message: rest.join(': ') });
+  }
+  const listeners = new Set<string>();
+  config.listen.forEach((l, i) => {
+    const key = `${l.host}:${l.port}`;
+    if (l.port !== 0 && listeners.has(key)) problems.push({ source, path: `listen[${i}].port`, message: `duplicate listener ${key}` });
+    listeners.add(key);
+  });
+  if (config.admin.port !== undefined && config.admin.port !== 0 && config.listen.some((l) => l.port === config.admin.port)) {
+    problems.push({ source, path: 'admin.port', message: `admin port ${config.admin.port} is also a proxy listener port` });
+  }
+  return problems;
+}
+
+/** normalizeAlgorithmName accepts the seeds' spellings: "round_robin", "RoundRobin", "leastconn". */
+export function normalizeAlgorithmName(name: string): string {
+  const kebab = name.trim().replace(/([a-z])([A-Z])/g, '$1-$2').replace(/[_\s]+/g, '-').toLowerCase();
+  const aliases: Record<string, string> = {
+    roundrobin: 'round-robin', rr: 'round-robin', leastconn: 'least-connections', 'least-conn': 'least-connections',
+    'least-connection': 'least-connections', 'weighted-roundrobin': 'weighted-round-robin', wrr: 'weighted-round-robin',
+    iphash: 'ip-hash', 'source': 'ip-hash', 'consistent-hashing': 'consistent-hash', 'least-request': 'p2c',
+  };
+  return aliases[kebab] ?? kebab;
+}
+
+/** validateConfig checks a raw document (already read) and returns the normalized config. */
+export function validateConfig(input: unknown, source = 'config'): FulcrumConfig {
+  if (isNormalized(input)) return input;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError([{ source, path: '', message: 'expected a mapping of keys at the top level' }]);
+  }
+  const { raw, aliases } = applySeedAliases(input as Raw);
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases));
+  const config = parsed.data;
+  config.algorithm = normalizeAlgorithmName(config.algorithm);
+  const problems = semanticProblems(config, source, aliases);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return markNormalized(config);
+}
+
+/** CliOverrides are the command-line flags that override the file and environment. */
+export interface CliOverrides {
+  port?: number;
+  host?: string;
+  backends?: string[];
+  algorithm?: string;
+  logLevel?: string;
+  accessLog?: boolean;
+  adminPort?: number;
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  flags?: CliOverrides;
+}
+
+export interface LoadedConfig {
+  config: FulcrumConfig;
+  /** file is the absolute path of the config file, when one was used (reload reads it again). */
+  file?: string;
+}
+
+/**
+ * loadConfig reads the file (flag -c, else FULCRUM_CONFIG), overlays the
+ * environment (FULCRUM_PORT, FULCRUM_LOG_LEVEL, FULCRUM_ADMIN_TOKEN, REDIS_URL)
+ * and the flags, then validates.
+ */
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const flags = options.flags ?? {};
+  const fileArg = options.file ?? (env.FULCRUM_CONFIG !== undefined && env.FULCRUM_CONFIG !== '' ? env.FULCRUM_CONFIG : undefined);
+  const file = fileArg === undefined ? undefined : resolve(fileArg);
+  const doc: Raw = file === undefined ? {} : readConfigFile(file);
+  const source = fileArg ?? 'config';
+  const { raw, aliases } = applySeedAliases(doc);
+
+  const envProblems: ConfigProblem[] = [];
+  const setListen = (key: 'port' | 'host', value: string | number): void => {
+    if (Array.isArray(raw.listen)) {
+      const first = { ...(raw.listen[0] as Raw) };
+      first[key] = value;
+      raw.listen = [first, ...raw.listen.slice(1)];
+    } else if (typeof raw.listen === 'number') {
+      raw.listen = { port: raw.listen, [key]: value };
+    } else {
+      raw.listen = { ...((raw.listen as Raw | undefined) ?? {}), [key]: value };
+    }
+  };
+  if (env.FULCRUM_PORT !== undefined && env.FULCRUM_PORT !== '') {
+    const p = Number(env.FULCRUM_PORT);
+    if (!Number.isInteger(p) || p < 0 || p > 65535) envProblems.push({ source: 'environment', path: 'FULCRUM_PORT', message: `expected a port number, got ${JSON.stringify(env.FULCRUM_PORT)}` });
+    else setListen('port', p);
+  }
+  if (env.FULCRUM_LOG_LEVEL) raw.logLevel = env.FULCRUM_LOG_LEVEL;
+  if (env.FULCRUM_ADMIN_TOKEN) raw.admin = { ...((raw.admin as Raw | undefined) ?? {}), token: env.FULCRUM_ADMIN_TOKEN };
+  if (env.REDIS_URL) {
+    const state = { ...((raw.state as Raw | undefined) ?? {}) };
+    if (state.store === undefined) state.store = 'redis';
+    state.redis = { ...((state.redis as Raw | undefined) ?? {}), url: env.REDIS_URL };
+    raw.state = state;
+  }
+  if (envProblems.length > 0) throw new ConfigError(envProblems);
+
+  if (flags.port !== undefined) setListen('port', flags.port);
+  if (flags.host !== undefined) setListen('host', flags.host);
+  if (flags.backends !== undefined && flags.backends.length > 0) {
+    raw.backends = flags.backends;
+    aliases.delete('backends');
+  }
+  if (flags.algorithm !== undefined) raw.algorithm = flags.algorithm;
+  if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+  if (flags.accessLog !== undefined) raw.accessLog = flags.accessLog;
+  if (flags.adminPort !== undefined) raw.admin = { ...((raw.admin as Raw | undefined) ?? {}), port: flags.adminPort };
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases));
+  const config = parsed.data;
+  config.algorithm = normalizeAlgorithmName(config.algorithm);
+  const problems = semanticProblems(config, source, aliases);
+  if (problems.length > 0) throw new ConfigError(problems);
+  markNormalized(config);
+  return file === undefined ? { config } : { config, file };
+}

@@ -1,0 +1,399 @@
+/**
+ * Fulcrum is one running balancer: it wires the config into the backend
+ * pool, the picker, health checks, the proxy listeners and the balancer's
+ * own endpoints, and it owns their life cycle (listen, reload, close).
+ */
+import type { Server } from 'node:http';
+import { Backend } from './backends/backend.js';
+import { BackendPool, type PoolChange } from './backends/pool.js';
+import { reasonNames } from './backends/reasons.js';
+import { getPickerFactory } from './balancer/registry.js';
+import type { PickerFactory } from './balancer/picker.js';
+import { ConfigError, validateConfig } from './config/load.js';
+import type { FulcrumConfig, FulcrumConfigInput } from './config/schema.js';
+import { AdminRoutes } from './admin/routes.js';
+import { ActiveHealthChecker, HttpHealthCheck } from './health/active.js';
+import { OutlierDetector } from './health/passive.js';
+import { healthChannel, poolChannel, type HealthEvent } from './observe/events.js';
+import { createLogger, type Logger } from './observe/log.js';
+import { Metrics } from './observe/metrics.js';
+import { createPipeline, type HashKeyFn, type RequestFilter } from './proxy/pipeline.js';
+import { ProxyRuntime } from './proxy/runtime.js';
+import { bind, createHttpServer, drain, type BoundListener } from './proxy/server.js';
+import { createUpgradeListener, UpgradeTracker } from './proxy/upgrade.js';
+import { UpstreamClients } from './proxy/upstream.js';
+import { createRequire } from 'node:module';
+
+const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+export interface FulcrumOptions {
+  /** logger: a pino logger; by default one is made from `logLevel`, writing to stdout. */
+  logger?: Logger;
+  /** loadConfig: how `reload()` without an argument obtains the new config (e.g. re-read the file). */
+  loadConfig?: () => FulcrumConfig;
+  /** configFile: shown in /status and logs. */
+  configFile?: string;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly problems?: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly updated: readonly string[];
+  readonly at: string;
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: boolean;
+}
+
+const MAX_EVENTS = 100;
+
+export class Fulcrum {
+  config: FulcrumConfig;
+  readonly version = VERSION;
+  readonly log: Logger;
+  readonly pool = new BackendPool();
+  readonly metrics: Metrics;
+  readonly runtime: ProxyRuntime;
+  readonly admin: AdminRoutes;
+  readonly events: HealthEvent[] = [];
+  readonly startedAt = Date.now();
+  readonly filters: RequestFilter[] = [];
+  hashKeyFn: HashKeyFn | null = null;
+  lastReload: ReloadResult | null = null;
+  #listeners: BoundListener[] = [];
+  #adminListener: BoundListener | null = null;
+  readonly #tunnels = new UpgradeTracker();
+  readonly #upstream: UpstreamClients;
+  readonly #outlier: OutlierDetector;
+  #health: ActiveHealthChecker;
+  #healthCheck: HttpHealthCheck;
+  readonly #accessLog: Logger;
+  readonly #loadConfig: (() => FulcrumConfig) | undefined;
+  #closing: Promise<void> | null = null;
+  /** statusExtensions let features (store, cluster, rate limiter) add to /status. */
+  readonly statusExtensions: ((status: Record<string, unknown>) => void)[] = [];
+  readonly #closeHooks: (() => Promise<void> | void)[] = [];
+
+  constructor(input: FulcrumConfigInput | FulcrumConfig, options: FulcrumOptions = {}) {
+    const config = validateConfig(input, options.configFile ?? 'config');
+    this.config = config;
+    this.#loadConfig = options.loadConfig;
+    this.log = options.logger ?? createLogger({ level: config.logLevel });
+    this.#accessLog = this.log.child({ type: 'access' });
+    this.metrics = new Metrics(this.pool);
+    this.#upstream = new UpstreamClients(config, this.log);
+    this.#outlier = new OutlierDetector(config.outlierDetection, this.pool, (b, detail) => this.#flipped(b, detail));
+    this.pool.replaceAll(config.backends);
+    this.runtime = new ProxyRuntime({
+      config,
+      pool: this.pool,
+      factory: this.#factory(config),
+      upstream: this.#upstream,
+      outlier: this.#outlier,
+      metrics: this.metrics,
+      log: this.log,
+      onDrained: (b) => this.#drained(b),
+    });
+    this.#healthCheck = this.#makeHealthCheck(config);
+    this.#health = this.#makeHealthChecker(config);
+    this.pool.on('change', (change) => this.#poolChanged(change));
+    this.admin = new AdminRoutes({
+      status: () => this.status(),
+      metricsJson: () => this.metrics.json(),
+      prometheus: () => this.metrics.prometheus(),
+      healthy: () => this.pool.snapshot.some((b) => b.healthy),
+    }, this.log);
+  }
+
+  get health(): ActiveHealthChecker {
+    return this.#health;
+  }
+
+  get upstream(): UpstreamClients {
+    return this.#upstream;
+  }
+
+  get outlier(): OutlierDetector {
+    return this.#outlier;
+  }
+
+  /** listeners are the bound proxy listeners (after listen()). */
+  get listeners(): readonly BoundListener[] {
+    return this.#listeners;
+  }
+
+  get adminListener(): BoundListener | null {
+    return this.#adminListener;
+  }
+
+  get tunnels(): UpgradeTracker {
+    return this.#tunnels;
+  }
+
+  /** onClose registers cleanup run by close(), after the listeners have drained. */
+  onClose(hook: () => Promise<void> | void): void {
+    this.#closeHooks.push(hook);
+  }
+
+  #factory(config: FulcrumConfig): PickerFactory {
+    const factory = getPickerFactory(config.algorithm);
+    if (factory === undefined) throw new ConfigError([{ source: 'config', path: 'algorithm', message: `unknown algorithm "${config.algorithm}"` }]);
+    return factory;
+  }
+
+  #makeHealthCheck(config: FulcrumConfig): HttpHealthCheck {
+    return new HttpHealthCheck(config.healthCheck, { rejectUnauthorized: !config.backendTls.insecureSkipVerify });
+  }
+
+  #makeHealthChecker(config: FulcrumConfig): ActiveHealthChecker {
+    return new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, (b, detail) => this.#flipped(b, detail));
+  }
+
+  #flipped(backend: Backend, detail: string): void {
+    const healthy = backend.healthy;
+    const reasons = reasonNames(backend.state.reasons);
+    const event: HealthEvent = { backend: backend.id, url: backend.url.href, healthy, reasons, detail, at: Date.now() };
+    this.events.push(event);
+    if (this.events.length > MAX_EVENTS) this.events.shift();
+    if (healthy) this.log.info({ backend: backend.id, url: backend.url.href, detail }, 'backend is healthy');
+    else this.log.warn({ backend: backend.id, url: backend.url.href, reasons, detail }, 'backend is unhealthy');
+    if (healthChannel.hasSubscribers) healthChannel.publish(event);
+  }
+
+  /** recordEvent lets other writers (admin API, discovery) add to the recent events. */
+  recordEvent(backend: Backend, detail: string): void {
+    this.#flipped(backend, detail);
+  }
+
+  #poolChanged(change: PoolChange): void {
+    this.runtime.rebuildPicker();
+    for (const b of change.removed) {
+      this.#upstream.release(b.id);
+      this.#outlier.forget(b.id);
+      this.metrics.forget(b.id);
+    }
+    for (const b of change.updated) this.#upstream.reset(b.id);
+    // New backends are checked at once rather than at the next interval.
+    if (this.config.healthCheck.enabled && this.#health.shouldRun()) for (const b of change.added) void this.#health.checkBackend(b);
+    if (poolChannel.hasSubscribers) poolChannel.publish({ added: change.added.map((b) => b.id), removed: change.removed.map((b) => b.id), updated: change.updated.map((b) => b.id) });
+  }
+
+  #drained(backend: Backend): void {
+    if (this.pool.get(backend.id) === backend) {
+      this.pool.remove(backend.id);
+      this.log.info({ backend: backend.id, url: backend.url.href }, 'drained backend removed');
+    }
+  }
+
+  /** listen binds every listener (and the admin listener) and starts health checks. */
+  async listen(): Promise<ListenAddress[]> {
+    const adminOnMain = this.config.admin.port === undefined;
+    for (const lc of this.config.listen) {
+      const proto = lc.tls !== undefined ? 'https' : 'http';
+      const handler = createPipeline({
+        runtime: this.runtime,
+        proto,
+        internal: adminOnMain ? this.admin : null,
+        filters: () => this.filters,
+        hashKey: () => this.hashKeyFn,
+        accessLog: this.#accessLog,
+      });
+      const server = this.createServer(lc, handler, createUpgradeListener(this.runtime, proto, this.#tunnels));
+      this.#listeners.push(await bind(server, lc));
+    }
+    if (!adminOnMain) {
+      const server = createHttpServer(this.runtime, { handler: this.admin.listener, upgrade: null });
+      this.adminUpgrade(server);
+      this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false });
+    }
+    this.#health.start();
+    const addresses = this.addresses();
+    this.log.info({
+      version: VERSION,
+      listen: addresses.map((a) => `${a.tls ? 'https' : 'http'}://${a.host}:${a.port}`),
+      admin: this.#adminListener === null ? 'main listener' : `http://${this.#adminListener.address}:${this.#adminListener.port}`,
+      algorithm: this.config.algorithm,
+      backends: this.pool.snapshot.map((b) => b.url.href),
+      healthCheck: this.config.healthCheck.enabled ? `${this.config.healthCheck.path} every ${this.config.healthCheck.interval}ms` : 'off',
+      store: this.config.state.store,
+    }, 'fulcrum started');
+    return addresses;
+  }
+
+  /** createServer builds the server for one listener; TLS/HTTP2 support replaces it. */
+  createServer(lc: FulcrumConfig['listen'][number], handler: ReturnType<typeof createPipeline>, upgrade: ReturnType<typeof createUpgradeListener>): Server {
+    void lc;
+    return createHttpServer(this.runtime, { handler, upgrade });
+  }
+
+  /** adminUpgrade lets the dashboard accept WebSocket upgrades on the admin listener. */
+  adminUpgrade(_server: Server): void {
+    // Set by the dashboard when it is mounted.
+  }
+
+  addresses(): ListenAddress[] {
+    return this.#listeners.map((l) => ({ host: l.address, port: l.port, tls: l.config.tls !== undefined }));
+  }
+
+  /** port is the first listener's bound port (handy with port 0). */
+  get port(): number {
+    const first = this.#listeners[0];
+    if (first === undefined) throw new Error('not listening');
+    return first.port;
+  }
+
+  /**
+   * reload applies a new config (or re-reads the file). In-flight requests
+   * and upgraded connections are untouched; backends that stay keep their
+   * connections, health and counters. An invalid config is rejected whole.
+   */
+  async reload(input?: FulcrumConfigInput | FulcrumConfig): Promise<ReloadResult> {
+    const at = new Date().toISOString();
+    let next: FulcrumConfig;
+    try {
+      if (input !== undefined) next = validateConfig(input, 'reload');
+      else if (this.#loadConfig !== undefined) next = this.#loadConfig();
+      else throw new Error('no config file to reload: pass a config to reload()');
+      this.#factory(next);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems.map((p) => (p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`)) : [(err as Error).message];
+      const result: ReloadResult = { ok: false, error: 'invalid configuration; the previous one stays in force', problems, added: [], removed: [], updated: [], at };
+      this.lastReload = result;
+      this.log.error({ problems }, 'reload rejected');
+      return result;
+    }
+    const before = this.config;
+    const listenChanged = JSON.stringify(before.listen.map((l) => [l.host, l.port])) !== JSON.stringify(next.listen.map((l) => [l.host, l.port]))
+      || before.admin.port !== next.admin.port;
+    if (listenChanged) this.log.warn('listener addresses changed in the config; they take effect at the next restart');
+    this.config = next;
+    this.#upstream.reconfigure(next);
+    this.#outlier.reconfigure(next.outlierDetection);
+    if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
+    if (JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck) || JSON.stringify(before.backendTls) !== JSON.stringify(next.backendTls)) {
+      const shouldRun = this.#health.shouldRun;
+      const onResult = this.#health.onResult;
+      this.#health.stop();
+      void this.#healthCheck.close();
+      this.#healthCheck = this.#makeHealthCheck(next);
+      this.#health = this.#makeHealthChecker(next);
+      this.#health.shouldRun = shouldRun;
+      this.#health.onResult = onResult;
+      if (this.#listeners.length > 0) this.#health.start();
+    }
+    this.runtime.reconfigure(next, this.#factory(next));
+    const change = this.pool.replaceAll(next.backends);
+    const result: ReloadResult = {
+      ok: true,
+      added: change.added.map((b) => b.id),
+      removed: change.removed.map((b) => b.id),
+      updated: change.updated.map((b) => b.id),
+      at,
+    };
+    this.lastReload = result;
+    for (const hook of this.reloadHooks) await hook(next, before);
+    this.log.info({ added: result.added, removed: result.removed, updated: result.updated }, 'configuration reloaded');
+    return result;
+  }
+
+  /** reloadHooks let features re-read their part of the config after a reload. */
+  readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[] = [];
+
+  /** status is the /status document. */
+  status(): Record<string, unknown> {
+    const now = Date.now();
+    const backends = this.pool.snapshot.map((b) => this.backendStatus(b, now));
+    const out: Record<string, unknown> = {
+      version: VERSION,
+      algorithm: this.config.algorithm,
+      totalRequests: this.metrics.totalRequests,
+      uptimeSeconds: Math.round((now - this.startedAt) / 1000),
+      startedAt: new Date(this.startedAt).toISOString(),
+      healthyBackends: backends.filter((b) => b.healthy).length,
+      backends,
+      lastReload: this.lastReload,
+    };
+    for (const ext of this.statusExtensions) ext(out);
+    return out;
+  }
+
+  backendStatus(b: Backend, now = Date.now()): Record<string, unknown> & { healthy: boolean } {
+    const m = this.metrics.byBackend.get(b.id);
+    const s = b.state;
+    return {
+      id: b.id,
+      url: b.url.href,
+      healthy: s.reasons === 0,
+      reasons: reasonNames(s.reasons),
+      state: (s.reasons & 8) !== 0 ? 'disabled' : (s.reasons & 4) !== 0 ? 'draining' : 'enabled',
+      weight: b.weight,
+      effectiveWeight: this.effectiveWeight(b, now),
+      activeConnections: s.inflight,
+      requests: m?.requests ?? 0,
+      failures: s.failures,
+      responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, ...statusClasses(m?.codes) },
+      latencyMs: m === undefined || m.latency.count === 0 ? null : { p50: round(m.latency.quantile(0.5) * 1000), p99: round(m.latency.quantile(0.99) * 1000) },
+      lastCheck: s.lastCheck === undefined ? null : new Date(s.lastCheck).toISOString(),
+      lastCheckOk: s.lastCheckOk ?? null,
+      lastCheckError: s.lastCheckError ?? null,
+      since: new Date(s.since).toISOString(),
+      ejections: s.ejections,
+      ejectedUntil: s.ejectedUntil === 0 ? null : new Date(s.ejectedUntil).toISOString(),
+    };
+  }
+
+  /** effectiveWeight is the weight a policy uses now (lower during slow start). */
+  effectiveWeight(b: Backend, now = Date.now()): number {
+    const window = this.config.slowStart;
+    if (window <= 0) return b.weight;
+    const elapsed = now - b.state.healthySince;
+    if (elapsed >= window) return b.weight;
+    return round(b.weight * Math.max(0.1, elapsed / window));
+  }
+
+  /**
+   * close drains: stop accepting, let in-flight requests finish within
+   * `drainTimeout`, close idle keep-alive and upgraded connections, stop
+   * health checks, close upstream pools. Safe to call more than once.
+   */
+  close(options: { drainTimeout?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.drainTimeout ?? this.config.drainTimeout);
+    return this.#closing;
+  }
+
+  async #close(drainTimeout: number): Promise<void> {
+    this.runtime.draining = true;
+    this.#health.stop();
+    const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
+    const inTime = await drain(listeners, this.#tunnels, () => this.runtime.active, drainTimeout, this.log);
+    this.#outlier.close();
+    for (const hook of this.#closeHooks.reverse()) {
+      try { await hook(); } catch (err) { this.log.error({ err }, 'error during shutdown'); }
+    }
+    await (inTime ? this.#upstream.close() : this.#upstream.destroy());
+    await this.#healthCheck.close();
+    this.log.info({ drained: inTime }, 'fulcrum stopped');
+    this.log.flush();
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function statusClasses(codes: Map<number, number> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (codes === undefined) return out;
+  for (const [code, n] of codes) {
+    if (code < 100) continue;
+    const key = `${Math.floor(code / 100)}xx`;
+    out[key] = (out[key] ?? 0) + n;
+  }
+  return out;
+}

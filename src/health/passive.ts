@@ -1,0 +1,82 @@
+/**
+ * Passive health checks (outlier detection): consecutive failures seen on
+ * real traffic (connect errors, timeouts, 5xx) eject a backend for a time
+ * that grows with each ejection (base * ejections, capped), never more than
+ * `maxEjectionPercent` of the pool at once. An ejected backend returns when
+ * its time is up; if active checks are on, the active check must also pass
+ * (the ACTIVE_CHECK_FAILED reason stays set until it does).
+ */
+import type { Backend } from '../backends/backend.js';
+import type { BackendPool } from '../backends/pool.js';
+import { Reason } from '../backends/reasons.js';
+import type { FulcrumConfig } from '../config/schema.js';
+
+export type OutlierConfig = FulcrumConfig['outlierDetection'];
+
+export interface HealthFlipListener {
+  (backend: Backend, detail: string): void;
+}
+
+export class OutlierDetector {
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private config: OutlierConfig,
+    private readonly pool: BackendPool,
+    private readonly onFlip: HealthFlipListener,
+  ) {}
+
+  reconfigure(config: OutlierConfig): void {
+    this.config = config;
+  }
+
+  /** success resets the failure streak; called for every response below 500. */
+  success(backend: Backend): void {
+    backend.state.failureStreak = 0;
+  }
+
+  /** failure counts a connect error, timeout or 5xx, and ejects at the threshold. */
+  failure(backend: Backend, detail: string): void {
+    const s = backend.state;
+    s.failureStreak++;
+    if (!this.config.enabled || s.failureStreak < this.config.consecutiveFailures) return;
+    if ((s.reasons & Reason.EJECTED) !== 0) return;
+    if (!this.#mayEject()) return;
+    s.ejections++;
+    s.failureStreak = 0;
+    const duration = Math.min(this.config.baseEjectionTime * s.ejections, this.config.maxEjectionTime);
+    s.ejectedUntil = Date.now() + duration;
+    if (backend.setReason(Reason.EJECTED, true)) this.onFlip(backend, `ejected for ${duration}ms after ${this.config.consecutiveFailures} consecutive failures (last: ${detail})`);
+    const timer = setTimeout(() => this.#unEject(backend), duration);
+    timer.unref();
+    this.#timers.set(backend.id, timer);
+  }
+
+  #mayEject(): boolean {
+    const backends = this.pool.snapshot;
+    if (backends.length === 0) return false;
+    let ejected = 0;
+    for (const b of backends) if ((b.state.reasons & Reason.EJECTED) !== 0) ejected++;
+    // Always allow ejecting one backend of a pool that has more than one.
+    const cap = Math.max(backends.length > 1 ? 1 : 0, Math.floor((backends.length * this.config.maxEjectionPercent) / 100));
+    return ejected < cap;
+  }
+
+  #unEject(backend: Backend): void {
+    this.#timers.delete(backend.id);
+    backend.state.ejectedUntil = 0;
+    if (backend.setReason(Reason.EJECTED, false)) this.onFlip(backend, 'ejection time elapsed');
+  }
+
+  /** forget clears a removed backend's timer. */
+  forget(id: string): void {
+    const t = this.#timers.get(id);
+    if (t !== undefined) clearTimeout(t);
+    this.#timers.delete(id);
+  }
+
+  close(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * diagnostics_channel names published by Fulcrum. Publishing costs nothing
+ * when nobody subscribes, so the data path checks `hasSubscribers` first.
+ */
+import diagnostics from 'node:diagnostics_channel';
+
+/** fulcrum:request — one message per proxied request, when it finishes. */
+export const requestChannel = diagnostics.channel('fulcrum:request');
+/** fulcrum:health — a backend became healthy or unhealthy. */
+export const healthChannel = diagnostics.channel('fulcrum:health');
+/** fulcrum:pool — backends were added, removed or changed. */
+export const poolChannel = diagnostics.channel('fulcrum:pool');
+
+export interface RequestEvent {
+  readonly backend: string | null;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly attempts: number;
+  readonly error: string | null;
+}
+
+export interface HealthEvent {
+  readonly backend: string;
+  readonly url: string;
+  readonly healthy: boolean;
+  readonly reasons: readonly string[];
+  readonly detail: string | undefined;
+  readonly at: number;
+}

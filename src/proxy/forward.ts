@@ -1,0 +1,263 @@
+/**
+ * forward: one client request's trip to a backend and back, with the retry
+ * loop. An Exchange is the per-request context and, at the same time, the
+ * undici dispatch handler (the low-level callback interface, which avoids
+ * the stream plumbing of `request()`/`pipe`): one object per request, its
+ * methods bound once.
+ *
+ * Phases: choose upstream -> dispatch -> response head -> body -> finish,
+ * and on error: classify -> retry on another backend, or answer 502/504.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Backend } from '../backends/backend.js';
+import type { PickContext } from '../balancer/picker.js';
+import { FulcrumError, fromUpstreamError } from './errors.js';
+import { downstreamHeaders } from './headers.js';
+import type { ProxyRuntime } from './runtime.js';
+
+type Abort = (reason?: Error) => void;
+
+/** ExchangeBody is the request body: none, buffered (replayable), or streamed. */
+export type ExchangeBody = Buffer | Readable | null;
+
+export class Exchange implements PickContext {
+  // PickContext
+  clientAddress: string;
+  hashKey: string | undefined = undefined;
+  /** cookie is the request's Cookie header, for sticky sessions. */
+  cookie: string | undefined = undefined;
+  tried: Set<Backend> | undefined = undefined;
+
+  backend: Backend | null = null;
+  attempts = 0;
+  status = 0;
+  error: FulcrumError | null = null;
+  readonly startedAt: number;
+
+  #body: ExchangeBody;
+  #bodyReplayable: boolean;
+  #abort: Abort | null = null;
+  #resume: (() => void) | null = null;
+  #inAttempt = false;
+  #responseStarted = false;
+  #clientGone = false;
+  #done = false;
+  #timer: NodeJS.Timeout | null = null;
+  #attemptStartedAt = 0;
+
+  constructor(
+    private readonly rt: ProxyRuntime,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly headers: string[],
+    body: ExchangeBody,
+    clientAddress: string,
+    private readonly onFinish: (ex: Exchange) => void,
+  ) {
+    this.startedAt = performance.now();
+    this.clientAddress = clientAddress;
+    this.#body = body;
+    this.#bodyReplayable = body === null || Buffer.isBuffer(body);
+    this.onClientClose = this.onClientClose.bind(this);
+    res.once('close', this.onClientClose);
+    const total = rt.config.timeouts.total;
+    if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
+  }
+
+  /** start picks a backend and dispatches; called once, then again per retry. */
+  start(): void {
+    const backend = this.rt.pick(this);
+    if (backend === undefined) {
+      this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND') : this.error);
+      return;
+    }
+    this.#dispatch(backend);
+  }
+
+  #dispatch(backend: Backend): void {
+    this.backend = backend;
+    this.attempts++;
+    this.#inAttempt = true;
+    this.#abort = null;
+    backend.state.inflight++;
+    backend.state.requests++;
+    this.#attemptStartedAt = performance.now();
+    const rt = this.rt;
+    if (!rt.config.preserveHost) this.#rewriteHost(backend.hostHeader);
+    const timeouts = backend.config.timeouts;
+    const opts: Dispatcher.DispatchOptions = {
+      path: this.req.url!,
+      method: this.req.method as Dispatcher.HttpMethod,
+      headers: this.headers,
+      body: this.#body,
+    };
+    if (timeouts !== undefined) {
+      if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
+      if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
+    }
+    try {
+      rt.upstream.get(backend).dispatch(opts, this as unknown as Dispatcher.DispatchHandler);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  #rewriteHost(host: string): void {
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') { h[i + 1] = host; return; }
+  }
+
+  // --- undici legacy handler interface ---------------------------------
+
+  onConnect(abort: Abort): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new FulcrumError('FULCRUM_ERR_CLIENT_ABORTED'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: the listener answers Expect itself; others are dropped.
+    this.#resume = resume;
+    const backend = this.backend!;
+    this.rt.observeLatency(backend, performance.now() - this.#attemptStartedAt);
+    if (statusCode >= 500) this.rt.outlier.failure(backend, `status ${statusCode}`);
+    else this.rt.outlier.success(backend);
+    if (this.#clientGone) return false;
+    const res = this.res;
+    try {
+      res.sendDate = false;
+      res.writeHead(statusCode, statusText || undefined, downstreamHeaders(rawHeaders));
+    } catch (err) {
+      // The backend sent something Node refuses to forward (e.g. an invalid header value).
+      this.#abort?.(new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+      return false;
+    }
+    this.#responseStarted = true;
+    this.status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.#resume!);
+    return false;
+  }
+
+  onComplete(rawTrailers: Buffer[] | null): void {
+    this.#endAttempt();
+    const res = this.res;
+    if (rawTrailers !== null && rawTrailers.length > 0 && res.chunkedEncoding) {
+      const trailers: [string, string][] = [];
+      for (let i = 0; i < rawTrailers.length; i += 2) trailers.push([rawTrailers[i]!.toString('latin1'), rawTrailers[i + 1]!.toString('latin1')]);
+      try { res.addTrailers(trailers); } catch { /* invalid trailer from backend: drop it */ }
+    }
+    res.end();
+    this.#finish();
+  }
+
+  onError(err: Error): void {
+    const wasInAttempt = this.#inAttempt;
+    this.#endAttempt();
+    const error = fromUpstreamError(err, this.#responseStarted);
+    this.error = error;
+    const backend = this.backend;
+    if (this.#clientGone || error.code === 'FULCRUM_ERR_CLIENT_ABORTED') {
+      this.status = this.#responseStarted ? this.status : 499;
+      this.#finish();
+      return;
+    }
+    if (backend !== null && wasInAttempt && error.source === 'upstream') {
+      backend.state.failures++;
+      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.rt.outlier.failure(backend, error.code);
+    }
+    if (this.#responseStarted || this.res.headersSent) {
+      // Part of the response reached the client: the only honest signal left is an aborted response.
+      this.res.destroy(error);
+      this.#finish();
+      return;
+    }
+    if (this.#mayRetry(error)) {
+      (this.tried ??= new Set()).add(backend!);
+      this.rt.metrics.retries++;
+      this.start();
+      return;
+    }
+    this.fail(error);
+  }
+
+  // --- lifecycle -------------------------------------------------------
+
+  #mayRetry(error: FulcrumError): boolean {
+    const retry = this.rt.retry;
+    if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
+    // attempts counts the tries made so far: the first one plus the retries.
+    if (this.attempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
+    return retry.budget.tryAcquire();
+  }
+
+  #deadlinePassed = false;
+
+  #deadline(): void {
+    this.#timer = null;
+    this.#deadlinePassed = true;
+    const err = new FulcrumError('FULCRUM_ERR_TOTAL_TIMEOUT');
+    if (this.#abort !== null && this.#inAttempt) this.#abort(err);
+    else if (!this.#done) this.fail(err);
+  }
+
+  #endAttempt(): void {
+    if (!this.#inAttempt) return;
+    this.#inAttempt = false;
+    this.backend!.state.inflight--;
+    this.rt.attemptEnded(this.backend!);
+  }
+
+  onClientClose(): void {
+    if (this.#done) return;
+    this.#clientGone = true;
+    if (this.#inAttempt && this.#abort !== null) this.#abort(new FulcrumError('FULCRUM_ERR_CLIENT_ABORTED'));
+    else if (!this.#inAttempt) {
+      this.status = 499;
+      this.#finish();
+    }
+  }
+
+  /** fail answers the client with the error's status and a short plain-text reason. */
+  fail(error: FulcrumError): void {
+    this.error = error;
+    this.status = error.status;
+    const res = this.res;
+    if (!res.headersSent && !this.#clientGone) {
+      const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
+      res.writeHead(error.status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'x-fulcrum-error': error.code,
+      });
+      res.end(body);
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.res.removeListener('close', this.onClientClose);
+    this.onFinish(this);
+  }
+}
+
+function statusText(status: number): string {
+  switch (status) {
+    case 400: return 'Bad Request';
+    case 413: return 'Content Too Large';
+    case 429: return 'Too Many Requests';
+    case 499: return 'Client Closed Request';
+    case 502: return 'Bad Gateway';
+    case 503: return 'Service Unavailable';
+    case 504: return 'Gateway Timeout';
+    default: return 'Error';
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Header handling for both directions: hop-by-hop headers (and any header
+ * named in `Connection`) are removed, forwarded headers are added, and the
+ * incoming forwarded headers are trusted only from configured proxies.
+ */
+import { BlockList, isIPv6 } from 'node:net';
+
+/** Hop-by-hop headers (RFC 9110 7.6.1), plus the non-standard ones proxies also drop. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'trailer', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
+]);
+
+/** TrustedProxies matches peer addresses against CIDR ranges. */
+export class TrustedProxies {
+  readonly #list = new BlockList();
+  readonly empty: boolean;
+
+  constructor(cidrs: readonly string[]) {
+    this.empty = cidrs.length === 0;
+    for (const cidr of cidrs) {
+      const [addr, bits] = cidr.split('/');
+      const family = isIPv6(addr!) ? 'ipv6' : 'ipv4';
+      if (bits === undefined) this.#list.addAddress(addr!, family);
+      else this.#list.addSubnet(addr!, Number(bits), family);
+    }
+  }
+
+  /** validate returns a message for each entry that is not an address or CIDR. */
+  static validate(cidrs: readonly string[]): string[] {
+    const problems: string[] = [];
+    cidrs.forEach((cidr, i) => {
+      const [addr, bits, extra] = cidr.split('/');
+      const v6 = isIPv6(addr ?? '');
+      const max = v6 ? 128 : 32;
+      const okAddr = v6 || /^(\d{1,3})(\.\d{1,3}){3}$/.test(addr ?? '');
+      const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max);
+      if (!okAddr || !okBits || extra !== undefined) problems.push(`trustedProxies[${i}]: expected an IP address or CIDR such as "10.0.0.0/8", got ${JSON.stringify(cidr)}`);
+    });
+    return problems;
+  }
+
+  has(address: string | undefined): boolean {
+    if (this.empty || address === undefined) return false;
+    const plain = stripMappedPrefix(address);
+    return this.#list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+  }
+}
+
+/** stripMappedPrefix turns "::ffff:127.0.0.1" into "127.0.0.1". */
+export function stripMappedPrefix(address: string): string {
+  return address.startsWith('::ffff:') && address.indexOf('.') > 0 ? address.slice(7) : address;
+}
+
+/**
+ * clientAddressOf returns the address a request is from: the peer, unless
+ * the peer is a trusted proxy, then the right-most X-Forwarded-For entry
+ * that is not itself a trusted proxy.
+ */
+export function clientAddressOf(peer: string, xff: string | undefined, trusted: TrustedProxies): string {
+  const plainPeer = stripMappedPrefix(peer);
+  if (xff === undefined || !trusted.has(plainPeer)) return plainPeer;
+  const hops = xff.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (hop !== '' && !trusted.has(hop)) return hop;
+  }
+  return hops[0]!.trim() || plainPeer;
+}
+
+export interface ForwardOptions {
+  readonly trusted: TrustedProxies;
+  readonly preserveHost: boolean;
+  /** rewriteHost is the backend's host:port, used when preserveHost is off. */
+  readonly rewriteHost: string;
+  readonly forwarded: boolean;
+}
+
+export interface RequestInfo {
+  readonly peer: string;
+  readonly proto: 'http' | 'https';
+  /** authority is the HTTP/2 `:authority`; HTTP/1 requests carry it in `Host`. */
+  readonly authority: string | undefined;
+}
+
+/** RequestMeta is what the header pass learns about the request, for the pipeline. */
+export interface RequestMeta {
+  /** contentLength is -1 when absent. */
+  contentLength: number;
+  chunked: boolean;
+  /** xff is the incoming X-Forwarded-For, kept only from a trusted proxy. */
+  xff: string | undefined;
+  host: string | undefined;
+  /** cookie is kept for sticky sessions and cookie hash keys. */
+  cookie: string | undefined;
+}
+
+export function newRequestMeta(): RequestMeta {
+  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined };
+}
+
+function forwardedFor(address: string): string {
+  return isIPv6(address) ? `"[${address}]"` : address;
+}
+
+/**
+ * upstreamHeaders builds the header list sent to a backend from the client's
+ * raw headers, in one pass, and fills `meta`. It returns a flat
+ * [name, value, name, value...] array, the cheapest form for the upstream client.
+ */
+export function upstreamHeaders(raw: readonly string[], info: RequestInfo, options: ForwardOptions, meta: RequestMeta): string[] {
+  const out: string[] = [];
+  const peer = stripMappedPrefix(info.peer);
+  const trusted = options.trusted.has(peer);
+  let xff: string | undefined;
+  let xfp: string | undefined;
+  let xfh: string | undefined;
+  let fwd: string | undefined;
+  let connection: string | undefined;
+  let host = info.authority;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      else if (lower === 'transfer-encoding') meta.chunked = true;
+      continue;
+    }
+    switch (lower) {
+      case 'host':
+        if (host === undefined) host = value;
+        continue;
+      case 'content-length':
+        meta.contentLength = Number(value);
+        out.push(name, value);
+        continue;
+      case 'cookie':
+        meta.cookie = meta.cookie === undefined ? value : `${meta.cookie}; ${value}`;
+        out.push(name, value);
+        continue;
+      case 'x-forwarded-for':
+        if (trusted) xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        if (trusted && xfp === undefined) xfp = value;
+        continue;
+      case 'x-forwarded-host':
+        if (trusted && xfh === undefined) xfh = value;
+        continue;
+      case 'forwarded':
+        if (trusted) fwd = fwd === undefined ? value : `${fwd}, ${value}`;
+        continue;
+      case 'expect':
+        // The listener has already answered "100 Continue"; the backend must not wait for it.
+        continue;
+      default:
+        out.push(name, value);
+    }
+  }
+  meta.xff = xff;
+  meta.host = host;
+  out.push('host', options.preserveHost && host !== undefined ? host : options.rewriteHost);
+  out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
+  out.push('x-forwarded-proto', xfp ?? info.proto);
+  if (xfh !== undefined || host !== undefined) out.push('x-forwarded-host', xfh ?? host!);
+  if (options.forwarded) {
+    let element = `for=${forwardedFor(peer)};proto=${info.proto}`;
+    if (host !== undefined) element += `;host="${host.replace(/["\\]/g, '')}"`;
+    out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
+  }
+  if (connection !== undefined) return dropConnectionTokens(out, connection);
+  return out;
+}
+
+/** dropConnectionTokens removes the headers a `Connection` header names (RFC 9110 7.6.1). */
+function dropConnectionTokens(headers: string[], connection: string): string[] {
+  const tokens = new Set<string>();
+  for (const t of connection.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') tokens.add(token);
+  }
+  if (tokens.size === 0) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (!tokens.has(name) || name === 'host' || name.startsWith('x-forwarded-') || name === 'forwarded') out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * downstreamHeaders converts a backend's raw response headers (undici gives
+ * Buffers) to the flat string array `writeHead` takes, dropping hop-by-hop
+ * headers. `Date` from the backend is kept; the listener does not add one.
+ */
+export function downstreamHeaders(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connection = raw[i + 1]!.toString('latin1');
+      continue;
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connection !== undefined) return dropConnectionTokens(out, connection);
+  return out;
+}

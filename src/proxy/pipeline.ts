@@ -1,0 +1,155 @@
+/**
+ * The request pipeline, as the list of phases it is:
+ *   internal route? -> request checks (target, limits) -> request filters
+ *   (rate limit...) -> forwarded headers -> body (stream, or buffer to make
+ *   it retryable) -> choose upstream + forward (Exchange) -> log and count.
+ * Nothing here waits on shared state; the only I/O is to the client and
+ * the chosen backend.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { requestChannel, type RequestEvent } from '../observe/events.js';
+import type { Logger } from '../observe/log.js';
+import { BodyLimit, collectBody } from './body.js';
+import { FulcrumError } from './errors.js';
+import { Exchange, type ExchangeBody } from './forward.js';
+import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
+import type { ProxyRuntime } from './runtime.js';
+
+/** InternalRoutes are the balancer's own endpoints served on a proxy listener. */
+export interface InternalRoutes {
+  matches(url: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+/**
+ * RequestFilter runs before a backend is chosen. It may answer the request
+ * itself (returning true), e.g. the rate limiter's 429. It must not do I/O
+ * except where documented (rate limiting with a shared store).
+ */
+export interface RequestFilter {
+  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void;
+}
+
+/** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
+export type HashKeyFn = (req: IncomingMessage, meta: RequestMeta, clientAddress: string) => string | undefined;
+
+export interface PipelineOptions {
+  runtime: ProxyRuntime;
+  proto: 'http' | 'https';
+  internal: InternalRoutes | null;
+  filters: () => readonly RequestFilter[];
+  hashKey: () => HashKeyFn | null;
+  /** onResponseHead lets features add response headers (sticky cookie) once a backend is chosen. */
+  accessLog: Logger | null;
+}
+
+export function createPipeline(options: PipelineOptions): RequestListener {
+  const { runtime: rt, proto, internal } = options;
+
+  const finish = (ex: Exchange): void => {
+    const seconds = (performance.now() - ex.startedAt) / 1000;
+    const backendId = ex.backend?.id ?? 'none';
+    rt.metrics.record(backendId, ex.status, seconds);
+    const log = rt.config.accessLog ? options.accessLog : null;
+    if (log !== null) {
+      log.info({
+        method: ex.req.method, url: ex.req.url, status: ex.status, backend: backendId, client: ex.clientAddress,
+        ms: Math.round(seconds * 1e6) / 1000, attempts: ex.attempts, error: ex.error?.code,
+      });
+    }
+    if (requestChannel.hasSubscribers) {
+      const event: RequestEvent = {
+        backend: ex.backend?.id ?? null, method: ex.req.method ?? '', path: ex.req.url ?? '', status: ex.status,
+        durationMs: seconds * 1000, attempts: ex.attempts, error: ex.error?.code ?? null,
+      };
+      requestChannel.publish(event);
+    }
+  };
+
+  const reject = (req: IncomingMessage, res: ServerResponse, error: FulcrumError, clientAddress: string): void => {
+    const ex = new Exchange(rt, req, res, [], null, clientAddress, finish);
+    ex.fail(error);
+  };
+
+  // One shared listener (no per-request closure) keeps the count of requests in flight.
+  const onResponseClose = (): void => { rt.active--; };
+
+  return function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url!;
+    if (internal !== null && internal.matches(url)) {
+      internal.handle(req, res);
+      return;
+    }
+    rt.active++;
+    res.once('close', onResponseClose);
+    if (rt.draining) res.shouldKeepAlive = false;
+    const peer = req.socket.remoteAddress ?? '';
+    if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer));
+      return;
+    }
+    const meta = newRequestMeta();
+    const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority: undefined }, rt.forward, meta);
+    const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, rt.forward.trusted);
+
+    const maxBody = rt.config.limits.maxBodySize;
+    if (maxBody > 0 && meta.contentLength > maxBody) {
+      res.shouldKeepAlive = false; // the body will not be read: the connection cannot be reused.
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client);
+      return;
+    }
+
+    const proceed = (): void => {
+      rt.retry.budget.recordRequest();
+      const hasBody = meta.chunked || meta.contentLength > 0;
+      if (!hasBody) return forward(req, res, headers, null, client, meta);
+      if (!meta.chunked && meta.contentLength <= rt.retry.maxBodySize && rt.retry.methodAllows(req.method!)) {
+        collectBody(req, meta.contentLength, (err, body) => {
+          if (err !== null) reject(req, res, err, client);
+          else forward(req, res, headers, body, client, meta);
+        });
+        return;
+      }
+      if (meta.chunked && maxBody > 0) {
+        const limited = new BodyLimit(maxBody);
+        req.on('error', (err) => limited.destroy(err));
+        forward(req, res, headers, req.pipe(limited), client, meta);
+        return;
+      }
+      forward(req, res, headers, req, client, meta);
+    };
+
+    const filters = options.filters();
+    if (filters.length === 0) return proceed();
+    runFilters(filters, 0, req, res, client, proceed);
+  };
+
+  function forward(req: IncomingMessage, res: ServerResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta): void {
+    const ex = new Exchange(rt, req, res, headers, body, client, finish);
+    const hashKey = options.hashKey();
+    if (hashKey !== null) ex.hashKey = hashKey(req, meta, client);
+    ex.cookie = meta.cookie;
+    ex.start();
+  }
+}
+
+function runFilters(filters: readonly RequestFilter[], i: number, req: IncomingMessage, res: ServerResponse, client: string, done: () => void): void {
+  if (i === filters.length) return done();
+  filters[i]!.filter(req, res, client, () => runFilters(filters, i + 1, req, res, client, done));
+}
+
+/**
+ * normalizeTarget turns an absolute-form target ("GET http://host/path") into
+ * origin form. It returns false for targets that cannot be proxied.
+ */
+function normalizeTarget(req: IncomingMessage): boolean {
+  const url = req.url!;
+  if (!/^https?:\/\//i.test(url)) return false;
+  try {
+    const parsed = new URL(url);
+    req.url = parsed.pathname + parsed.search;
+    return true;
+  } catch {
+    return false;
+  }
+}

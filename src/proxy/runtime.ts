@@ -1,0 +1,102 @@
+/**
+ * ProxyRuntime is everything the data path reads, derived from the config
+ * once (and again on reload) so that per-request work is only lookups:
+ * the current picker, the upstream pools, retry policy, limits, observers.
+ */
+import type { Backend } from '../backends/backend.js';
+import type { BackendPool } from '../backends/pool.js';
+import type { PickContext, Picker, PickerFactory } from '../balancer/picker.js';
+import type { FulcrumConfig } from '../config/schema.js';
+import type { OutlierDetector } from '../health/passive.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import { TrustedProxies, type ForwardOptions } from './headers.js';
+import { RetryPolicy } from './retry.js';
+import type { UpstreamClients } from './upstream.js';
+
+/** EWMA_DECAY weighs the latest latency sample against the running average (p2c). */
+const EWMA_DECAY = 0.2;
+
+export interface RuntimeParts {
+  config: FulcrumConfig;
+  pool: BackendPool;
+  factory: PickerFactory;
+  upstream: UpstreamClients;
+  outlier: OutlierDetector;
+  metrics: Metrics;
+  log: Logger;
+  /** pickFilter wraps the policy's picker, e.g. for sticky sessions; identity by default. */
+  wrapPicker?: (picker: Picker) => Picker;
+  /** onDrained is called when a backend marked for removal has no request in flight. */
+  onDrained?: (backend: Backend) => void;
+}
+
+export class ProxyRuntime {
+  config: FulcrumConfig;
+  readonly pool: BackendPool;
+  factory: PickerFactory;
+  picker: Picker;
+  readonly upstream: UpstreamClients;
+  readonly outlier: OutlierDetector;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  retry: RetryPolicy;
+  forward: ForwardOptions;
+  /** draining: shutting down; answer with `Connection: close`. */
+  draining = false;
+  /** active counts proxied requests in flight, for graceful drain. */
+  active = 0;
+  readonly #wrap: (picker: Picker) => Picker;
+  readonly #onDrained: (backend: Backend) => void;
+
+  constructor(parts: RuntimeParts) {
+    this.config = parts.config;
+    this.pool = parts.pool;
+    this.factory = parts.factory;
+    this.upstream = parts.upstream;
+    this.outlier = parts.outlier;
+    this.metrics = parts.metrics;
+    this.log = parts.log;
+    this.#wrap = parts.wrapPicker ?? ((p) => p);
+    this.#onDrained = parts.onDrained ?? (() => undefined);
+    this.retry = new RetryPolicy(parts.config.retries);
+    this.forward = forwardOptions(parts.config);
+    this.picker = this.#wrap(this.factory.build(this.pool.snapshot, this.config));
+  }
+
+  /** rebuildPicker is called when pool membership or weights change, never per request. */
+  rebuildPicker(): void {
+    this.picker = this.#wrap(this.factory.build(this.pool.snapshot, this.config));
+  }
+
+  /** reconfigure swaps config-derived parts; in-flight requests keep what they captured. */
+  reconfigure(config: FulcrumConfig, factory: PickerFactory): void {
+    this.config = config;
+    this.factory = factory;
+    this.retry = new RetryPolicy(config.retries);
+    this.forward = forwardOptions(config);
+    this.rebuildPicker();
+  }
+
+  pick(ctx: PickContext): Backend | undefined {
+    return this.picker.pick(ctx);
+  }
+
+  observeLatency(backend: Backend, ms: number): void {
+    const s = backend.state;
+    s.latencyEwma = s.latencyEwma === 0 ? ms : s.latencyEwma + EWMA_DECAY * (ms - s.latencyEwma);
+  }
+
+  attemptEnded(backend: Backend): void {
+    if (backend.removeWhenDrained && backend.state.inflight === 0) this.#onDrained(backend);
+  }
+}
+
+function forwardOptions(config: FulcrumConfig): ForwardOptions {
+  return {
+    trusted: new TrustedProxies(config.trustedProxies),
+    preserveHost: config.preserveHost,
+    rewriteHost: '',
+    forwarded: true,
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Listeners: the HTTP servers that accept client connections, their
+ * protection against slow and malformed clients, and graceful shutdown
+ * (stop accepting, let in-flight requests finish within the drain timeout,
+ * close idle keep-alive connections, then upgraded tunnels).
+ */
+import http, { type RequestListener, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ListenerConfig } from '../config/schema.js';
+import type { Logger } from '../observe/log.js';
+import type { ProxyRuntime } from './runtime.js';
+import type { UpgradeListener, UpgradeTracker } from './upgrade.js';
+
+export interface BoundListener {
+  readonly config: ListenerConfig;
+  readonly server: Server;
+  /** port is the bound port (differs from config.port when that is 0). */
+  port: number;
+  address: string;
+}
+
+export interface ListenerFactoryParts {
+  handler: RequestListener;
+  upgrade: UpgradeListener | null;
+}
+
+/**
+ * clientError answers malformed requests with 400, oversized heads with 431
+ * and slow clients with 408, then closes the connection. Node's parser has
+ * already refused the request: nothing of it reaches a backend.
+ */
+export function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  let status = 400;
+  let reason = 'malformed request';
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW': status = 431; reason = 'request header fields too large'; break;
+    case 'ERR_HTTP_REQUEST_TIMEOUT': status = 408; reason = 'request timeout'; break;
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH': reason = 'both Content-Length and Transfer-Encoding'; break;
+    case 'HPE_INVALID_TRANSFER_ENCODING': reason = 'invalid Transfer-Encoding'; break;
+    case 'HPE_INVALID_CONTENT_LENGTH': reason = 'invalid Content-Length'; break;
+    case 'HPE_INVALID_HEADER_TOKEN': reason = 'invalid character in header'; break;
+    default: break;
+  }
+  const text = `${status} ${http.STATUS_CODES[status]}: ${reason}\n`;
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+}
+
+export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts): Server {
+  const limits = rt.config.limits;
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderSize,
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    keepAliveTimeout: limits.keepAliveTimeout,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.floor(limits.headersTimeout / 4))),
+    joinDuplicateHeaders: false,
+    noDelay: true,
+  }, parts.handler);
+  if (limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  server.on('clientError', onClientError);
+  if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
+  return server;
+}
+
+export async function bind(server: Server, config: ListenerConfig): Promise<BoundListener> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ port: config.port, host: config.host }, () => {
+      server.removeListener('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  return { config, server, port: addr.port, address: addr.address };
+}
+
+/**
+ * drain stops accepting, waits for in-flight requests (not tunnels) up to
+ * `timeoutMs`, closing keep-alive connections as they go idle, then closes
+ * upgraded tunnels and whatever remains. Returns true when the requests
+ * finished in time.
+ */
+export async function drain(listeners: readonly BoundListener[], tunnels: UpgradeTracker, active: () => number, timeoutMs: number, log: Logger): Promise<boolean> {
+  for (const l of listeners) {
+    l.server.close();
+    l.server.closeIdleConnections();
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (active() > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    for (const l of listeners) l.server.closeIdleConnections();
+  }
+  const inTime = active() === 0;
+  if (!inTime) log.warn({ timeoutMs, inflight: active() }, 'drain timeout reached; closing remaining connections');
+  tunnels.closeAll();
+  for (const l of listeners) l.server.closeAllConnections();
+  return inTime;
+}
+
+export type { Socket };
