@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import { Backend } from './backends/backend.js';
 import { BackendPool, type PoolChange } from './backends/pool.js';
+import { BackendOps } from './backends/ops.js';
 import { reasonNames } from './backends/reasons.js';
 import { getPickerFactory } from './balancer/registry.js';
 import type { PickerFactory } from './balancer/picker.js';
@@ -20,7 +21,7 @@ import { Metrics } from './observe/metrics.js';
 import { createPipeline, type HashKeyFn, type RequestFilter } from './proxy/pipeline.js';
 import { ProxyRuntime } from './proxy/runtime.js';
 import { bind, createHttpServer, drain, type BoundListener } from './proxy/server.js';
-import { createUpgradeListener, UpgradeTracker } from './proxy/upgrade.js';
+import { createUpgradeListener, UpgradeTracker, type InternalUpgrade } from './proxy/upgrade.js';
 import { UpstreamClients } from './proxy/upstream.js';
 import { createRequire } from 'node:module';
 
@@ -58,6 +59,8 @@ export class Fulcrum {
   readonly version = VERSION;
   readonly log: Logger;
   readonly pool = new BackendPool();
+  /** ops applies run-time backend changes (admin API, peers, discovery) and announces them. */
+  readonly ops: BackendOps;
   readonly metrics: Metrics;
   readonly runtime: ProxyRuntime;
   readonly admin: AdminRoutes;
@@ -65,6 +68,8 @@ export class Fulcrum {
   readonly startedAt = Date.now();
   readonly filters: RequestFilter[] = [];
   hashKeyFn: HashKeyFn | null = null;
+  /** internalUpgrade serves WebSocket upgrades of the balancer's own endpoints (dashboard). */
+  internalUpgrade: InternalUpgrade | null = null;
   lastReload: ReloadResult | null = null;
   #listeners: BoundListener[] = [];
   #adminListener: BoundListener | null = null;
@@ -90,6 +95,7 @@ export class Fulcrum {
     this.#upstream = new UpstreamClients(config, this.log);
     this.#outlier = new OutlierDetector(config.outlierDetection, this.pool, (b, detail) => this.#flipped(b, detail));
     this.pool.replaceAll(config.backends);
+    this.ops = new BackendOps(this.pool, () => undefined);
     this.runtime = new ProxyRuntime({
       config,
       pool: this.pool,
@@ -204,12 +210,18 @@ export class Fulcrum {
         hashKey: () => this.hashKeyFn,
         accessLog: this.#accessLog,
       });
-      const server = this.createServer(lc, handler, createUpgradeListener(this.runtime, proto, this.#tunnels));
+      const internal = adminOnMain ? () => this.internalUpgrade : null;
+      const server = this.createServer(lc, handler, createUpgradeListener(this.runtime, proto, this.#tunnels, internal));
       this.#listeners.push(await bind(server, lc));
     }
     if (!adminOnMain) {
-      const server = createHttpServer(this.runtime, { handler: this.admin.listener, upgrade: null });
-      this.adminUpgrade(server);
+      const server = createHttpServer(this.runtime, {
+        handler: this.admin.listener,
+        upgrade: (req, socket, head) => {
+          socket.on('error', () => socket.destroy());
+          if (this.internalUpgrade === null || !this.internalUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        },
+      });
       this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false });
     }
     this.#health.start();
@@ -230,11 +242,6 @@ export class Fulcrum {
   createServer(lc: FulcrumConfig['listen'][number], handler: ReturnType<typeof createPipeline>, upgrade: ReturnType<typeof createUpgradeListener>): Server {
     void lc;
     return createHttpServer(this.runtime, { handler, upgrade });
-  }
-
-  /** adminUpgrade lets the dashboard accept WebSocket upgrades on the admin listener. */
-  adminUpgrade(_server: Server): void {
-    // Set by the dashboard when it is mounted.
   }
 
   addresses(): ListenAddress[] {

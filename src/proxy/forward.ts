@@ -127,7 +127,9 @@ export class Exchange implements PickContext {
     const res = this.res;
     try {
       res.sendDate = false;
-      res.writeHead(statusCode, statusText || undefined, downstreamHeaders(rawHeaders));
+      const headers = downstreamHeaders(rawHeaders);
+      if (this.rt.onResponseHead !== null) this.rt.onResponseHead(this, headers);
+      res.writeHead(statusCode, statusText || undefined, headers);
     } catch (err) {
       // The backend sent something Node refuses to forward (e.g. an invalid header value).
       this.#abort?.(new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', (err as Error).message));

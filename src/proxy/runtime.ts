@@ -17,6 +17,14 @@ import type { UpstreamClients } from './upstream.js';
 /** EWMA_DECAY weighs the latest latency sample against the running average (p2c). */
 const EWMA_DECAY = 0.2;
 
+/** ResponseHeadContext is what an onResponseHead hook may read about the exchange. */
+export interface ResponseHeadContext {
+  readonly backend: Backend | null;
+  readonly cookie: string | undefined;
+  readonly clientAddress: string;
+  readonly tried: ReadonlySet<Backend> | undefined;
+}
+
 export interface RuntimeParts {
   config: FulcrumConfig;
   pool: BackendPool;
@@ -46,7 +54,13 @@ export class ProxyRuntime {
   draining = false;
   /** active counts proxied requests in flight, for graceful drain. */
   active = 0;
-  readonly #wrap: (picker: Picker) => Picker;
+  /**
+   * onResponseHead lets features add response headers (e.g. a sticky-session
+   * cookie) to a proxied response: `headers` is the flat [name, value, ...]
+   * list about to be written. null when no feature needs it.
+   */
+  onResponseHead: ((ctx: ResponseHeadContext, headers: string[]) => void) | null = null;
+  #wrap: (picker: Picker) => Picker;
   readonly #onDrained: (backend: Backend) => void;
 
   constructor(parts: RuntimeParts) {
@@ -62,6 +76,12 @@ export class ProxyRuntime {
     this.retry = new RetryPolicy(parts.config.retries);
     this.forward = forwardOptions(parts.config);
     this.picker = this.#wrap(this.factory.build(this.pool.snapshot, this.config));
+  }
+
+  /** setPickerWrapper installs a wrapper around the policy's picker (sticky sessions). */
+  setPickerWrapper(wrap: (picker: Picker) => Picker): void {
+    this.#wrap = wrap;
+    this.rebuildPicker();
   }
 
   /** rebuildPicker is called when pool membership or weights change, never per request. */

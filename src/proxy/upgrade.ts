@@ -44,9 +44,14 @@ function headBlock(statusLine: string, raw: readonly string[], skipHop: boolean,
   return `${out}${extra}\r\n`;
 }
 
-export function createUpgradeListener(rt: ProxyRuntime, proto: 'http' | 'https', tracker: UpgradeTracker): UpgradeListener {
+/** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
+export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
+export function createUpgradeListener(rt: ProxyRuntime, proto: 'http' | 'https', tracker: UpgradeTracker, internal: (() => InternalUpgrade | null) | null = null): UpgradeListener {
   return function onUpgrade(req, socket, head) {
     socket.on('error', () => socket.destroy());
+    const own = internal?.() ?? null;
+    if (own !== null && own(req, socket, head)) return;
     const upgrade = req.headers.upgrade;
     if (rt.draining || typeof upgrade !== 'string' || upgrade.trim() === '') {
       writeError(socket, new FulcrumError(rt.draining ? 'FULCRUM_ERR_SHUTTING_DOWN' : 'FULCRUM_ERR_BAD_REQUEST', rt.draining ? undefined : 'invalid Upgrade header'));

@@ -1,0 +1,56 @@
+/** Test helpers: demo backends on port 0, and a few misbehaving raw servers for fault injection. */
+import net from 'node:net';
+import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.js';
+
+export type { DemoBackend };
+
+export async function startBackends(n: number, prefix = 'Backend'): Promise<DemoBackend[]> {
+  const out: DemoBackend[] = [];
+  for (let i = 1; i <= n; i++) out.push(await startDemoBackend({ port: 0, host: '127.0.0.1', name: `${prefix} ${i}` }));
+  return out;
+}
+
+export const urlOf = (b: { port: number }): string => `http://127.0.0.1:${b.port}`;
+
+export interface RawServer {
+  readonly port: number;
+  readonly sockets: Set<net.Socket>;
+  /** received holds every byte received, per connection, for "nothing reached the backend" checks. */
+  readonly received: Buffer[];
+  close(): Promise<void>;
+}
+
+/** startRawServer runs a TCP server whose behaviour per connection is given by `onConnection`. */
+export async function startRawServer(onConnection: (socket: net.Socket, server: RawServer) => void): Promise<RawServer> {
+  const sockets = new Set<net.Socket>();
+  const received: Buffer[] = [];
+  const server = net.createServer();
+  const raw: RawServer = {
+    port: 0,
+    sockets,
+    received,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (d: Buffer) => received.push(d));
+    onConnection(socket, raw);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  (raw as { port: number }).port = (server.address() as net.AddressInfo).port;
+  return raw;
+}
+
+/** freePort finds a port that is free right now (for tests that need to restart a server on the same port). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

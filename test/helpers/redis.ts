@@ -1,0 +1,85 @@
+/**
+ * A real redis-server for tests: started on a free port with no persistence
+ * and stopped (by PID) when done. REDIS_URL points the tests at an existing
+ * server instead. A missing binary fails with a message that says how to
+ * install it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { freePort } from './backends.js';
+
+export interface TestRedis {
+  readonly url: string;
+  readonly port: number;
+  /** external: REDIS_URL was used; stop/start are unavailable. */
+  readonly external: boolean;
+  /** stop kills the server (to simulate an outage); start brings it back on the same port. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function redisBinary(): string {
+  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  if (found.status !== 0 || path === '') {
+    throw new Error('redis-server is not installed: run "apt-get install -y redis-server" (Debian/Ubuntu) or set REDIS_URL to an existing server');
+  }
+  return path;
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const external = process.env.REDIS_URL;
+  if (external !== undefined && external !== '') {
+    const port = Number(new URL(external).port || 6379);
+    return { url: external, port, external: true, stop: async () => { throw new Error('cannot stop an external REDIS_URL server'); }, start: async () => undefined, close: async () => undefined };
+  }
+  const bin = redisBinary();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-redis-'));
+  let child: ChildProcess | null = null;
+  const start = async (): Promise<void> => {
+    if (child !== null) return;
+    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    child.on('exit', () => { child = null; });
+    await waitForPort(port, 5000);
+  };
+  const stop = async (): Promise<void> => {
+    const c = child;
+    if (c === null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
+    child = null;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    external: false,
+    stop,
+    start,
+    close: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
