@@ -111,12 +111,45 @@ function formatPath(path: readonly (string | number)[], aliases: Aliases): strin
   return out;
 }
 
-function zodProblems(error: z.ZodError, source: string, aliases: Aliases): ConfigProblem[] {
+function valueAt(raw: unknown, path: readonly (string | number)[]): unknown {
+  let v: unknown = raw;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v;
+}
+
+function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: unknown): ConfigProblem[] {
   return error.issues.map((issue) => {
     let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    else if (issue.code === 'invalid_type' && issue.received === 'undefined') message = `required: ${message === 'Required' ? `expected ${issue.expected}` : message}`;
-    else if (issue.code === 'invalid_type' && /^Expected /.test(message)) message = `expected ${issue.expected}, got ${issue.received}`;
+    const got = valueAt(raw, issue.path);
+    const gotText = got === undefined ? '' : `, got ${JSON.stringify(got)}`;
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+        break;
+      case 'invalid_type':
+        message = issue.received === 'undefined' ? `required: expected ${issue.expected}` : /^Expected /.test(message) ? `expected ${issue.expected}, got ${issue.received}` : message;
+        break;
+      case 'too_small':
+        if (issue.type === 'number') message = `expected ${issue.inclusive ? 'at least' : 'more than'} ${issue.minimum}${gotText}`;
+        else if (issue.type === 'array') message = `expected at least ${issue.minimum} item(s)`;
+        else if (issue.type === 'string') message = `expected at least ${issue.minimum} characters`;
+        break;
+      case 'too_big':
+        if (issue.type === 'number') message = `expected ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}${gotText}`;
+        break;
+      case 'invalid_enum_value':
+        message = `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}${gotText}`;
+        break;
+      case 'invalid_union':
+        if (!message.startsWith('expected')) message = `invalid value${gotText}`;
+        break;
+      default:
+        if (issue.code === 'invalid_string' || (issue.code === 'custom' && !message.includes('got'))) message = `${message}${gotText}`;
+    }
+    if (issue.code === 'invalid_type' && issue.expected === 'integer') message = `expected an integer${gotText}`;
     return { source, path: formatPath(issue.path, aliases), message };
   });
 }
@@ -174,7 +207,7 @@ export function validateConfig(input: unknown, source = 'config'): FulcrumConfig
   }
   const { raw, aliases } = applySeedAliases(input as Raw);
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases));
+  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));
   const config = parsed.data;
   config.algorithm = normalizeAlgorithmName(config.algorithm);
   const problems = semanticProblems(config, source, aliases);
@@ -258,7 +291,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (flags.adminPort !== undefined) raw.admin = { ...((raw.admin as Raw | undefined) ?? {}), port: flags.adminPort };
 
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases));
+  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));
   const config = parsed.data;
   config.algorithm = normalizeAlgorithmName(config.algorithm);
   const problems = semanticProblems(config, source, aliases);

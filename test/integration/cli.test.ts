@@ -1,0 +1,125 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { startBackends, urlOf, freePort } from '../helpers/backends.js';
+import { get, waitFor } from '../helpers/balancer.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+
+function startCli(args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  return { child, output: () => out };
+}
+
+async function waitListening(port: number): Promise<void> {
+  await waitFor(async () => {
+    try { await get(`http://127.0.0.1:${port}/healthz`); return true; } catch { return false; }
+  }, 10_000, 50);
+}
+
+describe('fulcrum CLI', () => {
+  test('--help and --version', () => {
+    const help = run(['--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /Usage: fulcrum/);
+    for (const cmd of ['start', 'demo', 'backend', 'validate']) assert.match(help.stdout, new RegExp(`\\b${cmd}\\b`));
+    const startHelp = run(['start', '--help']);
+    assert.equal(startHelp.status, 0);
+    assert.match(startHelp.stdout, /--backend <url>/);
+    const version = run(['--version']);
+    assert.equal(version.status, 0);
+    assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+/);
+  });
+
+  test('no backends and no config: says what to do, exits 2', () => {
+    const r = run([], { FULCRUM_CONFIG: '' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no backends configured/);
+    assert.match(r.stderr, /--backend/);
+  });
+
+  test('unknown option exits 2', () => {
+    const r = run(['--frobnicate']);
+    assert.equal(r.status, 2);
+  });
+
+  test('validate prints ok or every problem', () => {
+    const ok = run(['validate', '-c', 'examples/fulcrum.yaml']);
+    assert.equal(ok.status, 0);
+    assert.equal(ok.stdout.trim(), 'ok');
+    const seed = run(['validate', '-c', 'examples/config.json']);
+    assert.equal(seed.status, 0);
+    const bad = run(['validate', '-c', 'package.json']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /problems? found/);
+    assert.match(bad.stderr, /package\.json: unknown keys? /);
+    const invalidStart = run(['-c', 'package.json']);
+    assert.equal(invalidStart.status, 2);
+    assert.match(invalidStart.stderr, /invalid configuration/);
+  });
+
+  test('runs from flags, proxies, and drains an in-flight request on SIGTERM', async () => {
+    const backends = await startBackends(2);
+    const port = await freePort();
+    const { child, output } = startCli(['--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', '--backend', urlOf(backends[0]!), '--backend', urlOf(backends[1]!)]);
+    try {
+      await waitListening(port);
+      const bodies = [(await get(`http://127.0.0.1:${port}/`)).body, (await get(`http://127.0.0.1:${port}/`)).body];
+      assert.deepEqual(bodies.sort(), ['Hello from Backend 1', 'Hello from Backend 2']);
+      const slow = get(`http://127.0.0.1:${port}/delay?ms=700`);
+      await waitFor(() => backends.some((b) => (b.requests.get('/delay') ?? 0) > 0));
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 150));
+      await assert.rejects(get(`http://127.0.0.1:${port}/`), /ECONNREFUSED/, 'new connections are refused while draining');
+      const res = await slow;
+      assert.equal(res.status, 200);
+      assert.match(res.body, /after 700ms/);
+      const [code] = await exited;
+      assert.equal(code, 0, output());
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  });
+
+  test('demo: balancer on --port, backends on the next ports, Ctrl-C exits 0', async () => {
+    const port = await freePort();
+    const { child, output } = startCli(['demo', '--port', String(port), '--backends', '2', '--log-level', 'warn']);
+    try {
+      await waitListening(port);
+      const seen = [(await get(`http://127.0.0.1:${port}/`)).body, (await get(`http://127.0.0.1:${port}/`)).body];
+      assert.deepEqual(seen, ['Hello from Backend 1', 'Hello from Backend 2']);
+      assert.equal((await get(`http://127.0.0.1:${port + 1}/`)).body, 'Hello from Backend 1');
+      const exited = once(child, 'exit');
+      child.kill('SIGINT');
+      const [code] = await exited;
+      assert.equal(code, 0, output());
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('backend command serves the demo backend', async () => {
+    const port = await freePort();
+    const { child } = startCli(['backend', '--port', String(port), '--host', '127.0.0.1', '--name', 'Backend 7']);
+    try {
+      await waitFor(async () => { try { await get(`http://127.0.0.1:${port}/health`); return true; } catch { return false; } }, 10_000, 50);
+      assert.equal((await get(`http://127.0.0.1:${port}/`)).body, 'Hello from Backend 7');
+      const health = await get(`http://127.0.0.1:${port}/health`);
+      assert.equal(health.status, 200);
+      assert.equal(JSON.parse(health.body).status, 'ok');
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      assert.equal((await exited)[0], 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
