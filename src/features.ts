@@ -5,7 +5,26 @@
  * hooks) so that the core knows none of them.
  */
 import type { Fulcrum } from './fulcrum.js';
+import { installAdminApi } from './admin/api.js';
+import { installDashboard } from './admin/dashboard/index.js';
+import { installConfigWatch } from './admin/watch.js';
+import { installBalancing } from './balancer/install.js';
+import { installDiscovery } from './discovery/manager.js';
+import { installRateLimit } from './ratelimit/feature.js';
+import { installStateStore } from './state/install.js';
 
 export function installFeatures(balancer: Fulcrum): void {
+  // The state store (memory, or Redis shared by many instances); installed first so that it closes last.
+  installStateStore(balancer);
+  // Sticky sessions and the hash key of the hash policies, re-applied on reload.
+  installBalancing(balancer);
+  // DNS and Kubernetes discovery: started now, re-read on reload, stopped on close.
+  installDiscovery(balancer);
+  // Rate limiting: a request filter when `rateLimit` is configured, rebuilt on reload.
+  installRateLimit(balancer);
+  // Admin API (/admin/*, behind the token), the live dashboard, and `watch: true`.
+  installAdminApi(balancer);
+  installDashboard(balancer);
+  installConfigWatch(balancer);
   void balancer;
 }

@@ -3,15 +3,15 @@
  * pool, the picker, health checks, the proxy listeners and the balancer's
  * own endpoints, and it owns their life cycle (listen, reload, close).
  */
-import type { Server } from 'node:http';
 import { Backend } from './backends/backend.js';
 import { BackendPool, type PoolChange } from './backends/pool.js';
 import { BackendOps } from './backends/ops.js';
 import { reasonNames } from './backends/reasons.js';
 import { getPickerFactory } from './balancer/registry.js';
 import type { PickerFactory } from './balancer/picker.js';
+import { effectiveWeight } from './balancer/slow-start.js';
 import { ConfigError, validateConfig } from './config/load.js';
-import type { FulcrumConfig, FulcrumConfigInput } from './config/schema.js';
+import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from './config/schema.js';
 import { AdminRoutes } from './admin/routes.js';
 import { ActiveHealthChecker, HttpHealthCheck } from './health/active.js';
 import { OutlierDetector } from './health/passive.js';
@@ -20,7 +20,11 @@ import { createLogger, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createPipeline, type HashKeyFn, type RequestFilter } from './proxy/pipeline.js';
 import { ProxyRuntime } from './proxy/runtime.js';
-import { bind, createHttpServer, drain, type BoundListener } from './proxy/server.js';
+import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from './proxy/server.js';
+import { BackendTls } from './proxy/backend-tls.js';
+import { createH2cServer, createHttp2SecureServer } from './proxy/http2.js';
+import { createRedirectServer } from './proxy/redirect.js';
+import { TlsListeners } from './proxy/tls.js';
 import { createUpgradeListener, UpgradeTracker, type InternalUpgrade } from './proxy/upgrade.js';
 import { UpstreamClients } from './proxy/upstream.js';
 import { createRequire } from 'node:module';
@@ -75,11 +79,15 @@ export class Fulcrum {
   #adminListener: BoundListener | null = null;
   readonly #tunnels = new UpgradeTracker();
   readonly #upstream: UpstreamClients;
+  /** #tls holds the certificates of the TLS listeners (loaded at listen, swapped on reload). */
+  readonly #tls: TlsListeners;
   readonly #outlier: OutlierDetector;
   #health: ActiveHealthChecker;
   #healthCheck: HttpHealthCheck;
   readonly #accessLog: Logger;
   readonly #loadConfig: (() => FulcrumConfig) | undefined;
+  /** configFile is the config file's path, when there is one (the `watch: true` watcher follows it). */
+  readonly configFile: string | undefined;
   #closing: Promise<void> | null = null;
   /** statusExtensions let features (store, cluster, rate limiter) add to /status. */
   readonly statusExtensions: ((status: Record<string, unknown>) => void)[] = [];
@@ -89,10 +97,13 @@ export class Fulcrum {
     const config = validateConfig(input, options.configFile ?? 'config');
     this.config = config;
     this.#loadConfig = options.loadConfig;
+    this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
-    this.#accessLog = this.log.child({ type: 'access' });
+    // The access log has its own switch (accessLog), independent of the process log level.
+    this.#accessLog = this.log.child({ type: 'access' }, { level: 'info' });
     this.metrics = new Metrics(this.pool);
     this.#upstream = new UpstreamClients(config, this.log);
+    this.#tls = new TlsListeners(this.log);
     this.#outlier = new OutlierDetector(config.outlierDetection, this.pool, (b, detail) => this.#flipped(b, detail));
     this.pool.replaceAll(config.backends);
     this.ops = new BackendOps(this.pool, () => undefined);
@@ -154,11 +165,14 @@ export class Fulcrum {
   }
 
   #makeHealthCheck(config: FulcrumConfig): HttpHealthCheck {
-    return new HttpHealthCheck(config.healthCheck, { rejectUnauthorized: !config.backendTls.insecureSkipVerify });
+    return new HttpHealthCheck(config.healthCheck, this.#upstream.tls);
   }
 
   #makeHealthChecker(config: FulcrumConfig): ActiveHealthChecker {
-    return new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, (b, detail) => this.#flipped(b, detail));
+    const checker = new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, (b, detail) => this.#flipped(b, detail));
+    checker.onPass = (b) => this.#outlier.activeCheckPassed(b);
+    this.#outlier.requireActivePass = config.healthCheck.enabled;
+    return checker;
   }
 
   #flipped(backend: Backend, detail: string): void {
@@ -200,6 +214,8 @@ export class Fulcrum {
   /** listen binds every listener (and the admin listener) and starts health checks. */
   async listen(): Promise<ListenAddress[]> {
     const adminOnMain = this.config.admin.port === undefined;
+    // Every certificate is checked before any listener is bound: a bad one is a ConfigError naming it.
+    this.#tls.load(this.config.listen);
     for (const lc of this.config.listen) {
       const proto = lc.tls !== undefined ? 'https' : 'http';
       const handler = createPipeline({
@@ -225,6 +241,7 @@ export class Fulcrum {
       this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false });
     }
     this.#health.start();
+    if (this.config.watch) this.#tls.watch(() => this.config.listen);
     const addresses = this.addresses();
     this.log.info({
       version: VERSION,
@@ -234,14 +251,18 @@ export class Fulcrum {
       backends: this.pool.snapshot.map((b) => b.url.href),
       healthCheck: this.config.healthCheck.enabled ? `${this.config.healthCheck.path} every ${this.config.healthCheck.interval}ms` : 'off',
       store: this.config.state.store,
+      ...(this.#tls.summary().length > 0 ? { tls: this.#tls.summary() } : {}),
     }, 'fulcrum started');
     return addresses;
   }
 
-  /** createServer builds the server for one listener; TLS/HTTP2 support replaces it. */
-  createServer(lc: FulcrumConfig['listen'][number], handler: ReturnType<typeof createPipeline>, upgrade: ReturnType<typeof createUpgradeListener>): Server {
-    void lc;
-    return createHttpServer(this.runtime, { handler, upgrade });
+  /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
+  createServer(lc: FulcrumConfig['listen'][number], handler: ReturnType<typeof createPipeline>, upgrade: ReturnType<typeof createUpgradeListener>): ListenerServer {
+    const parts = { handler, upgrade };
+    const tls = this.#tls.termination(lc);
+    if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(this.runtime, parts, tls) : createHttpsServer(this.runtime, parts, tls);
+    if (lc.redirectHttps) return createRedirectServer(this.runtime, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);
+    return lc.http2 ? createH2cServer(this.runtime, parts) : createHttpServer(this.runtime, parts);
   }
 
   addresses(): ListenAddress[] {
@@ -263,11 +284,16 @@ export class Fulcrum {
   async reload(input?: FulcrumConfigInput | FulcrumConfig): Promise<ReloadResult> {
     const at = new Date().toISOString();
     let next: FulcrumConfig;
+    let commitTls: () => void;
+    let backendTls: BackendTls;
     try {
       if (input !== undefined) next = validateConfig(input, 'reload');
       else if (this.#loadConfig !== undefined) next = this.#loadConfig();
       else throw new Error('no config file to reload: pass a config to reload()');
       this.#factory(next);
+      // Certificates are read and checked before anything changes: a bad one rejects the whole reload.
+      commitTls = this.#tls.prepare(next.listen);
+      backendTls = BackendTls.load(next, this.log);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map((p) => (p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`)) : [(err as Error).message];
       const result: ReloadResult = { ok: false, error: 'invalid configuration; the previous one stays in force', problems, added: [], removed: [], updated: [], at };
@@ -280,10 +306,16 @@ export class Fulcrum {
       || before.admin.port !== next.admin.port;
     if (listenChanged) this.log.warn('listener addresses changed in the config; they take effect at the next restart');
     this.config = next;
-    this.#upstream.reconfigure(next);
+    const backendTlsChanged = backendTls.fingerprint !== this.#upstream.tls.fingerprint;
+    this.#upstream.reconfigure(next, backendTls);
+    commitTls();
+    if (next.watch !== before.watch && this.#listeners.length > 0) {
+      if (next.watch) this.#tls.watch(() => this.config.listen);
+      else this.#tls.unwatch();
+    }
     this.#outlier.reconfigure(next.outlierDetection);
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
-    if (JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck) || JSON.stringify(before.backendTls) !== JSON.stringify(next.backendTls)) {
+    if (JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck) || backendTlsChanged) {
       const shouldRun = this.#health.shouldRun;
       const onResult = this.#health.onResult;
       this.#health.stop();
@@ -295,7 +327,7 @@ export class Fulcrum {
       if (this.#listeners.length > 0) this.#health.start();
     }
     this.runtime.reconfigure(next, this.#factory(next));
-    const change = this.pool.replaceAll(next.backends);
+    const change = this.pool.replaceAll(this.extraBackends === null ? next.backends : [...next.backends, ...this.extraBackends(next.backends)]);
     const result: ReloadResult = {
       ok: true,
       added: change.added.map((b) => b.id),
@@ -311,6 +343,12 @@ export class Fulcrum {
 
   /** reloadHooks let features re-read their part of the config after a reload. */
   readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[] = [];
+
+  /**
+   * extraBackends adds the backends the config does not list (discovered
+   * ones) to the set a reload applies, so that they keep their state across it.
+   */
+  extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null = null;
 
   /** status is the /status document. */
   status(): Record<string, unknown> {
@@ -357,11 +395,7 @@ export class Fulcrum {
 
   /** effectiveWeight is the weight a policy uses now (lower during slow start). */
   effectiveWeight(b: Backend, now = Date.now()): number {
-    const window = this.config.slowStart;
-    if (window <= 0) return b.weight;
-    const elapsed = now - b.state.healthySince;
-    if (elapsed >= window) return b.weight;
-    return round(b.weight * Math.max(0.1, elapsed / window));
+    return round(effectiveWeight(b, this.config.slowStart, now));
   }
 
   /**
@@ -377,6 +411,7 @@ export class Fulcrum {
   async #close(drainTimeout: number): Promise<void> {
     this.runtime.draining = true;
     this.#health.stop();
+    this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
     const inTime = await drain(listeners, this.#tunnels, () => this.runtime.active, drainTimeout, this.log);
     this.#outlier.close();

@@ -21,7 +21,11 @@ export interface BackendState {
   lastCheckError: string | undefined;
   /** since is when the health (reasons === 0 or not) last changed, epoch ms. */
   since: number;
-  /** healthySince is when the backend last became healthy, for slow start. */
+  /**
+   * healthySince is when the backend last became healthy or joined a running
+   * pool, for slow start; 0 for the backends present at start-up, which (as
+   * in HAProxy) take full traffic at once.
+   */
   healthySince: number;
   /** latencyEwma is a moving average of response-header latency in ms (p2c). */
   latencyEwma: number;
@@ -36,6 +40,8 @@ export interface BackendState {
 export interface BackendOptions {
   readonly id: string;
   readonly config: BackendConfig;
+  /** joinedRunningPool: added after start-up (admin API, discovery, reload), so slow start applies. */
+  readonly joinedRunningPool?: boolean;
 }
 
 export class Backend {
@@ -69,7 +75,7 @@ export class Backend {
       lastCheckOk: undefined,
       lastCheckError: undefined,
       since: now,
-      healthySince: now,
+      healthySince: options.joinedRunningPool === true ? now : 0,
       latencyEwma: 0,
       checkStreak: 0,
       failureStreak: 0,

@@ -19,6 +19,8 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
   #snapshot: readonly Backend[] = [];
   #byId = new Map<string, Backend>();
   #nextId = 1;
+  /** #started: the first membership (start-up) is in; later arrivals ramp up under slow start. */
+  #started = false;
 
   get snapshot(): readonly Backend[] {
     return this.#snapshot;
@@ -52,7 +54,7 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
         }
         next.push(existing);
       } else {
-        const backend = new Backend({ id: this.#allocateId(config.id, next), config });
+        const backend = new Backend({ id: this.#allocateId(config.id, next), config, joinedRunningPool: this.#started });
         added.push(backend);
         next.push(backend);
       }
@@ -65,7 +67,7 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
   add(config: BackendConfig): Backend {
     if (this.findByUrl(config.url) !== undefined) throw new Error(`a backend with url ${config.url} already exists`);
     if (config.id !== undefined && this.#byId.has(config.id)) throw new Error(`a backend with id ${config.id} already exists`);
-    const backend = new Backend({ id: this.#allocateId(config.id, this.#snapshot), config });
+    const backend = new Backend({ id: this.#allocateId(config.id, this.#snapshot), config, joinedRunningPool: this.#started });
     this.#commit([...this.#snapshot, backend], { added: [backend], removed: [], updated: [] });
     return backend;
   }
@@ -96,6 +98,7 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
   }
 
   #commit(next: readonly Backend[], change: PoolChange): PoolChange {
+    this.#started = true;
     this.#snapshot = Object.freeze([...next]);
     this.#byId = new Map(next.map((b) => [b.id, b]));
     if (change.added.length > 0 || change.removed.length > 0 || change.updated.length > 0) this.emit('change', change);

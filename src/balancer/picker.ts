@@ -14,6 +14,8 @@ export interface PickContext {
   hashKey: string | undefined;
   /** tried holds the backends already attempted by this request (retries). */
   tried: ReadonlySet<Backend> | undefined;
+  /** cookie is the request's Cookie header, read by sticky sessions; absent where there is none (upgrades). */
+  cookie?: string | undefined;
 }
 
 export interface Picker {
@@ -21,7 +23,7 @@ export interface Picker {
 }
 
 /** PickerOptions are the balancing settings of the config a policy may read. */
-export type PickerOptions = Pick<FulcrumConfig, 'hashKey' | 'slowStart'>;
+export type PickerOptions = Pick<FulcrumConfig, 'hashKey' | 'slowStart' | 'p2c'>;
 
 export interface PickerFactory {
   readonly name: string;

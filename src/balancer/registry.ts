@@ -3,7 +3,13 @@
  * exports a PickerFactory; adding one touches that file and this list.
  */
 import type { PickerFactory } from './picker.js';
+import { consistentHash } from './consistent-hash.js';
+import { ipHash } from './ip-hash.js';
+import { leastConnections } from './least-connections.js';
+import { p2c } from './p2c.js';
+import { random } from './random.js';
 import { roundRobin } from './round-robin.js';
+import { weightedRoundRobin } from './weighted-round-robin.js';
 
 const factories = new Map<string, PickerFactory>();
 
@@ -19,4 +25,4 @@ export function knownAlgorithms(): string[] {
   return [...factories.keys()];
 }
 
-for (const factory of [roundRobin]) registerPicker(factory);
+for (const factory of [roundRobin, weightedRoundRobin, leastConnections, random, p2c, ipHash, consistentHash]) registerPicker(factory);

@@ -4,6 +4,7 @@
  * forms (a bare port, a backend given as a URL string) become full objects.
  * Features contribute their own parts (see the `*Schema` constants below).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './duration.js';
 
@@ -162,16 +163,67 @@ export const adminSchema = z.object({
   token: z.string().min(16, 'expected a token of at least 16 characters').optional(),
 }).strict();
 
+const redisUrl = z.string().refine((value) => {
+  try {
+    return ['redis:', 'rediss:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}, { message: 'expected a redis:// or rediss:// URL such as "redis://127.0.0.1:6379"' });
+
 export const redisSchema = z.object({
-  url: z.string().default('redis://127.0.0.1:6379'),
+  url: redisUrl.default('redis://127.0.0.1:6379'),
   keyPrefix: z.string().default('fulcrum:'),
 }).strict();
 
 export const stateSchema = z.object({
   store: z.enum(['memory', 'redis']).default('memory'),
   redis: redisSchema.default({}),
-  flushInterval: duration.default('1s'),
+  /** flushInterval: how often counters are flushed, the heartbeat beaten and the health-check lease renewed. */
+  flushInterval: duration.default('1s').refine((ms) => ms >= 50 && ms <= 60_000, 'expected between 50ms and 60s'),
 }).strict();
+
+/** dnsServer accepts "10.0.0.2", "10.0.0.2:5353", "::1" or "[::1]:5353" (what node:dns setServers takes). */
+const dnsServer = z.string().refine((value) => {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(value);
+  if (m === null) return isIP(value) === 6;
+  return isIP(m[1]!) !== 0 && (m[2] === undefined || (Number(m[2]) >= 1 && Number(m[2]) <= 65535));
+}, { message: 'expected a DNS server address such as "10.0.0.2", "127.0.0.1:5353" or "[::1]:5353"' });
+
+const backendPort = z.number({ message: 'expected a port number' }).int().min(1).max(65535);
+
+export const dnsDiscoverySchema = z.object({
+  /** name: the DNS name to resolve, e.g. "api.internal" or "_http._tcp.api.internal" for SRV. */
+  name: z.string().min(1, 'expected a DNS name'),
+  type: z.enum(['A', 'AAAA', 'SRV']).default('A'),
+  /** port: the backends' port; required for A and AAAA, overrides the records' port for SRV. */
+  port: backendPort.optional(),
+  /** interval: the longest wait between two resolutions; a shorter record TTL resolves sooner. */
+  interval: duration.default('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+  /** servers: DNS servers to ask instead of the system resolver's. */
+  servers: z.array(dnsServer).min(1).optional(),
+}).strict().superRefine((value, ctx) => {
+  if (value.type !== 'SRV' && value.port === undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['port'], message: `required for ${value.type} records: the port the backends listen on` });
+  }
+});
+
+const kubernetesName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a Kubernetes name (lower-case letters, digits and "-")');
+
+export const kubernetesDiscoverySchema = z.object({
+  /** namespace: the Service's namespace; by default the pod's own (in-cluster) or the kubeconfig context's. */
+  namespace: kubernetesName.optional(),
+  service: kubernetesName,
+  /** port: the EndpointSlice port, by name or number; may be left out when the Service has one port. */
+  port: z.union([backendPort, z.string().min(1)], { message: 'expected a port number or a port name' }).optional(),
+  /** kubeconfig: a kubeconfig file; by default KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+  kubeconfig: z.string().min(1).optional(),
+}).strict();
+
+export const discoverySchema = z.object({
+  dns: dnsDiscoverySchema.optional(),
+  kubernetes: kubernetesDiscoverySchema.optional(),
+}).strict().refine((value) => value.dns !== undefined || value.kubernetes !== undefined, 'expected "dns" or "kubernetes" (or both)');
 
 export const tlsListenerSchema = z.object({
   cert: z.string(),
@@ -181,25 +233,99 @@ export const tlsListenerSchema = z.object({
   ciphers: z.string().optional(),
 }).strict();
 
+const RATE_LIMIT_ALGORITHMS = ['token-bucket', 'sliding-window'] as const;
+
+/** rateLimitRate: whole requests per window, so that both stores can count in integers (exactly). */
+const rateLimitRate = z.number({ message: 'expected a whole number of requests' })
+  .int('expected a whole number of requests (for half a request a second, write rate: 1 and per: 2s)')
+  .min(1, 'expected at least 1 request').max(1_000_000, 'expected at most 1000000 requests');
+
+/** rateLimitWindow: a whole number of milliseconds, from 1ms to 24h (keeps the integer arithmetic below 2^53). */
+const rateLimitWindow = duration.pipe(z.number().refine((ms) => Number.isInteger(ms) && ms >= 1 && ms <= 86_400_000, 'expected a whole number of milliseconds between 1ms and 24h'));
+
+const rateLimitBurst = z.number({ message: 'expected a whole number of requests' }).int('expected a whole number of requests')
+  .min(1, 'expected at least 1 request').max(1_000_000, 'expected at most 1000000 requests');
+
+const rateLimitKey = z.string().regex(/^(ip|global|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/, 'expected ip, global or header:<name>');
+
+/** rateLimitOverrideSchema: a different limit (or none) for the paths starting with `pathPrefix`. */
+export const rateLimitOverrideSchema = z.object({
+  pathPrefix: z.string().startsWith('/', 'expected a path prefix starting with "/"'),
+  /** enabled: false exempts the prefix from rate limiting. */
+  enabled: z.boolean({ message: 'expected true or false' }).default(true),
+  algorithm: z.enum(RATE_LIMIT_ALGORITHMS).optional(),
+  rate: rateLimitRate.optional(),
+  per: rateLimitWindow.optional(),
+  burst: rateLimitBurst.optional(),
+  key: rateLimitKey.optional(),
+}).strict();
+
+export const rateLimitSchema = z.object({
+  algorithm: z.enum(RATE_LIMIT_ALGORITHMS).default('token-bucket'),
+  /** rate: requests allowed per `per` (the long-run rate). */
+  rate: rateLimitRate,
+  per: rateLimitWindow.default('1s'),
+  /** burst: the token bucket's capacity; defaults to `rate`. Token bucket only. */
+  burst: rateLimitBurst.optional(),
+  key: rateLimitKey.default('ip'),
+  store: z.enum(['memory', 'redis']).default('memory'),
+  /** onStoreError: what to do with a request when the Redis store fails or is slower than `timeout`. */
+  onStoreError: z.enum(['allow', 'deny']).default('allow'),
+  /** headers: send the RateLimit and RateLimit-Policy headers on allowed responses too (429s always have them). */
+  headers: z.boolean({ message: 'expected true or false' }).default(true),
+  timeout: duration.pipe(z.number().min(1, 'expected at least 1ms')).default('50ms'),
+  /** maxKeys: the most clients the memory store tracks per limit; beyond it the oldest are forgotten. */
+  maxKeys: z.number().int().min(1).default(100_000),
+  overrides: z.array(rateLimitOverrideSchema).default([]),
+}).strict().superRefine((value, ctx) => {
+  if (value.algorithm === 'sliding-window' && value.burst !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['burst'], message: 'burst applies to token-bucket only: a sliding window allows `rate` requests in any `per`' });
+  }
+  const prefixes = new Set<string>();
+  value.overrides.forEach((o, i) => {
+    if (prefixes.has(o.pathPrefix)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['overrides', i, 'pathPrefix'], message: `duplicate path prefix "${o.pathPrefix}"` });
+    prefixes.add(o.pathPrefix);
+    if ((o.algorithm ?? value.algorithm) === 'sliding-window' && o.burst !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['overrides', i, 'burst'], message: 'burst applies to token-bucket only: a sliding window allows `rate` requests in any `per`' });
+    }
+  });
+});
+
 export const listenerSchema = z.object({
   host: z.string().default('0.0.0.0'),
   port: port.default(8080),
   tls: tlsListenerSchema.optional(),
   http2: z.boolean().default(false),
   redirectHttps: z.boolean().default(false),
-}).strict();
+}).strict().superRefine((l, ctx) => {
+  if (l.redirectHttps && l.tls !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['redirectHttps'], message: 'only for a plain listener (this one has tls and serves https itself)' });
+});
 
-/** listen accepts a port, one listener object, or a list of them. */
-const listenSchema = z.union([port, listenerSchema, z.array(listenerSchema).min(1)])
-  .transform((value) => {
-    if (typeof value === 'number') return [listenerSchema.parse({ port: value })];
-    return Array.isArray(value) ? value : [value];
-  });
+type ListenerInput = z.input<typeof listenerSchema>;
+const listenerList = z.array(listenerSchema, { message: 'expected a port, a listener object or a list of listeners' }).min(1);
+
+/**
+ * listen accepts a port, one listener object, or a list of them. Both short
+ * forms are validated as a one-item list (rather than as a union), so that a
+ * mistake inside a listener is reported where it is ("listen.tls.key:
+ * required"), with the path the user wrote.
+ */
+const listenSchema = z.unknown().transform((value, ctx) => {
+  const single = typeof value === 'number' || (value !== null && typeof value === 'object' && !Array.isArray(value));
+  const parsed = listenerList.safeParse(typeof value === 'number' ? [{ port: value }] : single ? [value] : value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
+  return z.NEVER;
+}) as unknown as z.ZodType<z.output<typeof listenerList>, z.ZodTypeDef, number | ListenerInput | ListenerInput[]>;
 
 export const stickySchema = z.object({
   cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (letters, digits, "-" or "_")').default('fulcrum_sticky'),
   ttl: duration.default(0),
   secret: z.string().optional(),
+}).strict();
+
+export const p2cSchema = z.object({
+  ewma: z.boolean({ message: 'expected true or false' }).default(false),
 }).strict();
 
 export const configSchema = z.object({
@@ -208,7 +334,11 @@ export const configSchema = z.object({
   hashKey: z.string().regex(/^(ip|path|header:.+|cookie:.+|query:.+)$/, 'expected ip, path, header:<name>, cookie:<name> or query:<name>').default('ip'),
   sticky: stickySchema.optional(),
   slowStart: duration.default(0),
+  /** p2c: options of the p2c policy; `ewma` compares latency-weighted load instead of in-flight counts alone. */
+  p2c: p2cSchema.default({}),
   backends: z.array(backendSchema).default([]),
+  /** discovery: find backends through DNS or Kubernetes; joins the static `backends` (see docs/deployment.md). */
+  discovery: discoverySchema.optional(),
   healthCheck: healthCheckSchema.default({}),
   timeouts: timeoutsSchema.default({}),
   retries: retriesSchema.default({}),
@@ -221,6 +351,8 @@ export const configSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   admin: adminSchema.default({}),
   state: stateSchema.default({}),
+  /** rateLimit: per-client request rate limits; absent means no limiter (see docs/configuration.md). */
+  rateLimit: rateLimitSchema.optional(),
   backendTls: tlsClientSchema.default({}),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
   watch: z.boolean().default(false),
@@ -234,3 +366,8 @@ export type BackendConfig = FulcrumConfig['backends'][number];
 export type HealthCheckConfig = FulcrumConfig['healthCheck'];
 export type TimeoutsConfig = FulcrumConfig['timeouts'];
 export type ListenerConfig = FulcrumConfig['listen'][number];
+export type DiscoveryConfig = NonNullable<FulcrumConfig['discovery']>;
+export type DnsDiscoveryConfig = NonNullable<DiscoveryConfig['dns']>;
+export type KubernetesDiscoveryConfig = NonNullable<DiscoveryConfig['kubernetes']>;
+export type RateLimitConfig = NonNullable<FulcrumConfig['rateLimit']>;
+export type RateLimitOverrideConfig = RateLimitConfig['overrides'][number];

@@ -37,6 +37,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     backends: backends.map((b, i) => ({ id: `b${i + 1}`, url: `http://127.0.0.1:${b.port}` })),
     healthCheck: { path: '/health', interval: '2s', timeout: '1s', healthyThreshold: 1, unhealthyThreshold: 2 },
     logLevel: (options.logLevel ?? 'info') as 'info',
+    // The demo's admin API (drain/enable in the dashboard) is enabled with FULCRUM_ADMIN_TOKEN.
+    ...(process.env.FULCRUM_ADMIN_TOKEN ? { admin: { token: process.env.FULCRUM_ADMIN_TOKEN } } : {}),
   }, options.logger === undefined ? {} : { logger: options.logger });
   await balancer.listen();
   return {

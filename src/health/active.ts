@@ -10,6 +10,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendPool } from '../backends/pool.js';
 import { Reason } from '../backends/reasons.js';
 import type { HealthCheckConfig } from '../config/schema.js';
+import { tlsConnector, type BackendTlsOptions } from '../proxy/backend-tls.js';
 
 export interface CheckResult {
   readonly ok: boolean;
@@ -21,10 +22,34 @@ export interface HealthCheck {
   check(backend: Backend, signal: AbortSignal): Promise<CheckResult>;
 }
 
+/** TlsOptionsSource gives the TLS options of an https backend: the proxy's own, so checks trust what traffic trusts. */
+export interface TlsOptionsSource {
+  optionsFor(backend: Backend): BackendTlsOptions;
+}
+
 export class HttpHealthCheck implements HealthCheck {
   readonly #agent: Agent;
-  constructor(private readonly config: HealthCheckConfig, tls: { rejectUnauthorized: boolean; ca?: Buffer }) {
-    this.#agent = new Agent({ keepAliveTimeout: 10_000, connections: 2, connect: { timeout: config.timeout, ...tls } });
+  /** #tlsAgents: one agent per distinct TLS profile (the source shares one options object per profile). */
+  readonly #tlsAgents = new Map<BackendTlsOptions, Agent>();
+
+  constructor(private readonly config: HealthCheckConfig, private readonly tls: TlsOptionsSource) {
+    this.#agent = this.#newAgent(null);
+  }
+
+  #newAgent(tls: BackendTlsOptions | null): Agent {
+    const connect = tls === null ? { timeout: this.config.timeout } : tlsConnector(tls, this.config.timeout);
+    return new Agent({ keepAliveTimeout: 10_000, connections: 2, connect });
+  }
+
+  #agentFor(backend: Backend): Agent {
+    if (backend.url.protocol !== 'https:') return this.#agent;
+    const options = this.tls.optionsFor(backend);
+    let agent = this.#tlsAgents.get(options);
+    if (agent === undefined) {
+      agent = this.#newAgent(options);
+      this.#tlsAgents.set(options, agent);
+    }
+    return agent;
   }
 
   async check(backend: Backend, signal: AbortSignal): Promise<CheckResult> {
@@ -33,7 +58,7 @@ export class HttpHealthCheck implements HealthCheck {
       const res = await request(url, {
         method: this.config.method,
         headers: { 'user-agent': 'fulcrum-health-check', ...this.config.headers },
-        dispatcher: this.#agent,
+        dispatcher: this.#agentFor(backend),
         signal,
         headersTimeout: this.config.timeout,
         bodyTimeout: this.config.timeout,
@@ -49,7 +74,9 @@ export class HttpHealthCheck implements HealthCheck {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close().catch(() => undefined);
+    const agents = [this.#agent, ...this.#tlsAgents.values()];
+    this.#tlsAgents.clear();
+    await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
   }
 }
 
@@ -63,6 +90,8 @@ export class ActiveHealthChecker {
   shouldRun: () => boolean = () => true;
   /** onResult lets others (outlier detection, the shared store) see every result. */
   onResult: (backend: Backend, result: CheckResult) => void = () => undefined;
+  /** onPass is told of every passing check (outlier detection ends ejections on it). */
+  onPass: ((backend: Backend) => void) | null = null;
 
   constructor(
     private config: HealthCheckConfig,
@@ -113,6 +142,7 @@ export class ActiveHealthChecker {
     s.lastCheckError = result.ok ? undefined : result.detail;
     const down = Reason.ACTIVE_CHECK_FAILED | Reason.INITIALLY_DOWN;
     if (result.ok) {
+      this.onPass?.(backend);
       s.checkStreak = s.checkStreak > 0 ? s.checkStreak + 1 : 1;
       if ((s.reasons & down) !== 0 && s.checkStreak >= this.config.healthyThreshold) {
         const flipped = backend.setReason(down, false);

@@ -20,6 +20,14 @@ export interface HealthFlipListener {
 export class OutlierDetector {
   readonly #timers = new Map<string, NodeJS.Timeout>();
 
+  /**
+   * requireActivePass: when active checks run, an ejected backend returns
+   * only after its ejection time AND a passing active check (Envoy and
+   * HAProxy behave alike), so a backend that is still broken is not tried
+   * again on live traffic.
+   */
+  requireActivePass = false;
+
   constructor(
     private config: OutlierConfig,
     private readonly pool: BackendPool,
@@ -57,15 +65,23 @@ export class OutlierDetector {
     if (backends.length === 0) return false;
     let ejected = 0;
     for (const b of backends) if ((b.state.reasons & Reason.EJECTED) !== 0) ejected++;
-    // Always allow ejecting one backend of a pool that has more than one.
-    const cap = Math.max(backends.length > 1 ? 1 : 0, Math.floor((backends.length * this.config.maxEjectionPercent) / 100));
+    // As in Envoy, at least one backend may always be ejected, whatever the percentage.
+    const cap = Math.max(1, Math.floor((backends.length * this.config.maxEjectionPercent) / 100));
     return ejected < cap;
   }
 
   #unEject(backend: Backend): void {
     this.#timers.delete(backend.id);
     backend.state.ejectedUntil = 0;
+    if (this.requireActivePass) return; // activeCheckPassed() brings it back
     if (backend.setReason(Reason.EJECTED, false)) this.onFlip(backend, 'ejection time elapsed');
+  }
+
+  /** activeCheckPassed ends an ejection whose time is up, once an active check passes. */
+  activeCheckPassed(backend: Backend): void {
+    const s = backend.state;
+    if ((s.reasons & Reason.EJECTED) === 0 || s.ejectedUntil !== 0) return;
+    if (backend.setReason(Reason.EJECTED, false)) this.onFlip(backend, 'ejection time elapsed and an active check passed');
   }
 
   /** forget clears a removed backend's timer. */

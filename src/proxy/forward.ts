@@ -38,6 +38,8 @@ export class Exchange implements PickContext {
 
   #body: ExchangeBody;
   #bodyReplayable: boolean;
+  /** #h2: the client speaks HTTP/2 (node:http2 compat response: no reason phrase, trailers as an object). */
+  readonly #h2: boolean;
   #abort: Abort | null = null;
   #resume: (() => void) | null = null;
   #inAttempt = false;
@@ -60,20 +62,68 @@ export class Exchange implements PickContext {
     this.clientAddress = clientAddress;
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
+    this.#h2 = req.httpVersionMajor === 2;
     this.onClientClose = this.onClientClose.bind(this);
     res.once('close', this.onClientClose);
     const total = rt.config.timeouts.total;
     if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
   }
 
-  /** start picks a backend and dispatches; called once, then again per retry. */
+  /** start picks a backend and dispatches; called once, then again per retry or when leaving the queue. */
   start(): void {
-    const backend = this.rt.pick(this);
+    if (this.#done) return;
+    let backend = this.rt.pick(this);
+    if (backend !== undefined && this.rt.isFull(backend)) {
+      backend = this.#pickNotFull(backend);
+      if (backend === undefined) {
+        this.#enqueue();
+        return;
+      }
+    }
     if (backend === undefined) {
       this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND') : this.error);
       return;
     }
     this.#dispatch(backend);
+  }
+
+  /** #pickNotFull asks the picker again, skipping backends at their connection limit. */
+  #pickNotFull(first: Backend): Backend | undefined {
+    const saved = this.tried;
+    const skip = new Set(saved);
+    skip.add(first);
+    this.tried = skip;
+    let backend = this.rt.pick(this);
+    while (backend !== undefined && this.rt.isFull(backend)) {
+      skip.add(backend);
+      backend = this.rt.pick(this);
+    }
+    this.tried = saved;
+    return backend;
+  }
+
+  #queueTimer: NodeJS.Timeout | null = null;
+
+  /** #enqueue waits (bounded by limits.queueTimeout) for a backend to free a slot. */
+  #enqueue(): void {
+    this.rt.queue.push(this);
+    if (this.#queueTimer === null) {
+      this.#queueTimer = setTimeout(() => {
+        this.#queueTimer = null;
+        this.fail(new FulcrumError('FULCRUM_ERR_QUEUE_TIMEOUT', `waited ${this.rt.config.limits.queueTimeout}ms`));
+      }, this.rt.config.limits.queueTimeout);
+    }
+  }
+
+  /** leaveQueue is called by the runtime when a slot frees up. */
+  leaveQueue(): void {
+    if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
+    this.#queueTimer = null;
+    this.start();
+  }
+
+  get done(): boolean {
+    return this.#done;
   }
 
   #dispatch(backend: Backend): void {
@@ -87,11 +137,14 @@ export class Exchange implements PickContext {
     const rt = this.rt;
     if (!rt.config.preserveHost) this.#rewriteHost(backend.hostHeader);
     const timeouts = backend.config.timeouts;
-    const opts: Dispatcher.DispatchOptions = {
+    const opts: Dispatcher.DispatchOptions & { servername: string } = {
       path: this.req.url!,
       method: this.req.method as Dispatcher.HttpMethod,
       headers: this.headers,
       body: this.#body,
+      // A constant per backend: otherwise undici derives the TLS name from each request's Host and
+      // reconnects when it changes. The name actually sent is chosen by tlsConnector (backend-tls.ts).
+      servername: backend.hostHeader,
     };
     if (timeouts !== undefined) {
       if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
@@ -129,9 +182,12 @@ export class Exchange implements PickContext {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
       if (this.rt.onResponseHead !== null) this.rt.onResponseHead(this, headers);
-      res.writeHead(statusCode, statusText || undefined, headers);
+      if (this.#h2) res.writeHead(statusCode, headers); // HTTP/2 has no reason phrase
+      else res.writeHead(statusCode, statusText || undefined, headers);
     } catch (err) {
       // The backend sent something Node refuses to forward (e.g. an invalid header value).
+      // HTTP/2 stores headers one by one as it checks them: drop those already stored.
+      if (this.#h2) for (const name of res.getHeaderNames()) res.removeHeader(name);
       this.#abort?.(new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
       return false;
     }
@@ -149,10 +205,10 @@ export class Exchange implements PickContext {
   onComplete(rawTrailers: Buffer[] | null): void {
     this.#endAttempt();
     const res = this.res;
-    if (rawTrailers !== null && rawTrailers.length > 0 && res.chunkedEncoding) {
+    if (rawTrailers !== null && rawTrailers.length > 0 && (this.#h2 || res.chunkedEncoding)) {
       const trailers: [string, string][] = [];
       for (let i = 0; i < rawTrailers.length; i += 2) trailers.push([rawTrailers[i]!.toString('latin1'), rawTrailers[i + 1]!.toString('latin1')]);
-      try { res.addTrailers(trailers); } catch { /* invalid trailer from backend: drop it */ }
+      try { res.addTrailers(this.#h2 ? Object.fromEntries(trailers) : trailers); } catch { /* invalid trailer from backend: drop it */ }
     }
     res.end();
     this.#finish();
@@ -171,6 +227,7 @@ export class Exchange implements PickContext {
     }
     if (backend !== null && wasInAttempt && error.source === 'upstream') {
       backend.state.failures++;
+      if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.rt.upstream.tls.reportFailure(backend, error);
       if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.rt.outlier.failure(backend, error.code);
     }
     if (this.#responseStarted || this.res.headersSent) {
@@ -246,6 +303,7 @@ export class Exchange implements PickContext {
     if (this.#done) return;
     this.#done = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
     this.res.removeListener('close', this.onClientClose);
     this.onFinish(this);
   }

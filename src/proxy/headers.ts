@@ -118,6 +118,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   let fwd: string | undefined;
   let connection: string | undefined;
   let host = info.authority;
+  let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -136,8 +137,15 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
         out.push(name, value);
         continue;
       case 'cookie':
-        meta.cookie = meta.cookie === undefined ? value : `${meta.cookie}; ${value}`;
-        out.push(name, value);
+        // HTTP/2 clients may split cookies over several headers; HTTP/1.1 allows one (RFC 9113 8.2.3).
+        if (meta.cookie === undefined) {
+          cookieAt = out.length + 1;
+          meta.cookie = value;
+          out.push(name, value);
+        } else {
+          meta.cookie = `${meta.cookie}; ${value}`;
+          out[cookieAt] = meta.cookie;
+        }
         continue;
       case 'x-forwarded-for':
         if (trusted) xff = xff === undefined ? value : `${xff}, ${value}`;
@@ -155,7 +163,8 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
         // The listener has already answered "100 Continue"; the backend must not wait for it.
         continue;
       default:
-        out.push(name, value);
+        // HTTP/2 pseudo-headers (":method", ":path", ":authority", ":scheme") are not headers to forward.
+        if (name.charCodeAt(0) !== 58 /* ":" */) out.push(name, value);
     }
   }
   meta.xff = xff;

@@ -7,6 +7,7 @@
  * the chosen backend.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import { requestChannel, type RequestEvent } from '../observe/events.js';
 import type { Logger } from '../observe/log.js';
 import { BodyLimit, collectBody } from './body.js';
@@ -82,19 +83,23 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     }
     rt.active++;
     res.once('close', onResponseClose);
-    if (rt.draining) res.shouldKeepAlive = false;
+    const h2 = req.httpVersionMajor === 2;
+    // HTTP/2 has no per-response keep-alive: draining closes sessions with GOAWAY instead.
+    if (rt.draining && !h2) res.shouldKeepAlive = false;
     const peer = req.socket.remoteAddress ?? '';
     if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer));
       return;
     }
     const meta = newRequestMeta();
-    const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority: undefined }, rt.forward, meta);
+    const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority: h2 ? (req as unknown as Http2ServerRequest).authority : undefined }, rt.forward, meta);
+    // An HTTP/2 body needs no Content-Length: a stream not ended with its headers has one, of unknown length.
+    if (h2 && meta.contentLength < 0 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders) meta.chunked = true;
     const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, rt.forward.trusted);
 
     const maxBody = rt.config.limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
-      res.shouldKeepAlive = false; // the body will not be read: the connection cannot be reused.
+      if (!h2) res.shouldKeepAlive = false; // the body will not be read: the connection cannot be reused.
       reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client);
       return;
     }

@@ -17,6 +17,12 @@ import type { UpstreamClients } from './upstream.js';
 /** EWMA_DECAY weighs the latest latency sample against the running average (p2c). */
 const EWMA_DECAY = 0.2;
 
+/** QueuedExchange is a request waiting for a free connection slot. */
+export interface QueuedExchange {
+  readonly done: boolean;
+  leaveQueue(): void;
+}
+
 /** ResponseHeadContext is what an onResponseHead hook may read about the exchange. */
 export interface ResponseHeadContext {
   readonly backend: Backend | null;
@@ -52,6 +58,8 @@ export class ProxyRuntime {
   forward: ForwardOptions;
   /** draining: shutting down; answer with `Connection: close`. */
   draining = false;
+  /** queue holds requests waiting for a backend below its connection limit (FIFO). */
+  readonly queue: QueuedExchange[] = [];
   /** active counts proxied requests in flight, for graceful drain. */
   active = 0;
   /**
@@ -107,8 +115,26 @@ export class ProxyRuntime {
     s.latencyEwma = s.latencyEwma === 0 ? ms : s.latencyEwma + EWMA_DECAY * (ms - s.latencyEwma);
   }
 
+  /** isFull: the backend is at its connection limit (per-backend maxConnections, else limits.maxConnectionsPerBackend). */
+  isFull(backend: Backend): boolean {
+    const max = backend.config.maxConnections ?? this.config.limits.maxConnectionsPerBackend;
+    return max > 0 && backend.state.inflight >= max;
+  }
+
   attemptEnded(backend: Backend): void {
     if (backend.removeWhenDrained && backend.state.inflight === 0) this.#onDrained(backend);
+    if (this.queue.length > 0) queueMicrotask(() => this.#wakeOne());
+  }
+
+  /** #wakeOne gives a freed slot to the request that has waited longest. */
+  #wakeOne(): void {
+    while (this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      if (!next.done) {
+        next.leaveQueue();
+        return;
+      }
+    }
   }
 }
 

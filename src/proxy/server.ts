@@ -5,16 +5,28 @@
  * close idle keep-alive connections, then upgraded tunnels).
  */
 import http, { type RequestListener, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { ProxyRuntime } from './runtime.js';
+import type { TlsTermination } from './tls.js';
 import type { UpgradeListener, UpgradeTracker } from './upgrade.js';
+
+/**
+ * ListenerServer is what binding and draining need from a listener's
+ * server, whichever it is: http, https, or http2 (whose sessions are
+ * closed with GOAWAY when idle connections are asked to close).
+ */
+export interface ListenerServer extends NetServer {
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
 
 export interface BoundListener {
   readonly config: ListenerConfig;
-  readonly server: Server;
+  readonly server: ListenerServer;
   /** port is the bound port (differs from config.port when that is 0). */
   port: number;
   address: string;
@@ -50,9 +62,9 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void 
   socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
 }
 
-export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts): Server {
-  const limits = rt.config.limits;
-  const server = http.createServer({
+/** http1Options are the HTTP/1 server settings every listener shares (plain, TLS, or HTTP/1 fallback of HTTP/2). */
+export function http1Options(limits: ProxyRuntime['config']['limits']): http.ServerOptions {
+  return {
     maxHeaderSize: limits.maxHeaderSize,
     headersTimeout: limits.headersTimeout,
     requestTimeout: limits.requestTimeout,
@@ -60,14 +72,30 @@ export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts):
     connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.floor(limits.headersTimeout / 4))),
     joinDuplicateHeaders: false,
     noDelay: true,
-  }, parts.handler);
-  if (limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  };
+}
+
+function attach(server: Server, rt: ProxyRuntime, parts: ListenerFactoryParts): void {
+  if (rt.config.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.config.limits.maxRequestsPerSocket;
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
+}
+
+export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts): Server {
+  const server = http.createServer(http1Options(rt.config.limits), parts.handler);
+  attach(server, rt, parts);
   return server;
 }
 
-export async function bind(server: Server, config: ListenerConfig): Promise<BoundListener> {
+/** createHttpsServer is an HTTP/1.1 listener behind TLS; `tls` picks the certificate per SNI name and swaps it on reload. */
+export function createHttpsServer(rt: ProxyRuntime, parts: ListenerFactoryParts, tls: TlsTermination): https.Server {
+  const server = https.createServer({ ...http1Options(rt.config.limits), ...tls.serverOptions() }, parts.handler);
+  attach(server, rt, parts);
+  tls.attach(server);
+  return server;
+}
+
+export async function bind(server: ListenerServer, config: ListenerConfig): Promise<BoundListener> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);

@@ -3,18 +3,29 @@
  * when the backend joins and closed (gracefully) when it leaves, so that a
  * backend that stays across a reload keeps its warm connections.
  */
-import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import type { Backend } from '../backends/backend.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
+import { BackendTls, tlsConnector } from './backend-tls.js';
 
-export type UpstreamOptions = Pick<FulcrumConfig, 'timeouts' | 'backendTls' | 'limits'>;
+export type UpstreamOptions = Pick<FulcrumConfig, 'timeouts' | 'backendTls' | 'backends' | 'limits'>;
 
 export class UpstreamClients {
   readonly #clients = new Map<string, Dispatcher>();
+  /** #https holds the ids of the backends whose pools speak TLS, which a TLS change replaces. */
+  readonly #https = new Set<string>();
+  #tls: BackendTls;
 
-  constructor(private options: UpstreamOptions, private readonly log: Logger) {}
+  /** The constructor reads the backend TLS files; a bad one is a ConfigError. */
+  constructor(private options: UpstreamOptions, private readonly log: Logger) {
+    this.#tls = BackendTls.load(options, log);
+  }
+
+  /** tls is the backend TLS configuration in force (health checks and tunnels use it too). */
+  get tls(): BackendTls {
+    return this.#tls;
+  }
 
   /** get returns the pool of a backend, creating it on first use. */
   get(backend: Backend): Dispatcher {
@@ -26,9 +37,18 @@ export class UpstreamClients {
     return client;
   }
 
-  /** reconfigure applies new global options to pools created from now on. */
-  reconfigure(options: UpstreamOptions): void {
+  /**
+   * reconfigure applies new global options to pools created from now on.
+   * `tls` is loaded by the caller before it commits to the reload (a bad file
+   * rejects the reload); when TLS settings or files changed, the pools of
+   * https backends are closed gracefully so that new connections use them.
+   */
+  reconfigure(options: UpstreamOptions, tls: BackendTls = BackendTls.load(options, this.log)): void {
     this.options = options;
+    const tlsChanged = tls.fingerprint !== this.#tls.fingerprint;
+    this.#tls = tls;
+    if (!tlsChanged) return;
+    for (const id of this.#https) this.release(id);
   }
 
   /** release closes a backend's pool once its in-flight requests finish. */
@@ -36,6 +56,7 @@ export class UpstreamClients {
     const client = this.#clients.get(backendId);
     if (client === undefined) return;
     this.#clients.delete(backendId);
+    this.#https.delete(backendId);
     client.close().catch(() => undefined);
   }
 
@@ -47,20 +68,22 @@ export class UpstreamClients {
   async close(): Promise<void> {
     const clients = [...this.#clients.values()];
     this.#clients.clear();
+    this.#https.clear();
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
 
   async destroy(): Promise<void> {
     const clients = [...this.#clients.values()];
     this.#clients.clear();
+    this.#https.clear();
     await Promise.all(clients.map((c) => c.destroy().catch(() => undefined)));
   }
 
   #create(backend: Backend): Dispatcher {
     const timeouts = { ...this.options.timeouts, ...backend.config.timeouts };
-    const connect: Record<string, unknown> = { timeout: timeouts.connect };
-    if (backend.url.protocol === 'https:') Object.assign(connect, this.#tlsOptions(backend));
-    return new Pool(backend.origin, {
+    const https = backend.url.protocol === 'https:';
+    const connect = https ? tlsConnector(this.#tls.optionsFor(backend), timeouts.connect) : { timeout: timeouts.connect };
+    const pool = new Pool(backend.origin, {
       connect,
       connectTimeout: timeouts.connect,
       headersTimeout: timeouts.response,
@@ -71,16 +94,7 @@ export class UpstreamClients {
       maxHeaderSize: 64 * 1024,
       strictContentLength: true,
     });
-  }
-
-  #tlsOptions(backend: Backend): Record<string, unknown> {
-    const tls = { ...this.options.backendTls, ...backend.config.tls };
-    const out: Record<string, unknown> = { rejectUnauthorized: !tls.insecureSkipVerify };
-    if (tls.insecureSkipVerify) this.log.warn({ backend: backend.id, url: backend.url.href }, 'TLS verification to backend is disabled (insecureSkipVerify)');
-    if (tls.ca !== undefined) out.ca = readFileSync(tls.ca);
-    if (tls.cert !== undefined) out.cert = readFileSync(tls.cert);
-    if (tls.key !== undefined) out.key = readFileSync(tls.key);
-    if (tls.servername !== undefined) out.servername = tls.servername;
-    return out;
+    if (https) this.#https.add(backend.id);
+    return pool;
   }
 }

@@ -1,0 +1,246 @@
+/**
+ * `npm run bench`: a load benchmark that measures the balancer's CPU time
+ * per request, not just its throughput.
+ *
+ * Rig: the balancer runs alone on CPU 0; the two backends and the load
+ * generator share CPU 1 (when `taskset` exists). wrk is used when installed
+ * (Debian package `wrk`), else autocannon. Each scenario: a warm-up, then
+ * several rounds; we report medians and the spread. CPU time is read from
+ * /proc/<pid>/stat over each measured window; CPU-µs/request = CPU time /
+ * completed requests. The direct run sends the same load straight to one
+ * backend, for the ratio.
+ *
+ * Usage: node dist/bench/run.js [--rounds 5] [--duration 5] [--connections 64]
+ *          [--scenarios default,no-access-log,...|all] [--compare] [--json FILE]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { scenarios, type Scenario } from './scenarios.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const CLI = join(here, '../src/cli.js');
+const BACKEND = join(here, 'backend-server.js');
+const COMPETITORS = join(here, 'competitors.js');
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '64' },
+    scenarios: { type: 'string', default: 'default,no-access-log' },
+    compare: { type: 'boolean', default: false },
+    direct: { type: 'boolean', default: true },
+    json: { type: 'string' },
+  },
+});
+const ROUNDS = Number(args.rounds);
+const DURATION = Number(args.duration);
+const WARMUP = Number(args.warmup);
+const CONNECTIONS = Number(args.connections);
+
+const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const TASKSET = has('taskset') && (await import('node:os')).cpus().length >= 2;
+const WRK = has('wrk');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
+
+function pinned(cpu: number, cmd: string, cmdArgs: string[]): [string, string[]] {
+  return TASKSET ? ['taskset', ['-c', String(cpu), cmd, ...cmdArgs]] : [cmd, cmdArgs];
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+}
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** The pid that does the work: taskset execs, so the child's pid is the process itself. */
+function start(cpu: number, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const [c, a] = pinned(cpu, cmd, cmdArgs);
+  return spawn(c, a, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+}
+
+interface LoadResult { requests: number; rps: number; p50: number; p99: number; errors: number }
+
+async function load(url: string, seconds: number): Promise<LoadResult> {
+  if (WRK) {
+    const [c, a] = pinned(1, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]);
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}`))));
+    });
+    const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? 'NaN');
+    const ms = (re: RegExp): number => {
+      const m = re.exec(out);
+      if (!m) return NaN;
+      const v = Number(m[1]);
+      return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+    };
+    const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    return {
+      requests: num(/(\d+) requests in/),
+      rps: num(/Requests\/sec:\s+([\d.]+)/),
+      p50: ms(/50%\s+([\d.]+)(us|ms|s)/),
+      p99: ms(/99%\s+([\d.]+)(us|ms|s)/),
+      errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? socketErrors.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0),
+    };
+  }
+  const [c, a] = pinned(1, process.execPath, [join(here, '../../node_modules/autocannon/autocannon.js'), '-j', '-c', String(CONNECTIONS), '-d', String(seconds), url]);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`autocannon exited ${code}`))));
+  });
+  const r = JSON.parse(out) as { requests: { total: number; average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number };
+  return { requests: r.requests.total, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface Row { name: string; rps: number; p50: number; p99: number; cpuUsPerReq: number | null; cpuSpread: [number, number] | null; rssMiB: number | null; errors: number; rounds: number }
+
+async function measure(name: string, url: string, pid: number | null): Promise<Row> {
+  await load(url, WARMUP);
+  const rounds: (LoadResult & { cpu: number | null })[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const before = pid === null ? 0 : cpuTicks(pid);
+    const r = await load(url, DURATION);
+    const cpu = pid === null ? null : ((cpuTicks(pid) - before) / CLK_TCK) * 1e6 / r.requests;
+    rounds.push({ ...r, cpu });
+  }
+  const cpus = rounds.map((r) => r.cpu).filter((c): c is number => c !== null);
+  return {
+    name,
+    rps: median(rounds.map((r) => r.rps)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    cpuUsPerReq: cpus.length ? median(cpus) : null,
+    cpuSpread: cpus.length ? [Math.min(...cpus), Math.max(...cpus)] : null,
+    rssMiB: pid === null ? null : peakRssMiB(pid),
+    errors: rounds.reduce((a, r) => a + r.errors, 0),
+    rounds: ROUNDS,
+  };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
+  const backendPorts = [await freePort(), await freePort()];
+  const backends = start(1, process.execPath, [BACKEND, ...backendPorts.map(String)]);
+  const rows: Row[] = [];
+  const cleanups: (() => Promise<void>)[] = [() => stop(backends)];
+  try {
+    await Promise.all(backendPorts.map((p) => waitPort(p)));
+    const targets = backendPorts.map((p) => `http://127.0.0.1:${p}`);
+    const wanted = args.scenarios === 'all' ? Object.keys(scenarios) : args.scenarios.split(',');
+    if (args.direct) rows.push(await measure('direct to one backend (no proxy)', `${targets[0]}/`, null));
+    for (const key of wanted) {
+      const scenario: Scenario | undefined = scenarios[key];
+      if (scenario === undefined) throw new Error(`unknown scenario "${key}": expected one of ${Object.keys(scenarios).join(', ')}`);
+      const port = await freePort();
+      const ctx = await scenario.setup?.(dir) ?? {};
+      const config = scenario.config({ port, targets, ...ctx });
+      const file = join(dir, `${key}.json`);
+      writeFileSync(file, JSON.stringify(config));
+      const balancer = start(0, process.execPath, [CLI, '-c', file], scenario.env?.(ctx) ?? {});
+      cleanups.push(() => stop(balancer));
+      await waitPort(port);
+      rows.push(await measure(`fulcrum: ${scenario.title}`, scenario.url?.(port) ?? `http://127.0.0.1:${port}/`, balancer.pid!));
+      await stop(balancer);
+      await scenario.teardown?.(ctx);
+    }
+    if (args.compare) {
+      for (const kind of ['http-proxy', 'fastify']) {
+        const port = await freePort();
+        const child = spawn(...pinned(0, process.execPath, [COMPETITORS, kind, String(port), ...targets]), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+        cleanups.push(() => stop(child));
+        await waitPort(port);
+        rows.push(await measure(kind === 'http-proxy' ? 'node-http-proxy 1.18' : '@fastify/http-proxy', `http://127.0.0.1:${port}/`, child.pid!));
+        await stop(child);
+      }
+    }
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  }
+  report(rows);
+  if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ rig: rig(), rows }, null, 2));
+}
+
+function rig(): Record<string, unknown> {
+  return { tool: WRK ? 'wrk' : 'autocannon', connections: CONNECTIONS, rounds: ROUNDS, durationSeconds: DURATION, warmupSeconds: WARMUP, pinned: TASKSET, node: process.version };
+}
+
+function report(rows: Row[]): void {
+  const r = rig();
+  console.log(`\nload: ${r.tool}, ${CONNECTIONS} keep-alive connections, ${ROUNDS} rounds x ${DURATION}s after ${WARMUP}s warm-up; pinned: ${TASKSET ? 'proxy on CPU 0, backends + load on CPU 1' : 'no (taskset missing or one CPU)'}; ${process.version}\n`);
+  const header = ['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req (min-max)', 'peak RSS MiB', 'errors'];
+  const lines = rows.map((x) => [
+    x.name,
+    x.rps.toFixed(0),
+    x.p50.toFixed(2),
+    x.p99.toFixed(2),
+    x.cpuUsPerReq === null ? '-' : `${x.cpuUsPerReq.toFixed(1)} (${x.cpuSpread![0].toFixed(1)}-${x.cpuSpread![1].toFixed(1)})`,
+    x.rssMiB === null ? '-' : x.rssMiB.toFixed(0),
+    String(x.errors),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(fmt(header));
+  for (const l of lines) console.log(fmt(l));
+  const direct = rows.find((x) => x.name.startsWith('direct'));
+  if (direct !== undefined) {
+    console.log('');
+    for (const x of rows) if (x !== direct) console.log(`${x.name}: ${(x.rps / direct.rps * 100).toFixed(0)}% of direct throughput`);
+  }
+}
+
+await main();

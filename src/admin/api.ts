@@ -1,0 +1,276 @@
+/**
+ * The admin API: JSON over HTTP under /admin/, every route behind the
+ * bearer token (auth.ts). It reads the live backend set and the effective
+ * config, and changes them at run time through `balancer.ops` (so that
+ * the shared store can propagate each change), or reloads the config file.
+ *
+ *   GET    /admin/backends            every backend: config and live state
+ *   POST   /admin/backends            add one: {"url": "...", "weight": 1}
+ *   GET    /admin/backends/{id}       one backend
+ *   PATCH  /admin/backends/{id}       {"weight": 3} and/or {"state": "enabled" | "draining" | "disabled"}
+ *   DELETE /admin/backends/{id}       drain, then remove (?drain=false: remove now)
+ *   GET    /admin/config              the effective config, secrets redacted
+ *   POST   /admin/reload              reload the config file
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { Backend } from '../backends/backend.js';
+import type { BackendStateName } from '../backends/ops.js';
+import { backendSchema } from '../config/schema.js';
+import type { Fulcrum } from '../fulcrum.js';
+import { stripMappedPrefix } from '../proxy/headers.js';
+import { authorize } from './auth.js';
+import { pathOf, queryOf, readJsonBody, sendJson } from './http.js';
+
+/** AdminErrorCode: every answer that is not a success carries one, so clients match codes, not messages. */
+export type AdminErrorCode =
+  | 'FULCRUM_ERR_ADMIN_DISABLED'
+  | 'FULCRUM_ERR_ADMIN_UNAUTHORIZED'
+  | 'FULCRUM_ERR_ADMIN_NOT_FOUND'
+  | 'FULCRUM_ERR_ADMIN_METHOD'
+  | 'FULCRUM_ERR_ADMIN_INVALID_BODY'
+  | 'FULCRUM_ERR_ADMIN_CONFLICT'
+  | 'FULCRUM_ERR_ADMIN_RELOAD_REJECTED';
+
+export interface FieldProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+const stateNames = ['enabled', 'draining', 'disabled'] as const satisfies readonly BackendStateName[];
+
+const patchSchema = z.object({
+  weight: z.number({ message: 'expected a non-negative number' }).min(0, 'expected a non-negative number').optional(),
+  state: z.enum(stateNames, { message: 'expected "enabled", "draining" or "disabled"' }).optional(),
+}).strict().refine((v) => v.weight !== undefined || v.state !== undefined, { message: 'expected "weight" and/or "state"' });
+
+function sendError(res: ServerResponse, status: number, code: AdminErrorCode, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error: message, code, ...extra }, headers);
+}
+
+/**
+ * fieldProblems turns zod issues into `{path, message}`. For a union (a
+ * backend is "a URL string or an object"), it reports the branch that got
+ * furthest, so the answer names the field (`url`), not just "invalid input".
+ */
+export function fieldProblems(issues: readonly z.ZodIssue[]): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'invalid_union') {
+      const branches = issue.unionErrors.map((e) => fieldProblems(e.issues));
+      const depth = (ps: FieldProblem[]): number => Math.max(...ps.map((p) => (p.path === '' ? 0 : p.path.split('.').length)));
+      const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+      out.push(...best);
+      continue;
+    }
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    out.push({ path: issue.path.join('.'), message });
+  }
+  return out;
+}
+
+function invalidBody(res: ServerResponse, problems: readonly FieldProblem[]): void {
+  const summary = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('; ');
+  sendError(res, 400, 'FULCRUM_ERR_ADMIN_INVALID_BODY', `invalid request body: ${summary}`, { problems });
+}
+
+/** readObject reads a JSON object body, answering 400/413 itself when it is not one. */
+async function readObject(req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown> | undefined> {
+  const body = await readJsonBody(req);
+  if (!body.ok) {
+    sendError(res, body.status, 'FULCRUM_ERR_ADMIN_INVALID_BODY', body.error);
+    return undefined;
+  }
+  if (typeof body.value !== 'object' || body.value === null || Array.isArray(body.value)) {
+    invalidBody(res, [{ path: '', message: 'expected a JSON object' }]);
+    return undefined;
+  }
+  return body.value as Record<string, unknown>;
+}
+
+const SECRET_KEY = /token|secret|password|passwd|credential|private|apikey|api[-_]key/i;
+const SECRET_HEADER = /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i;
+export const REDACTED = '[redacted]';
+
+/**
+ * redactConfig copies a config with its secrets replaced: values of keys
+ * that name a secret (token, secret, password...), sensitive header values
+ * (Authorization, Cookie), and passwords inside URLs (redis://:pw@host).
+ * File paths (TLS cert/key paths) are not secrets and stay.
+ */
+export function redactConfig(value: unknown, key = ''): unknown {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key) || SECRET_HEADER.test(key)) return REDACTED;
+    return redactUrlPassword(value);
+  }
+  // Items of a list under a secret key (e.g. several tokens) are secrets too.
+  if (Array.isArray(value)) return value.map((v) => redactConfig(v, key));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactConfig(v, k);
+    return out;
+  }
+  return value;
+}
+
+function redactUrlPassword(text: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(text)) return text;
+  try {
+    const url = new URL(text);
+    if (url.password === '') return text;
+    url.password = 'redacted';
+    return url.href;
+  } catch {
+    return text;
+  }
+}
+
+/** AdminApi serves /admin/*; one instance per balancer. */
+export class AdminApi {
+  constructor(private readonly balancer: Fulcrum) {}
+
+  /** handle authenticates, then routes. */
+  handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const auth = authorize(req, this.balancer.config.admin.token);
+    if (!auth.ok) {
+      if (auth.status === 401) this.balancer.log.warn({ client: clientOf(req), method: req.method, path: pathOf(req.url ?? '') }, 'admin API: rejected request without a valid token');
+      sendError(res, auth.status, auth.code, auth.message, {}, auth.headers);
+      return;
+    }
+    const path = pathOf(req.url ?? '/');
+    const method = req.method ?? 'GET';
+    if (path === '/admin' || path === '/admin/') return this.#allow(req, res, ['GET'], () => this.#index(res));
+    if (path === '/admin/backends') return this.#allow(req, res, ['GET', 'POST'], () => (method === 'GET' ? this.#list(res) : this.#add(req, res)));
+    if (path === '/admin/config') return this.#allow(req, res, ['GET'], () => sendJson(res, 200, { config: redactConfig(this.balancer.config) }));
+    if (path === '/admin/reload') return this.#allow(req, res, ['POST'], () => this.#reload(req, res));
+    const m = /^\/admin\/backends\/([^/]+)$/.exec(path);
+    if (m !== null) {
+      const id = safeDecode(m[1]!);
+      return this.#allow(req, res, ['GET', 'PATCH', 'DELETE'], () => {
+        const backend = this.balancer.pool.get(id);
+        if (backend === undefined) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${id}"`);
+        if (method === 'GET') return sendJson(res, 200, this.#describe(backend));
+        if (method === 'PATCH') return this.#patch(req, res, backend);
+        return this.#remove(req, res, backend);
+      });
+    }
+    sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no admin route ${path}`);
+  };
+
+  async #allow(req: IncomingMessage, res: ServerResponse, methods: readonly string[], run: () => void | Promise<void>): Promise<void> {
+    if (!methods.includes(req.method ?? '')) {
+      sendError(res, 405, 'FULCRUM_ERR_ADMIN_METHOD', `${req.method} is not allowed here; use ${methods.join(', ')}`, {}, { allow: methods.join(', ') });
+      return;
+    }
+    await run();
+  }
+
+  #index(res: ServerResponse): void {
+    sendJson(res, 200, {
+      routes: [
+        'GET /admin/backends', 'POST /admin/backends', 'GET /admin/backends/{id}', 'PATCH /admin/backends/{id}',
+        'DELETE /admin/backends/{id}?drain=true|false', 'GET /admin/config', 'POST /admin/reload',
+      ],
+    });
+  }
+
+  #describe(backend: Backend): Record<string, unknown> {
+    return { ...this.balancer.backendStatus(backend), removeWhenDrained: backend.removeWhenDrained, config: redactConfig(backend.config) };
+  }
+
+  #list(res: ServerResponse): void {
+    sendJson(res, 200, { backends: this.balancer.pool.snapshot.map((b) => this.#describe(b)) });
+  }
+
+  async #add(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readObject(req, res);
+    if (body === undefined) return;
+    // A new backend enters rotation once its health checks pass (like a configured
+    // `healthy: false`), unless the body says otherwise or active checks are off.
+    const input = { healthy: !this.balancer.config.healthCheck.enabled, ...body };
+    const parsed = backendSchema.safeParse(input);
+    if (!parsed.success) return invalidBody(res, fieldProblems(parsed.error.issues));
+    const actor = actorOf(req);
+    let backend: Backend;
+    try {
+      backend = this.balancer.ops.add(parsed.data, 'admin', actor);
+    } catch (err) {
+      return sendError(res, 409, 'FULCRUM_ERR_ADMIN_CONFLICT', (err as Error).message);
+    }
+    this.balancer.log.info({ actor, op: 'add', backend: backend.id, url: backend.url.href, weight: backend.weight }, 'admin: backend added');
+    sendJson(res, 201, this.#describe(backend), { location: `/admin/backends/${encodeURIComponent(backend.id)}` });
+  }
+
+  async #patch(req: IncomingMessage, res: ServerResponse, backend: Backend): Promise<void> {
+    const body = await readObject(req, res);
+    if (body === undefined) return;
+    const parsed = patchSchema.safeParse(body);
+    if (!parsed.success) return invalidBody(res, fieldProblems(parsed.error.issues));
+    const actor = actorOf(req);
+    const { weight, state } = parsed.data;
+    // The backend may have left while the body was read.
+    if (this.balancer.pool.get(backend.id) !== backend) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${backend.id}"`);
+    if (weight !== undefined) {
+      const before = backend.weight;
+      this.balancer.ops.setWeight(backend.id, weight, 'admin', actor);
+      this.balancer.log.info({ actor, op: 'weight', backend: backend.id, url: backend.url.href, from: before, to: weight }, 'admin: backend weight changed');
+    }
+    if (state !== undefined) {
+      const wasHealthy = backend.healthy;
+      this.balancer.ops.setState(backend.id, state, 'admin', actor);
+      this.balancer.log.info({ actor, op: 'state', backend: backend.id, url: backend.url.href, state }, `admin: backend ${state}`);
+      if (wasHealthy !== backend.healthy) this.balancer.recordEvent(backend, `${state} by ${actor}`);
+    }
+    sendJson(res, 200, this.#describe(backend));
+  }
+
+  #remove(req: IncomingMessage, res: ServerResponse, backend: Backend): void {
+    const drainParam = queryOf(req.url ?? '').get('drain');
+    if (drainParam !== null && drainParam !== 'true' && drainParam !== 'false') {
+      return invalidBody(res, [{ path: 'drain', message: 'expected drain=true or drain=false' }]);
+    }
+    const drain = drainParam !== 'false';
+    const actor = actorOf(req);
+    const wasHealthy = backend.healthy;
+    this.balancer.ops.remove(backend.id, drain, 'admin', actor);
+    const removed = this.balancer.pool.get(backend.id) !== backend;
+    this.balancer.log.info({ actor, op: 'remove', backend: backend.id, url: backend.url.href, drain, inflight: backend.state.inflight, removed },
+      removed ? 'admin: backend removed' : 'admin: backend draining; it is removed when its in-flight requests finish');
+    if (!removed && wasHealthy !== backend.healthy) this.balancer.recordEvent(backend, `draining for removal by ${actor}`);
+    if (removed) sendJson(res, 200, { id: backend.id, url: backend.url.href, removed: true });
+    else sendJson(res, 202, { id: backend.id, url: backend.url.href, removed: false, draining: true, inflight: backend.state.inflight });
+  }
+
+  async #reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const actor = actorOf(req);
+    this.balancer.log.info({ actor, op: 'reload' }, 'admin: reload requested');
+    const result = await this.balancer.reload();
+    if (result.ok) sendJson(res, 200, result);
+    else sendJson(res, 422, { ...result, code: 'FULCRUM_ERR_ADMIN_RELOAD_REJECTED' });
+  }
+}
+
+function clientOf(req: IncomingMessage): string {
+  return stripMappedPrefix(req.socket.remoteAddress ?? 'unknown');
+}
+
+function actorOf(req: IncomingMessage): string {
+  return `admin-api ${clientOf(req)}`;
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** installAdminApi mounts /admin and /admin/* on the balancer's own endpoints. */
+export function installAdminApi(balancer: Fulcrum): AdminApi {
+  const api = new AdminApi(balancer);
+  balancer.admin.mount('/admin', api.handle);
+  balancer.admin.mount('/admin/', api.handle);
+  return api;
+}

@@ -1,0 +1,93 @@
+/**
+ * The dashboard's model: one snapshot of the balancer, built once per tick
+ * and sent to every connected page. It is the /status document (so that
+ * what features add there, such as the Redis cluster's instances, shows up
+ * too) trimmed to what the page draws, with the sampler's live figures.
+ */
+import type { Fulcrum } from '../../fulcrum.js';
+import type { HealthEvent } from '../../observe/events.js';
+import type { LiveFigures, Sampler } from './sampler.js';
+
+/** RECENT_EVENTS: how many health events the page lists. */
+export const RECENT_EVENTS = 15;
+
+export interface DashboardBackend extends LiveFigures {
+  readonly id: string;
+  readonly url: string;
+  readonly healthy: boolean;
+  readonly state: string;
+  readonly reasons: readonly string[];
+  readonly weight: number;
+  readonly effectiveWeight: number;
+  /** active: requests (and WebSocket tunnels) in flight. */
+  readonly active: number;
+  readonly requests: number;
+  readonly lastCheckError: string | null;
+  /** since: when the backend last changed between healthy and not (ISO time). */
+  readonly since: string;
+}
+
+export interface DashboardSnapshot {
+  readonly t: number;
+  readonly version: string;
+  readonly algorithm: string;
+  readonly uptimeSeconds: number;
+  readonly totals: LiveFigures & { readonly backends: number; readonly healthy: number; readonly active: number; readonly requests: number };
+  readonly backends: readonly DashboardBackend[];
+  readonly events: readonly HealthEvent[];
+  /** cluster: the instances sharing state through Redis, as /status shows them; null without Redis. */
+  readonly cluster: unknown;
+  /** instanceId: this instance's id in the cluster, when there is one. */
+  readonly instanceId: string | null;
+  /** store: the shared store's type and connection state, as /status shows them; null without Redis. */
+  readonly store: unknown;
+  readonly lastReload: unknown;
+  /** adminEnabled: a token is configured, so the page may offer drain/enable. */
+  readonly adminEnabled: boolean;
+}
+
+interface StatusBackend {
+  id: string; url: string; healthy: boolean; state: string; reasons: string[]; weight: number; effectiveWeight: number;
+  activeConnections: number; requests: number; lastCheckError: string | null; since: string;
+}
+
+export function buildSnapshot(balancer: Fulcrum, sampler: Sampler, now = Date.now()): DashboardSnapshot {
+  const status = balancer.status();
+  const shared = (status.store as { type?: string } | undefined)?.type !== undefined && (status.store as { type?: string }).type !== 'memory';
+  const list = (status.backends as StatusBackend[] | undefined) ?? [];
+  let active = 0;
+  let healthy = 0;
+  const backends = list.map((b): DashboardBackend => {
+    active += b.activeConnections;
+    if (b.healthy) healthy++;
+    return {
+      id: b.id,
+      url: b.url,
+      healthy: b.healthy,
+      state: b.state,
+      reasons: b.reasons,
+      weight: b.weight,
+      effectiveWeight: b.effectiveWeight,
+      active: b.activeConnections,
+      requests: b.requests,
+      lastCheckError: b.lastCheckError,
+      since: b.since,
+      ...sampler.figures(b.id),
+    };
+  });
+  return {
+    t: now,
+    version: balancer.version,
+    algorithm: balancer.config.algorithm,
+    uptimeSeconds: Math.round((now - balancer.startedAt) / 1000),
+    totals: { backends: backends.length, healthy, active, requests: balancer.metrics.totalRequests, ...sampler.totals() },
+    backends,
+    events: balancer.events.slice(-RECENT_EVENTS).reverse(),
+    // Instances matter when they share state: with the memory store there is only this one.
+    cluster: shared ? status.cluster ?? null : null,
+    instanceId: shared ? (status.instance as { id?: string } | undefined)?.id ?? null : null,
+    store: shared ? status.store ?? null : null,
+    lastReload: status.lastReload ?? null,
+    adminEnabled: balancer.config.admin.token !== undefined,
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * hashKeyFunction turns the `hashKey` setting into the function the proxy
+ * calls per request to obtain the consistent-hash key:
+ *
+ *   ip             the client address (the forwarded one only from trusted proxies)
+ *   path           the path, without the query string
+ *   header:<name>  a request header (name case-insensitive)
+ *   cookie:<name>  a cookie (name case-sensitive)
+ *   query:<name>   a query parameter
+ *
+ * It returns undefined when the request has no such key; the hash policies
+ * then use the client address.
+ */
+import type { HashKeyFn } from '../proxy/pipeline.js';
+import { cookieValue } from './cookie.js';
+
+export function hashKeyFunction(spec: string): HashKeyFn {
+  if (spec === 'ip') return (_req, _meta, clientAddress) => clientAddress;
+  if (spec === 'path') {
+    return (req) => {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      return q < 0 ? url : url.slice(0, q);
+    };
+  }
+  const colon = spec.indexOf(':');
+  const kind = spec.slice(0, colon);
+  const name = spec.slice(colon + 1);
+  switch (kind) {
+    case 'header': {
+      const lower = name.toLowerCase();
+      return (req) => {
+        const value = req.headers[lower];
+        return Array.isArray(value) ? value.join(', ') : value;
+      };
+    }
+    case 'cookie':
+      return (_req, meta) => cookieValue(meta.cookie, name);
+    case 'query':
+      return (req) => {
+        const url = req.url ?? '';
+        const q = url.indexOf('?');
+        return q < 0 ? undefined : new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined;
+      };
+    default:
+      // The schema admits only the forms above; reaching this is a programming error.
+      throw new Error(`unsupported hashKey "${spec}"`);
+  }
+}

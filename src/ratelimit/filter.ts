@@ -1,0 +1,150 @@
+/**
+ * RateLimitFilter is the request filter the pipeline runs before a backend
+ * is chosen. It finds the rule for the path, the client's key, and asks the
+ * store for a decision:
+ * - allowed: the RateLimit headers are set on the response (Node merges
+ *   them with the backend's headers) and the request goes on;
+ * - over the limit: 429 with Retry-After and the RateLimit headers,
+ *   answered here; the request never reaches a backend;
+ * - the Redis store failed or timed out: `onStoreError` decides, allow (the
+ *   request goes on without RateLimit headers) or deny (503).
+ *
+ * In memory mode the decision is synchronous: a Map lookup and integer
+ * arithmetic, written into one reused Decision.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Metrics } from '../observe/metrics.js';
+import type { RequestFilter } from '../proxy/pipeline.js';
+import { rateLimitHeader, retryAfter } from './headers.js';
+import type { RedisStore } from './redis-store.js';
+import type { RateLimitRule } from './rules.js';
+import type { StoreHealth } from './store-health.js';
+import { Decision, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE, type Clock } from './types.js';
+
+const REJECT_BODY = '429 Too Many Requests: rate limit exceeded\n';
+const UNAVAILABLE_BODY = '503 Service Unavailable: rate limit store unavailable\n';
+
+export interface RateLimitFilterOptions {
+  /** rules: overrides, longest prefix first, then the default rule (compileRules). */
+  readonly rules: readonly RateLimitRule[];
+  /** redis: the shared store, or null for memory mode. */
+  readonly redis: RedisStore | null;
+  readonly onStoreError: 'allow' | 'deny';
+  /** headers: set RateLimit headers on allowed responses. */
+  readonly headers: boolean;
+  readonly metrics: Metrics;
+  readonly health: StoreHealth;
+  /** clock: the memory store's time source (ms). */
+  readonly clock: Clock;
+}
+
+export class RateLimitFilter implements RequestFilter {
+  readonly #overrides: readonly RateLimitRule[];
+  readonly #default: RateLimitRule;
+  readonly #redis: RedisStore | null;
+  readonly #deny: boolean;
+  readonly #headers: boolean;
+  readonly #metrics: Metrics;
+  readonly #health: StoreHealth;
+  readonly #clock: Clock;
+  readonly #decision = new Decision();
+
+  constructor(options: RateLimitFilterOptions) {
+    this.#overrides = options.rules.slice(0, -1);
+    this.#default = options.rules[options.rules.length - 1]!;
+    this.#redis = options.redis;
+    this.#deny = options.onStoreError === 'deny';
+    this.#headers = options.headers;
+    this.#metrics = options.metrics;
+    this.#health = options.health;
+    this.#clock = options.clock;
+  }
+
+  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void {
+    const rule = this.#overrides.length === 0 ? this.#default : this.#ruleFor(req.url!);
+    if (!rule.enabled) return next();
+    const memory = rule.memory;
+    if (memory !== null) {
+      const d = this.#decision;
+      memory.decide(rule.keyOf(req, clientAddress), this.#clock(), d);
+      if (d.allowed) this.#allow(rule, d, res, next);
+      else this.#reject(rule, d, req, res, 0);
+      return;
+    }
+    this.#decideShared(rule, req, res, clientAddress, next);
+  }
+
+  #ruleFor(url: string): RateLimitRule {
+    const overrides = this.#overrides;
+    for (let i = 0; i < overrides.length; i++) if (url.startsWith(overrides[i]!.pathPrefix)) return overrides[i]!;
+    return this.#default;
+  }
+
+  #decideShared(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void {
+    const redis = this.#redis!;
+    const started = performance.now();
+    redis.decide(rule.policy, redis.keyOf(rule.scope, rule.keyOf(req, clientAddress))).then(
+      (d) => {
+        this.#health.up();
+        if (clientGone(req, res)) return;
+        if (d.allowed) this.#allow(rule, d, res, next);
+        else this.#reject(rule, d, req, res, started);
+      },
+      (err: Error) => {
+        this.#health.failed(err);
+        if (clientGone(req, res)) return;
+        if (this.#deny) this.#unavailable(rule, req, res, started);
+        else next();
+      },
+    );
+  }
+
+  #allow(rule: RateLimitRule, d: Decision, res: ServerResponse, next: () => void): void {
+    if (this.#headers) {
+      res.setHeader('RateLimit-Policy', rule.policyHeader);
+      res.setHeader('RateLimit', rateLimitHeader(rule.quotedName, d));
+    }
+    next();
+  }
+
+  #reject(rule: RateLimitRule, d: Decision, req: IncomingMessage, res: ServerResponse, started: number): void {
+    this.#answer(req, res, 429, REJECT_BODY, {
+      'retry-after': retryAfter(d),
+      'ratelimit-policy': rule.policyHeader,
+      ratelimit: rateLimitHeader(rule.quotedName, d),
+      'x-fulcrum-error': RATE_LIMITED,
+    }, started);
+  }
+
+  #unavailable(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, started: number): void {
+    this.#answer(req, res, 503, UNAVAILABLE_BODY, {
+      'retry-after': '1',
+      'ratelimit-policy': rule.policyHeader,
+      'x-fulcrum-error': RATE_LIMIT_UNAVAILABLE,
+    }, started);
+  }
+
+  /** #answer ends the response itself; `started` is 0 when the decision took no measurable time (memory). */
+  #answer(req: IncomingMessage, res: ServerResponse, status: number, body: string, headers: Record<string, string>, started: number): void {
+    this.#metrics.rateLimited++;
+    this.#metrics.record('none', status, started === 0 ? 0 : (performance.now() - started) / 1000);
+    // The body of a rejected request is not read: drop the connection rather than drain an upload.
+    if (hasBody(req)) res.shouldKeepAlive = false;
+    res.writeHead(status, {
+      ...headers,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+    });
+    res.end(body);
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** clientGone: the client went away while the shared store was deciding. */
+function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
+  return res.destroyed || req.socket.destroyed;
+}

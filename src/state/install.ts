@@ -1,0 +1,70 @@
+/**
+ * installStateStore attaches the state store to a balancer: the memory
+ * store by default (one instance, nothing shared), or Redis with
+ * `state.store: redis`, which shares counters, health checks and run-time
+ * backend changes between instances and keeps them across restarts.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Fulcrum } from '../fulcrum.js';
+import { BackendSharing } from './backend-share.js';
+import { CounterCollector } from './counters.js';
+import { HealthSharing } from './health-share.js';
+import { MemoryStore } from './memory.js';
+import { RedisStore } from './redis.js';
+import { installStatus } from './status.js';
+import type { StateStore } from './store.js';
+import { StateSync } from './sync.js';
+
+/** newInstanceId: host, process and a random part (several instances may share a process, as in tests). */
+export function newInstanceId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export function installStateStore(balancer: Fulcrum): void {
+  const config = balancer.config.state;
+  const log = balancer.log.child({ component: 'state' });
+  const instanceId = newInstanceId();
+  const shared = config.store === 'redis';
+  const store: StateStore = shared
+    ? new RedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, instanceId })
+    : new MemoryStore(instanceId);
+  let sync: StateSync | null = null;
+  const health = shared ? new HealthSharing(balancer, store, () => sync?.degraded ?? false) : null;
+  const backends = shared ? new BackendSharing(balancer, store, log) : null;
+  sync = new StateSync({
+    store,
+    collector: new CounterCollector(balancer.metrics, balancer.pool),
+    flushInterval: config.flushInterval,
+    log,
+    localTotal: () => balancer.metrics.totalRequests,
+    health,
+    backends,
+  });
+  health?.install();
+  backends?.install();
+  installStatus(balancer, sync, store);
+  if (shared) log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
+  sync.start();
+
+  balancer.reloadHooks.push((next, previous) => {
+    if (JSON.stringify(next.state) !== JSON.stringify(previous.state)) log.warn('state settings changed in the config; they take effect at the next restart');
+  });
+  const running = sync;
+  balancer.onClose(async () => {
+    health?.uninstall();
+    backends?.uninstall();
+    await running.close();
+  });
+}
+
+/** redactedUrl hides a password in the Redis URL, for logs. */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.href;
+  } catch {
+    return '(invalid URL)';
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * The Redis state store, through ioredis: shared by every balancer instance
+ * pointed at the same Redis and key prefix, and kept across restarts.
+ * docs/redis.md lists every key it writes.
+ *
+ * Redis must never hold traffic up, so the client fails fast instead of
+ * queueing: no offline queue, no retries of a command, a command timeout,
+ * and reconnection with backoff in the background. Commands issued in the
+ * same tick are sent as one pipeline (auto-pipelining). Two connections are
+ * used, because a connection in pub/sub mode can issue no other command.
+ */
+import { EventEmitter } from 'node:events';
+import type { Redis, RedisOptions } from 'ioredis';
+import { newRedisClient } from './redis-client.js';
+import { decodeHealth, decodeMessage, decodeOverride, encodeHealth, encodeMessage, encodeOverride, parseJson } from './redis-codec.js';
+import {
+  countersFromFields, counterFields, StateStoreError,
+  type BackendOverride, type CounterDelta, type Counters, type InstanceInfo, type SharedHealth,
+  type StateStore, type StoreState, type Unsubscribe,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  readonly instanceId: string;
+  /** commandTimeout bounds every command; a timed-out command is a failure, not a wait. */
+  readonly commandTimeout?: number;
+}
+
+/** How long the last applied flush of an instance is remembered (to make a resent flush a no-op). */
+const FLUSHED_TTL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * fulcrumFlush: adds the increments unless this batch (seq) was already
+ * applied, then returns the counters hash, in one atomic step.
+ * KEYS: counters, flushed-seq. ARGV: seq, seq TTL ms, field, increment, ...
+ */
+const FLUSH = `
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) > last then
+  for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+return redis.call('HGETALL', KEYS[1])`;
+
+/**
+ * fulcrumHeartbeat: records this instance at the server's clock, drops the
+ * instances not seen for a TTL, returns the live ones with their last beat.
+ * (replicate_commands lets a script write after reading TIME on Redis < 5.)
+ * KEYS: instances. ARGV: instance id, TTL ms.
+ */
+const HEARTBEAT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', now - tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')`;
+
+/**
+ * fulcrumAcquire: SET NX PX when the lease is free; compare-and-extend when
+ * the caller already holds it. KEYS: lease. ARGV: owner, TTL ms.
+ */
+const ACQUIRE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+/** fulcrumRelease: compare-and-delete, so that a late release never frees someone else's lease. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+interface Scripts {
+  fulcrumFlush(counters: string, flushed: string, seq: number, ttl: number, ...pairs: (string | number)[]): Promise<string[]>;
+  fulcrumHeartbeat(instances: string, id: string, ttl: number): Promise<string[]>;
+  fulcrumAcquire(lease: string, owner: string, ttl: number): Promise<number>;
+  fulcrumRelease(lease: string, owner: string): Promise<number>;
+}
+
+/** redisKeys names every key under the prefix (see docs/redis.md). */
+export function redisKeys(prefix: string, instanceId: string) {
+  return {
+    counters: `${prefix}counters`,
+    flushed: `${prefix}flushed:${instanceId}`,
+    instances: `${prefix}instances`,
+    lease: (name: string) => `${prefix}lease:${name}`,
+    health: `${prefix}health`,
+    backends: `${prefix}backends`,
+    events: `${prefix}events`,
+  };
+}
+
+function clientOptions(options: RedisStoreOptions): RedisOptions {
+  return {
+    connectionName: `fulcrum-${options.instanceId.replace(/[^A-Za-z0-9._:-]/g, '_')}`,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    enableAutoPipelining: true,
+    commandTimeout: options.commandTimeout ?? 1000,
+    connectTimeout: 2000,
+    // 100ms, 200ms, 400ms ... then every 2s, for as long as it takes.
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000),
+  };
+}
+
+export class RedisStore implements StateStore {
+  readonly type = 'redis' as const;
+  readonly instanceId: string;
+  #state: StoreState = 'connecting';
+  #lastError: string | null = null;
+  #closing = false;
+  readonly #client: Redis;
+  readonly #subscriber: Redis;
+  readonly #scripts: Scripts;
+  readonly #keys: ReturnType<typeof redisKeys>;
+  readonly #events = new EventEmitter<{ state: [StoreState]; health: [SharedHealth]; backend: [BackendOverride] }>();
+
+  constructor(options: RedisStoreOptions) {
+    this.instanceId = options.instanceId;
+    this.#keys = redisKeys(options.keyPrefix, options.instanceId);
+    this.#events.setMaxListeners(0);
+    const common = clientOptions(options);
+    this.#client = newRedisClient(options.url, common);
+    this.#client.defineCommand('fulcrumFlush', { numberOfKeys: 2, lua: FLUSH });
+    this.#client.defineCommand('fulcrumHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
+    this.#client.defineCommand('fulcrumAcquire', { numberOfKeys: 1, lua: ACQUIRE });
+    this.#client.defineCommand('fulcrumRelease', { numberOfKeys: 1, lua: RELEASE });
+    this.#scripts = this.#client as unknown as Scripts;
+    this.#client.on('ready', () => this.#setState('ready'));
+    this.#client.on('close', () => this.#setState('down'));
+    this.#client.on('end', () => this.#setState('down'));
+    // ioredis emits an error per failed attempt; the state change is what gets reported (once).
+    this.#client.on('error', (err: Error) => { this.#lastError = err.message; });
+
+    this.#subscriber = newRedisClient(options.url, { ...common, enableAutoPipelining: false, connectionName: `${common.connectionName}-sub` });
+    this.#subscriber.on('error', () => undefined);
+    // Subscribe on every (re)connection: a new connection starts with no subscriptions.
+    this.#subscriber.on('ready', () => { this.#subscriber.subscribe(this.#keys.events).catch(() => undefined); });
+    this.#subscriber.on('message', (_channel: string, text: string) => this.#deliver(text));
+  }
+
+  get state(): StoreState {
+    return this.#state;
+  }
+
+  /** lastError is the client's last connection error, for the "store unavailable" log line. */
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  onState(listener: (state: StoreState) => void): Unsubscribe {
+    this.#events.on('state', listener);
+    return () => this.#events.off('state', listener);
+  }
+
+  #setState(state: StoreState): void {
+    if (this.#closing || state === this.#state) return;
+    this.#state = state;
+    this.#events.emit('state', state);
+  }
+
+  async #run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (err) {
+      throw new StateStoreError(operation, { cause: err });
+    }
+  }
+
+  async flushCounters(seq: number, delta: CounterDelta): Promise<Counters> {
+    const pairs = counterFields(delta).flat();
+    const reply = await this.#run('flush counters', () => this.#scripts.fulcrumFlush(this.#keys.counters, this.#keys.flushed, seq, FLUSHED_TTL_MS, ...pairs));
+    return countersFromFields(pairsOf(reply));
+  }
+
+  async readCounters(): Promise<Counters> {
+    const hash = await this.#run('read counters', () => this.#client.hgetall(this.#keys.counters));
+    return countersFromFields(Object.entries(hash).map(([f, v]) => [f, Number(v)]));
+  }
+
+  async heartbeat(ttlMs: number): Promise<InstanceInfo[]> {
+    const reply = await this.#run('heartbeat', () => this.#scripts.fulcrumHeartbeat(this.#keys.instances, this.instanceId, ttlMs));
+    return pairsOf(reply).map(([id, lastSeen]) => ({ id, lastSeen }));
+  }
+
+  async leave(): Promise<void> {
+    await this.#run('leave', () => Promise.all([this.#client.zrem(this.#keys.instances, this.instanceId), this.#client.del(this.#keys.flushed)]));
+  }
+
+  async acquireLease(name: string, ttlMs: number): Promise<boolean> {
+    return (await this.#run('acquire lease', () => this.#scripts.fulcrumAcquire(this.#keys.lease(name), this.instanceId, ttlMs))) === 1;
+  }
+
+  async releaseLease(name: string): Promise<void> {
+    await this.#run('release lease', () => this.#scripts.fulcrumRelease(this.#keys.lease(name), this.instanceId));
+  }
+
+  async publishHealth(health: SharedHealth): Promise<void> {
+    const message = encodeMessage({ kind: 'health', from: this.instanceId, health });
+    await this.#run('publish health', () => Promise.all([
+      this.#client.hset(this.#keys.health, health.url, JSON.stringify(encodeHealth(health))),
+      this.#client.publish(this.#keys.events, message),
+    ]));
+  }
+
+  async readHealth(): Promise<SharedHealth[]> {
+    const hash = await this.#run('read health', () => this.#client.hgetall(this.#keys.health));
+    return decodeAll(hash, decodeHealth);
+  }
+
+  onHealth(listener: (health: SharedHealth) => void): Unsubscribe {
+    this.#events.on('health', listener);
+    return () => this.#events.off('health', listener);
+  }
+
+  async publishBackend(override: BackendOverride): Promise<void> {
+    const message = encodeMessage({ kind: 'backend', from: this.instanceId, override });
+    await this.#run('publish backend change', () => Promise.all([
+      this.#client.hset(this.#keys.backends, override.url, JSON.stringify(encodeOverride(override))),
+      this.#client.publish(this.#keys.events, message),
+    ]));
+  }
+
+  async readBackends(): Promise<BackendOverride[]> {
+    const hash = await this.#run('read backend changes', () => this.#client.hgetall(this.#keys.backends));
+    return decodeAll(hash, decodeOverride);
+  }
+
+  onBackend(listener: (override: BackendOverride) => void): Unsubscribe {
+    this.#events.on('backend', listener);
+    return () => this.#events.off('backend', listener);
+  }
+
+  #deliver(text: string): void {
+    const message = decodeMessage(text);
+    if (message === null || message.from === this.instanceId) return;
+    if (message.kind === 'health') this.#events.emit('health', message.health);
+    else this.#events.emit('backend', message.override);
+  }
+
+  /** close quits both connections, waiting at most a second for the server to answer. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#events.removeAllListeners();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, 1000); });
+    await Promise.race([Promise.allSettled([this.#client.quit(), this.#subscriber.quit()]), timeout]);
+    clearTimeout(timer);
+    this.#client.disconnect();
+    this.#subscriber.disconnect();
+  }
+}
+
+function pairsOf(flat: readonly string[]): [string, number][] {
+  const out: [string, number][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, Number(flat[i + 1])]);
+  return out;
+}
+
+function decodeAll<T>(hash: Record<string, string>, decode: (v: unknown) => T | null): T[] {
+  const out: T[] = [];
+  for (const text of Object.values(hash)) {
+    const value = decode(parseJson(text));
+    if (value !== null) out.push(value);
+  }
+  return out;
+}

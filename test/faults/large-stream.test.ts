@@ -1,0 +1,69 @@
+/**
+ * 1 GiB up and 1 GiB down through a balancer running as its own process,
+ * with its resident memory sampled throughout: streaming, not buffering,
+ * keeps it flat and below the stated bound.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { startBackends, urlOf, freePort } from '../helpers/backends.js';
+import { get, waitFor } from '../helpers/balancer.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const GiB = 1024 ** 3;
+const RSS_BOUND_MIB = 160;
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+test(`1 GiB upload and download with the balancer's RSS below ${RSS_BOUND_MIB} MiB`, { timeout: 240_000 }, async () => {
+  const backends = await startBackends(1);
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', '--no-access-log', '--backend', urlOf(backends[0]!)], { stdio: 'ignore' });
+  let peak = 0;
+  const sampler = setInterval(() => { try { peak = Math.max(peak, rssMiB(child.pid!)); } catch { /* exited */ } }, 50);
+  try {
+    await waitFor(async () => { try { return (await get(`http://127.0.0.1:${port}/healthz`)).status === 200; } catch { return false; } }, 15_000, 50);
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    const uploaded = await new Promise<{ size: number }>((resolve, reject) => {
+      const req = http.request(`http://127.0.0.1:${port}/upload`, { method: 'POST', agent: false, headers: { 'content-length': GiB } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => { text += d.toString(); });
+        res.on('end', () => resolve(JSON.parse(text)));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < GiB) {
+          sent += chunk.length;
+          if (!req.write(chunk)) { req.once('drain', pump); return; }
+        }
+        req.end();
+      };
+      pump();
+    });
+    assert.equal(uploaded.size, GiB);
+
+    const downloaded = await new Promise<number>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${port}/bytes?n=${GiB}`, { agent: false }, (res) => {
+        let n = 0;
+        res.on('data', (d: Buffer) => { n += d.length; });
+        res.on('end', () => resolve(n));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    assert.equal(downloaded, GiB);
+    assert.ok(peak > 0, 'RSS was sampled');
+    assert.ok(peak < RSS_BOUND_MIB, `peak RSS ${peak.toFixed(0)} MiB`);
+  } finally {
+    clearInterval(sampler);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await Promise.all(backends.map((b) => b.close()));
+  }
+});
