@@ -8,6 +8,7 @@
  *   fulcrum backend --port 8081 [--name "Backend 1"]
  *   fulcrum validate -c FILE
  */
+import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createBalancer } from './index.js';
@@ -16,6 +17,9 @@ import { createLogger } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
 import type { Fulcrum } from './fulcrum.js';
+import { isFulcrumWorker, workerCount } from './cluster/env.js';
+import { runPrimary } from './cluster/primary.js';
+import { serveAsWorker, workerLogger } from './cluster/worker.js';
 
 const EXIT_USAGE = 2;
 
@@ -35,6 +39,13 @@ function parseCount(value: string): number {
   return n;
 }
 
+function parseWorkers(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a number of workers (1 or more) or "auto"');
+  return n;
+}
+
 interface StartFlags {
   config?: string;
   port?: number;
@@ -44,6 +55,7 @@ interface StartFlags {
   logLevel?: string;
   accessLog?: boolean;
   adminPort?: number;
+  workers?: number | 'auto';
 }
 
 /** onSignals drains on the first SIGTERM/SIGINT (exit 0) and exits at once on a second one. */
@@ -79,6 +91,7 @@ async function start(flags: StartFlags): Promise<void> {
   if (flags.logLevel !== undefined) overrides.logLevel = flags.logLevel;
   if (flags.accessLog === false) overrides.accessLog = false;
   if (flags.adminPort !== undefined) overrides.adminPort = flags.adminPort;
+  if (flags.workers !== undefined) overrides.workers = flags.workers;
   const load = () => loadConfig({ ...(flags.config === undefined ? {} : { file: flags.config }), flags: overrides });
   let loaded;
   try {
@@ -95,7 +108,13 @@ async function start(flags: StartFlags): Promise<void> {
       + '  or try the demo:                fulcrum demo\n'
       + 'Run "fulcrum --help" for every option.', EXIT_USAGE);
   }
-  const logger = createLogger({ level: config.logLevel });
+  const workers = workerCount(config.workers);
+  if (workers > 1 && cluster.isPrimary) {
+    // The primary serves nothing itself: it forks the workers (which run this command again) and looks after them.
+    runPrimary({ workers, logLevel: config.logLevel, drainTimeout: config.drainTimeout, configFile: file });
+    return;
+  }
+  const logger = workerLogger(createLogger({ level: config.logLevel }));
   let balancer: Fulcrum;
   try {
     balancer = createBalancer(config, { logger, ...(file === undefined ? {} : { configFile: file, loadConfig: () => load().config }) });
@@ -105,10 +124,12 @@ async function start(flags: StartFlags): Promise<void> {
     if (err instanceof ConfigError) fail(`invalid configuration:\n${err.message}`, EXIT_USAGE);
     fail(`cannot start: ${(err as Error).message}`);
   }
-  onSignals(() => balancer.close(), async () => {
-    if (file === undefined) { logger.warn('SIGHUP: no config file to reload'); return; }
-    await balancer.reload();
-  });
+  const reload = async () => {
+    if (file === undefined) { logger.warn('SIGHUP: no config file to reload'); return null; }
+    return balancer.reload();
+  };
+  if (isFulcrumWorker()) serveAsWorker(balancer, reload);
+  else onSignals(() => balancer.close(), async () => { await reload(); });
 }
 
 function hasDiscovery(config: object): boolean {
@@ -137,6 +158,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--no-access-log', 'do not log a line per request')
     .option('--admin-port <port>', 'serve /status, /metrics and /admin on their own port', parsePort)
+    .option('--workers <n|auto>', 'processes serving requests: a number, or auto (one per CPU); default 1', parseWorkers)
     .action((flags: StartFlags) => start(flags));
   startCmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 

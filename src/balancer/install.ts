@@ -5,6 +5,7 @@
  * applies the config at start and again after every reload.
  */
 import { randomBytes } from 'node:crypto';
+import { clusterStickySecret } from '../cluster/env.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Fulcrum } from '../fulcrum.js';
 import type { Picker } from './picker.js';
@@ -15,8 +16,9 @@ import { StickySessions } from './sticky.js';
 const unwrapped = (picker: Picker): Picker => picker;
 
 export function installBalancing(balancer: Fulcrum): void {
-  // One random secret for the life of the process, so that cookies survive reloads.
-  const processSecret = randomBytes(32);
+  // One random secret for the life of the process, so that cookies survive reloads; in a
+  // `workers: N` cluster, the primary's, so that every worker honours every worker's cookies.
+  const processSecret = clusterStickySecret() ?? randomBytes(32);
   let hook: Fulcrum['runtime']['onResponseHead'] = null;
 
   const apply = (config: FulcrumConfig): void => {

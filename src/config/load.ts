@@ -224,6 +224,8 @@ export interface CliOverrides {
   logLevel?: string;
   accessLog?: boolean;
   adminPort?: number;
+  /** workers: processes serving requests (`--workers`); 'auto' is one per CPU. */
+  workers?: number | 'auto';
 }
 
 export interface LoadOptions {
@@ -289,6 +291,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
   if (flags.accessLog !== undefined) raw.accessLog = flags.accessLog;
   if (flags.adminPort !== undefined) raw.admin = { ...((raw.admin as Raw | undefined) ?? {}), port: flags.adminPort };
+  if (flags.workers !== undefined) raw.workers = flags.workers;
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));

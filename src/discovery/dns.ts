@@ -11,6 +11,8 @@ import type { DnsDiscoveryConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import { readySpec, sleep, type BackendSpec, type DiscoverySource, type SnapshotListener } from './source.js';
 
+/** ID_PREFIX starts the ids of DNS-discovered backends: dns-<address>-<port>. */
+const ID_PREFIX = 'dns';
 /** Per query: c-ares waits this long for an answer, `LOOKUP_TRIES` times per server. */
 const LOOKUP_TIMEOUT_MS = 2000;
 const LOOKUP_TRIES = 2;
@@ -80,7 +82,7 @@ export class DnsSource implements DiscoverySource {
     if (type === 'SRV') return this.#resolveSrv(name, port);
     const records = type === 'A' ? await this.#resolver.resolve4(name, { ttl: true }) : await this.#resolver.resolve6(name, { ttl: true });
     return {
-      specs: dedupe(records.map((r) => readySpec(this.name, r.address, port!))),
+      specs: dedupe(records.map((r) => readySpec(ID_PREFIX, r.address, port!))),
       ttlMs: minTtl(records.map((r) => r.ttl)),
     };
   }
@@ -101,12 +103,12 @@ export class DnsSource implements DiscoverySource {
       const port = portOverride ?? record.port;
       const weight = Math.max(1, record.weight);
       if (isIP(record.name) !== 0) {
-        specs.push(readySpec(this.name, record.name, port, weight));
+        specs.push(readySpec(ID_PREFIX, record.name, port, weight));
         continue;
       }
       const addresses = await this.#addressesOf(record.name);
       for (const a of addresses) {
-        specs.push(readySpec(this.name, a.address, port, weight));
+        specs.push(readySpec(ID_PREFIX, a.address, port, weight));
         ttls.push(a.ttl);
       }
     }

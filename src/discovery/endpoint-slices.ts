@@ -64,7 +64,7 @@ export interface SliceSpecs {
  * address listed twice (two slices during a move) counts as ready if any of
  * them says so.
  */
-export function specsFromSlices(slices: Iterable<EndpointSlice>, wanted: WantedPort, source = 'k8s'): SliceSpecs {
+export function specsFromSlices(slices: Iterable<EndpointSlice>, wanted: WantedPort, prefix = 'k8s'): SliceSpecs {
   const byId = new Map<string, BackendSpec>();
   const problems: string[] = [];
   for (const slice of slices) {
@@ -79,9 +79,9 @@ export function specsFromSlices(slices: Iterable<EndpointSlice>, wanted: WantedP
       const address = endpoint.addresses?.[0];
       if (address === undefined || address === '') continue;
       const ready = isReady(endpoint.conditions);
-      const id = specId(source, address, port);
+      const id = specId(prefix, address, port);
       if (byId.get(id)?.state === 'ready') continue;
-      byId.set(id, ready ? readySpec(source, address, port) : { id, url: endpointUrl(address, port), weight: 1, state: 'terminating' });
+      byId.set(id, ready ? readySpec(prefix, address, port) : { id, url: endpointUrl(address, port), weight: 1, state: 'terminating' });
     }
   }
   return { specs: [...byId.values()], problems };

@@ -42,21 +42,17 @@ interface Running {
 export interface ManagerDeps {
   readonly balancer: Fulcrum;
   readonly log: Logger;
-  /** makeSource builds a source from its config (tests may give their own). */
-  readonly makeSource?: (key: SourceKey, config: DiscoveryConfig) => DiscoverySource;
 }
 
 export class DiscoveryManager {
   readonly #balancer: Fulcrum;
   readonly #log: Logger;
-  readonly #makeSource: (key: SourceKey, config: DiscoveryConfig) => DiscoverySource;
   readonly #running = new Map<SourceKey, Running>();
   #closed = false;
 
   constructor(deps: ManagerDeps) {
     this.#balancer = deps.balancer;
     this.#log = deps.log;
-    this.#makeSource = deps.makeSource ?? ((key, config) => (key === 'dns' ? new DnsSource(config.dns!, this.#log) : new KubernetesSource(config.kubernetes!, this.#log)));
   }
 
   /** configure starts, restarts or stops sources to match `config` (at start and on reload). */
@@ -73,7 +69,7 @@ export class DiscoveryManager {
   }
 
   #start(key: SourceKey, config: DiscoveryConfig, configJson: string, previous: Running | undefined): void {
-    const source = this.#makeSource(key, config);
+    const source: DiscoverySource = key === 'dns' ? new DnsSource(config.dns!, this.#log) : new KubernetesSource(config.kubernetes!, this.#log);
     const controller = new AbortController();
     // A restarted source (its config changed) inherits the backends of the old one: its first snapshot decides what stays.
     const running: Running = {
@@ -154,8 +150,13 @@ export class DiscoveryManager {
       }
       if (same !== undefined || pool.findByUrl(spec.url) !== undefined) continue;
       const config: BackendConfig = { id: spec.id, url: spec.url, weight: spec.weight, healthy: true };
-      running.owned.set(spec.id, ops.add(config, 'discovery', actor));
-      added.push(spec.id);
+      try {
+        running.owned.set(spec.id, ops.add(config, 'discovery', actor));
+        added.push(spec.id);
+      } catch (err) {
+        // One unusable endpoint (say, a host name that is not a valid URL host) must not hold up the others.
+        this.#log.warn({ discovery: running.source.name, backend: spec.id, url: spec.url, err: (err as Error).message }, 'discovery: endpoint skipped');
+      }
     }
 
     if (added.length > 0 || drained.length > 0 || restored.length > 0) {

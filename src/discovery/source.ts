@@ -22,7 +22,7 @@ export interface BackendSpec {
 export type SnapshotListener = (specs: readonly BackendSpec[]) => void;
 
 export interface DiscoverySource {
-  /** name is the source's kind, "dns" or "kubernetes"; it prefixes the ids of its backends. */
+  /** name is the source's kind, "dns" or "kubernetes", as in the config and /status. */
   readonly name: string;
   /** target says what is watched, for logs and /status, e.g. "SRV _http._tcp.api.internal". */
   readonly target: string;
@@ -40,12 +40,12 @@ export interface DiscoverySource {
 const ID_LIMIT = 64;
 
 /**
- * specId derives a backend id from the source and the address, e.g.
- * "dns-10.0.0.7-8080". The same endpoint gets the same id on every update
+ * specId derives a backend id from a source prefix ("dns", "k8s") and the
+ * address, e.g. "dns-10.0.0.7-8080". The same endpoint gets the same id on every update
  * and on every Fulcrum instance, so shared health and counters line up.
  */
-export function specId(source: string, host: string, port: number): string {
-  const id = `${source}-${host.replace(/[^A-Za-z0-9.-]/g, '_')}-${port}`;
+export function specId(prefix: string, host: string, port: number): string {
+  const id = `${prefix}-${host.replace(/[^A-Za-z0-9.-]/g, '_')}-${port}`;
   if (id.length <= ID_LIMIT) return id;
   // Long host names: keep a readable head and make the tail unique.
   const digest = createHash('sha256').update(`${host}:${port}`).digest('hex').slice(0, 12);
@@ -57,8 +57,8 @@ export function endpointUrl(host: string, port: number): string {
   return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-export function readySpec(source: string, host: string, port: number, weight = 1): BackendSpec {
-  return { id: specId(source, host, port), url: endpointUrl(host, port), weight, state: 'ready' };
+export function readySpec(prefix: string, host: string, port: number, weight = 1): BackendSpec {
+  return { id: specId(prefix, host, port), url: endpointUrl(host, port), weight, state: 'ready' };
 }
 
 /** sleep waits `ms`, or less when `signal` aborts (it then resolves, not rejects). */

@@ -18,7 +18,7 @@ import type { Backend } from '../backends/backend.js';
 import { ConfigError, type ConfigProblem } from '../config/load.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
-import type { FulcrumError } from './errors.js';
+import { FulcrumError } from './errors.js';
 
 type TlsClientConfig = FulcrumConfig['backendTls'];
 type BackendTlsConfig = Partial<TlsClientConfig>;
@@ -186,7 +186,11 @@ export class BackendTls {
   #file(path: string): Buffer {
     let buf = this.#files.get(path);
     if (buf === undefined) {
-      buf = readFileSync(path);
+      try {
+        buf = readFileSync(path);
+      } catch (err) {
+        throw new FulcrumError('FULCRUM_ERR_UPSTREAM_TLS', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
       this.#files.set(path, buf);
     }
     return buf;

@@ -184,6 +184,8 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
 
 /** dropConnectionTokens removes the headers a `Connection` header names (RFC 9110 7.6.1). */
 function dropConnectionTokens(headers: string[], connection: string): string[] {
+  // The common values name no other header: skip the parsing.
+  if (connection.length <= 10 && /^(keep-alive|close)$/i.test(connection)) return headers;
   const tokens = new Set<string>();
   for (const t of connection.split(',')) {
     const token = t.trim().toLowerCase();

@@ -53,13 +53,18 @@ class SessionTracker {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       if (this.#draining) { session.close(); return; }
+      if (this.idleMs <= 0) return;
+      // One timer per session, re-armed each time the last open stream closes; it does nothing
+      // if it fires while streams are open. (Http2Session#setTimeout measures frame inactivity:
+      // it fires while a stream waits quietly on its backend and was not seen to re-arm after.)
       let open = 0;
-      const streamClosed = (): void => { open--; };
+      const idle = setTimeout(() => { if (open === 0) session.close(); }, this.idleMs).unref();
+      const streamClosed = (): void => { if (--open === 0) idle.refresh(); };
       session.on('stream', (stream) => {
         open++;
         stream.once('close', streamClosed);
       });
-      if (this.idleMs > 0) session.setTimeout(this.idleMs, () => { if (open === 0) session.close(); });
+      session.once('close', () => clearTimeout(idle));
     });
   }
 

@@ -203,6 +203,11 @@ export class TlsListeners {
   readonly #live = new Map<number, TlsTermination>();
   readonly #watched = new Set<string>();
   #debounce: NodeJS.Timeout | null = null;
+  #loaded = false;
+  /** #current returns the listeners of the config in force (set while watching). */
+  #current: (() => readonly ListenerConfig[]) | null = null;
+  #interval = 1000;
+  #settle = 200;
 
   constructor(private readonly log: Logger) {}
 
@@ -218,6 +223,7 @@ export class TlsListeners {
     });
     if (problems.length > 0) throw new ConfigError(problems);
     for (const [i, lc, certs] of loaded) this.#live.set(i, new TlsTermination(i, lc, certs!));
+    this.#loaded = true;
   }
 
   /** termination returns the TLS state of a listener (by its config object), if it has TLS. */
@@ -233,8 +239,13 @@ export class TlsListeners {
    * whose address changed keep their certificates until a restart.
    */
   prepare(listen: readonly ListenerConfig[]): () => void {
+    // Before listen() nothing runs yet: listen() will load the config then in force.
+    if (!this.#loaded) return () => undefined;
     const problems: ConfigProblem[] = [];
     const swaps: [TlsTermination, ListenerCertificates][] = [];
+    listen.forEach((lc, i) => {
+      if ((lc.tls !== undefined) !== this.#live.has(i)) this.log.warn({ listener: listenerLabel(i, lc) }, 'turning TLS on or off for a listener takes effect at the next restart');
+    });
     for (const [i, live] of this.#live) {
       const lc = listen[i];
       if (lc === undefined || lc.tls === undefined || lc.host !== live.listener.host || lc.port !== live.listener.port) continue;
@@ -273,10 +284,6 @@ export class TlsListeners {
     this.#settle = settleMs;
     this.#rewatch(current());
   }
-
-  #current: (() => readonly ListenerConfig[]) | null = null;
-  #interval = 1000;
-  #settle = 200;
 
   readonly #onChange = (curr: Stats, prev: Stats): void => {
     if (curr.mtimeMs === prev.mtimeMs && curr.ino === prev.ino && curr.size === prev.size) return;

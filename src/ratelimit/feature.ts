@@ -14,74 +14,81 @@ import type { Fulcrum } from '../fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
 import { RedisStore } from './redis-store.js';
+import { IpcLimitStore } from '../cluster/limiter-ipc.js';
+import { isFulcrumWorker } from '../cluster/env.js';
 import { compileRules, type RateLimitRule } from './rules.js';
 import { StoreHealth } from './store-health.js';
 import type { Clock } from './types.js';
 
-export interface RateLimitFeatureOptions {
-  /** clock: the memory store's time source; Date.now by default. */
-  clock?: Clock;
-}
-
 /** ActiveLimiter is what one version of the config built. */
-interface ActiveLimiter {
+export interface ActiveLimiter {
   readonly config: RateLimitConfig;
   readonly fingerprint: string;
   readonly rules: readonly RateLimitRule[];
-  readonly redis: RedisStore | null;
+  /** redis: the shared store: Redis, or in a cluster worker with the memory store, the primary. */
+  readonly redis: RedisStore | IpcLimitStore | null;
   readonly filter: RateLimitFilter;
 }
 
 export class RateLimitFeature {
   readonly #balancer: Fulcrum;
   readonly #log: Logger;
-  readonly #clock: Clock;
+  /** #clock: the memory stores' time source. */
+  readonly #clock: Clock = Date.now;
   /** #health outlives reloads, so that the counts and the outage state carry on. */
   #health: StoreHealth;
   #active: ActiveLimiter | null = null;
 
-  constructor(balancer: Fulcrum, options: RateLimitFeatureOptions = {}) {
+  constructor(balancer: Fulcrum) {
     this.#balancer = balancer;
     this.#log = balancer.log.child({ component: 'ratelimit' });
-    this.#clock = options.clock ?? Date.now;
     this.#health = new StoreHealth(this.#log, 'allow');
   }
 
-  get filter(): RateLimitFilter | null {
-    return this.#active?.filter ?? null;
+  /** apply installs the limiter for `config` (or removes it) and releases the one it replaces. */
+  async apply(config: FulcrumConfig): Promise<void> {
+    const replaced = this.swap(config);
+    if (replaced !== null) await this.#release(replaced);
   }
 
-  /** apply builds the limiter for `config` (or removes it), unless that part of the config is unchanged. */
-  async apply(config: FulcrumConfig): Promise<void> {
+  /**
+   * swap builds and installs the limiter for `config`, unless that part of
+   * the config is unchanged; it returns the limiter replaced, for the caller
+   * to release. Synchronous, so that a balancer has its filter before it
+   * serves a request.
+   */
+  swap(config: FulcrumConfig): ActiveLimiter | null {
     const next = config.rateLimit;
     const fingerprint = next === undefined ? '' : JSON.stringify([next, next.store === 'redis' ? config.state.redis : null]);
     const previous = this.#active;
-    if ((previous?.fingerprint ?? '') === fingerprint) return;
-    this.#active = next === undefined ? null : this.#build(next, config, fingerprint);
+    if ((previous?.fingerprint ?? '') === fingerprint) return null;
+    const active = next === undefined ? null : this.#build(next, config, fingerprint);
+    this.#active = active;
     const filters = this.#balancer.filters;
     const at = previous === null ? -1 : filters.indexOf(previous.filter);
-    if (this.#active === null) {
+    if (active === null) {
       if (at >= 0) filters.splice(at, 1);
-    } else if (at >= 0) {
-      filters[at] = this.#active.filter;
-    } else {
-      filters.push(this.#active.filter);
-    }
-    if (previous !== null) await this.#release(previous);
-    if (this.#active !== null) {
-      const { algorithm, rate, per, store } = this.#active.config;
-      this.#log.info({ algorithm, rate, per, store, rules: this.#active.rules.length }, 'rate limiting on');
-    } else if (previous !== null) {
       this.#log.info('rate limiting off');
+    } else {
+      if (at >= 0) filters[at] = active.filter;
+      else filters.push(active.filter);
+      const { algorithm, rate, per, store } = active.config;
+      this.#log.info({ algorithm, rate, per, store, rules: active.rules.length }, 'rate limiting on');
     }
+    return previous;
   }
 
   #build(config: RateLimitConfig, full: FulcrumConfig, fingerprint: string): ActiveLimiter {
     this.#health.onStoreError = config.onStoreError;
-    const rules = compileRules(config);
-    let redis: RedisStore | null = null;
+    // A cluster worker's memory store is the primary's, so that the limit holds across workers.
+    const inPrimary = config.store === 'memory' && isFulcrumWorker();
+    const rules = compileRules(config, config.store === 'memory' && !inPrimary);
+    let redis: RedisStore | IpcLimitStore | null = null;
     if (config.store === 'redis') {
       redis = new RedisStore({ url: full.state.redis.url, keyPrefix: full.state.redis.keyPrefix, timeout: config.timeout, health: this.#health });
+    } else if (inPrimary) {
+      this.#health.reset();
+      redis = new IpcLimitStore({ timeout: config.timeout, maxKeys: config.maxKeys });
     } else {
       this.#health.reset();
       for (const rule of rules) rule.memory?.startSweeping(this.#clock);
@@ -159,9 +166,9 @@ export class RateLimitFeature {
 }
 
 /** installRateLimit is called once per balancer by installFeatures. */
-export function installRateLimit(balancer: Fulcrum, options: RateLimitFeatureOptions = {}): RateLimitFeature {
-  const feature = new RateLimitFeature(balancer, options);
-  void feature.apply(balancer.config);
+export function installRateLimit(balancer: Fulcrum): RateLimitFeature {
+  const feature = new RateLimitFeature(balancer);
+  feature.swap(balancer.config);
   feature.registerMetrics();
   balancer.reloadHooks.push((next) => feature.apply(next));
   balancer.onClose(() => feature.close());

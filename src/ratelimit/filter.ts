@@ -17,6 +17,9 @@ import type { Metrics } from '../observe/metrics.js';
 import type { RequestFilter } from '../proxy/pipeline.js';
 import { rateLimitHeader, retryAfter } from './headers.js';
 import type { RedisStore } from './redis-store.js';
+
+/** SharedLimitStore decides in a store shared by several processes, asynchronously. */
+export type SharedLimitStore = Pick<RedisStore, 'keyOf' | 'decide'>;
 import type { RateLimitRule } from './rules.js';
 import type { StoreHealth } from './store-health.js';
 import { Decision, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE, type Clock } from './types.js';
@@ -27,8 +30,8 @@ const UNAVAILABLE_BODY = '503 Service Unavailable: rate limit store unavailable\
 export interface RateLimitFilterOptions {
   /** rules: overrides, longest prefix first, then the default rule (compileRules). */
   readonly rules: readonly RateLimitRule[];
-  /** redis: the shared store, or null for memory mode. */
-  readonly redis: RedisStore | null;
+  /** redis: the shared store (Redis, or a cluster worker's primary: cluster/limiter-ipc.ts), or null for memory mode. */
+  readonly redis: SharedLimitStore | null;
   readonly onStoreError: 'allow' | 'deny';
   /** headers: set RateLimit headers on allowed responses. */
   readonly headers: boolean;
@@ -41,7 +44,7 @@ export interface RateLimitFilterOptions {
 export class RateLimitFilter implements RequestFilter {
   readonly #overrides: readonly RateLimitRule[];
   readonly #default: RateLimitRule;
-  readonly #redis: RedisStore | null;
+  readonly #redis: SharedLimitStore | null;
   readonly #deny: boolean;
   readonly #headers: boolean;
   readonly #metrics: Metrics;

@@ -7,8 +7,8 @@
  *
  * The store never holds a request longer than `timeout`: a decision that
  * fails or takes longer rejects, and the filter applies `onStoreError`.
- * After the connection has been up once, requests made while it is down
- * fail at once instead of queueing.
+ * Once the first connection attempt is over, requests made while the
+ * connection is down fail at once instead of queueing.
  */
 import type { Redis } from 'ioredis';
 import { newRedisClient } from '../state/redis-client.js';
@@ -43,6 +43,8 @@ export class RedisStore {
   readonly #prefix: string;
   readonly #clock: Clock | null;
   #wasReady = false;
+  /** #firstAttempt: until the first connection attempt ends, decisions queue for it (within the timeout). */
+  #firstAttempt = true;
   #closing = false;
 
   constructor(options: RedisStoreOptions) {
@@ -50,8 +52,8 @@ export class RedisStore {
     this.#clock = options.clock ?? null;
     const redis = newRedisClient(options.url, {
       commandTimeout: options.timeout,
-      // Commands made before the first connection wait for it (within the timeout);
-      // later outages are answered at once by decide().
+      // Decisions made during the first connection attempt wait for it (within the
+      // timeout); after that, decide() answers at once while the connection is down.
       enableOfflineQueue: true,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
@@ -61,9 +63,12 @@ export class RedisStore {
     redis.defineCommand('fulcrumTokenBucket', { numberOfKeys: 1, lua: TOKEN_BUCKET_LUA });
     redis.defineCommand('fulcrumSlidingWindow', { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
     const health = options.health;
-    redis.on('ready', () => { this.#wasReady = true; health.up(); });
-    redis.on('error', (err: Error) => { if (!this.#closing) health.down(err); });
-    redis.on('close', () => { if (this.#wasReady && !this.#closing) health.down(new Error('connection to Redis closed')); });
+    redis.on('ready', () => { this.#wasReady = true; this.#firstAttempt = false; health.up(); });
+    redis.on('error', (err: Error) => { this.#firstAttempt = false; if (!this.#closing) health.down(err); });
+    redis.on('close', () => {
+      this.#firstAttempt = false;
+      if (this.#wasReady && !this.#closing) health.down(new Error('connection to Redis closed'));
+    });
     this.#redis = redis as Redis & LimiterCommands;
   }
 
@@ -78,7 +83,7 @@ export class RedisStore {
 
   /** decide runs one decision for a full key (from keyOf). */
   async decide(policy: RateLimitPolicy, key: string): Promise<Decision> {
-    if (this.#wasReady && this.#redis.status !== 'ready') throw new StoreUnavailableError(`Redis connection is ${this.#redis.status}`);
+    if (!this.#firstAttempt && this.#redis.status !== 'ready') throw new StoreUnavailableError(`Redis connection is ${this.#redis.status}`);
     const now = this.#clock === null ? -1 : this.#clock();
     const reply = policy.algorithm === 'token-bucket'
       ? await this.#redis.fulcrumTokenBucket(key, now, policy.rate, policy.per, policy.burst)

@@ -61,9 +61,12 @@ function compileRule(config: RateLimitConfig, o: RateLimitOverrideConfig | null,
   };
 }
 
-/** compileRules returns the overrides, longest prefix first, then the default rule. */
-export function compileRules(config: RateLimitConfig): RateLimitRule[] {
-  const memory = config.store === 'memory';
+/**
+ * compileRules returns the overrides, longest prefix first, then the default
+ * rule; `memory` false leaves the decisions to a shared store (a cluster
+ * worker's memory mode is decided in its primary).
+ */
+export function compileRules(config: RateLimitConfig, memory = config.store === 'memory'): RateLimitRule[] {
   const overrides = [...config.overrides].sort((a, b) => b.pathPrefix.length - a.pathPrefix.length);
   return [...overrides.map((o) => compileRule(config, o, memory)), compileRule(config, null, memory)];
 }

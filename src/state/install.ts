@@ -2,7 +2,9 @@
  * installStateStore attaches the state store to a balancer: the memory
  * store by default (one instance, nothing shared), or Redis with
  * `state.store: redis`, which shares counters, health checks and run-time
- * backend changes between instances and keeps them across restarts.
+ * backend changes between instances and keeps them across restarts. In a
+ * worker of a `workers: N` cluster the memory store is the primary's,
+ * reached over IPC (ipc.ts), and shared by the workers in the same way.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -13,6 +15,9 @@ import { HealthSharing } from './health-share.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import { installStatus } from './status.js';
+import { IpcStore } from './ipc.js';
+import { isFulcrumWorker } from '../cluster/env.js';
+import { registerClusterMetrics } from '../cluster/metrics.js';
 import type { StateStore } from './store.js';
 import { StateSync } from './sync.js';
 
@@ -25,10 +30,12 @@ export function installStateStore(balancer: Fulcrum): void {
   const config = balancer.config.state;
   const log = balancer.log.child({ component: 'state' });
   const instanceId = newInstanceId();
-  const shared = config.store === 'redis';
-  const store: StateStore = shared
+  // A worker of a `workers: N` cluster shares the memory store held by its primary, over IPC.
+  const ipc = config.store === 'memory' && isFulcrumWorker();
+  const shared = config.store === 'redis' || ipc;
+  const store: StateStore = config.store === 'redis'
     ? new RedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, instanceId })
-    : new MemoryStore(instanceId);
+    : ipc ? new IpcStore(instanceId) : new MemoryStore(instanceId);
   let sync: StateSync | null = null;
   const health = shared ? new HealthSharing(balancer, store, () => sync?.degraded ?? false) : null;
   const backends = shared ? new BackendSharing(balancer, store, log) : null;
@@ -44,7 +51,8 @@ export function installStateStore(balancer: Fulcrum): void {
   health?.install();
   backends?.install();
   installStatus(balancer, sync, store);
-  if (shared) log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
+  registerClusterMetrics(balancer, sync);
+  if (config.store === 'redis') log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
   sync.start();
 
   balancer.reloadHooks.push((next, previous) => {

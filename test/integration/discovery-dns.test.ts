@@ -55,7 +55,7 @@ describe('DNS discovery', () => {
     await dns.close();
   });
 
-  test('A records: backends join the static ones, follow the records, keep their state when they stay, and survive a reload', async () => {
+  test('A records: backends join the static ones, follow the records, keep their state when they stay, survive a reload, and leave with the discovery section', async () => {
     dns.set('web.test', { A: [{ address: lb.address(0) }, { address: lb.address(1) }] });
     const input: FulcrumConfigInput = { backends: [urlOf(fixed[0]!)], discovery: dnsConfig('web.test') };
     const tb = await startBalancer(input);
@@ -86,6 +86,13 @@ describe('DNS discovery', () => {
       assert.equal(reloaded.ok, true);
       assert.deepEqual(reloaded.removed, []);
       assert.equal(tb.balancer.pool.get(id(1)), staying);
+
+      // A reload without the discovery section takes the discovered backends out; the static one stays.
+      const withoutDiscovery = await tb.balancer.reload({ listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent', accessLog: false, backends: input.backends });
+      assert.equal(withoutDiscovery.ok, true);
+      assert.deepEqual(poolIds(tb), ['b1']);
+      const statusAfter = JSON.parse((await get(`${tb.url}/status`)).body) as { discovery: unknown[] };
+      assert.deepEqual(statusAfter.discovery, []);
     } finally {
       await tb.close();
     }

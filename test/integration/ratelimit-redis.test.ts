@@ -7,7 +7,7 @@ import { createMemoryStore } from '../../src/ratelimit/algorithm.js';
 import { RedisStore } from '../../src/ratelimit/redis-store.js';
 import { StoreHealth } from '../../src/ratelimit/store-health.js';
 import { Decision, type RateLimitPolicy } from '../../src/ratelimit/types.js';
-import { startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
+import { freePort, startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 import { get, silentLogger, startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Logger } from '../../src/observe/log.js';
@@ -208,5 +208,21 @@ describe('rate limiting with the Redis store', () => {
     const status = lb.balancer.status().rateLimit as { storeErrors: number; storeAvailable: boolean };
     assert.ok(status.storeErrors >= 1);
     assert.equal(status.storeAvailable, true);
+  });
+
+  test('Redis unreachable at start: requests get the onStoreError answer without waiting', async () => {
+    const nowhere = `redis://127.0.0.1:${await freePort()}`;
+    const log = capturedLogger();
+    const lb = await startBalancer({
+      backends: [urlOf(backend)], healthCheck: { enabled: false },
+      state: { redis: { url: nowhere, keyPrefix: 'nowhere:' } },
+      // A long timeout: were requests to queue for the connection, this test would take minutes.
+      rateLimit: { store: 'redis', rate: 1, per: '1m', onStoreError: 'deny', timeout: '60s' },
+    }, { logger: log.logger });
+    balancers.push(lb);
+    await waitFor(() => count(log.messages, 'rate limit store unavailable') === 1, 10_000);
+    for (let i = 0; i < 3; i++) assert.equal((await get(`${lb.url}/`)).status, 503);
+    assert.equal(count(log.messages, 'rate limit store unavailable'), 1);
+    assert.equal(lb.balancer.metrics.rateLimited, 3);
   });
 });

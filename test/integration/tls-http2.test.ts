@@ -183,7 +183,7 @@ describe('HTTP/2', () => {
     }
   });
 
-  test('streams reset by the client cancel their upstream requests; a reset storm leaves the balancer serving', async () => {
+  test('streams reset by the client cancel their upstream requests; a reset storm is cut off and leaves the balancer serving', async () => {
     const backend = lb.balancer.pool.snapshot[0]!;
     const session = await connect(`https://127.0.0.1:${tlsPort}`, { ca, servername: 'a.test' });
     try {
@@ -197,15 +197,20 @@ describe('HTTP/2', () => {
       for (const s of streams) s.close(NGHTTP2_CANCEL);
       await waitFor(() => backend.state.inflight === 0 && lb.balancer.runtime.active === 0, 10_000);
 
-      // Rapid resets: streams opened and reset at once, in rounds.
-      for (let round = 0; round < 4; round++) {
-        for (let i = 0; i < 100; i++) {
+      // Rapid resets (CVE-2023-44487): streams opened and reset at once, in rounds, until
+      // the server closes the connection (nghttp2 allows a burst of 1000).
+      let goaway = false;
+      session.on('goaway', () => { goaway = true; });
+      session.on('error', () => undefined);
+      for (let round = 0; round < 20 && !session.closed && !session.destroyed; round++) {
+        for (let i = 0; i < 100 && !session.closed && !session.destroyed; i++) {
           const s = session.request({ [PATH]: '/delay?ms=60000' });
           s.on('error', () => undefined);
           s.close(NGHTTP2_CANCEL);
         }
         await new Promise((r) => setImmediate(r));
       }
+      await waitFor(() => goaway, 10_000);
       await waitFor(() => backend.state.inflight === 0 && lb.balancer.runtime.active === 0, 10_000);
     } finally {
       session.destroy();
@@ -245,8 +250,9 @@ describe('HTTP/2 timeouts and drain', () => {
       listen: { host: '127.0.0.1', port: 0, tls: { cert: certs.a.cert, key: certs.a.key }, http2: true },
       backends: [urlOf(backends[0]!)],
       healthCheck: { enabled: false },
-      timeouts: { response: '300ms' },
+      timeouts: { response: '2s' },
       retries: { attempts: 0 },
+      limits: { keepAliveTimeout: '400ms' },
     });
   });
 
@@ -264,6 +270,20 @@ describe('HTTP/2 timeouts and drain', () => {
       assert.equal(res.headers['x-fulcrum-error'], 'FULCRUM_ERR_RESPONSE_TIMEOUT');
     } finally {
       session.close();
+    }
+  });
+
+  test('a session is closed once idle for keepAliveTimeout, but not while a slow stream is open', async () => {
+    const session = await connect(`https://127.0.0.1:${lb.port}`, { ca, servername: 'a.test' });
+    let closed = false;
+    session.on('close', () => { closed = true; });
+    try {
+      const slow = await h2request(session, { [PATH]: '/delay?ms=1000' });
+      assert.equal(slow.status, 200, 'a stream longer than the idle timeout is not cut');
+      assert.equal(closed, false);
+      await waitFor(() => closed, 10_000);
+    } finally {
+      session.destroy();
     }
   });
 
