@@ -19,6 +19,10 @@ import type { ProxyRuntime } from './runtime.js';
 
 type Abort = (reason?: Error) => void;
 
+/** EXCHANGE marks the response object with its exchange, so one shared listener can reach it. */
+export const EXCHANGE: unique symbol = Symbol('fulcrum.exchange');
+export interface ExchangeCarrier { [EXCHANGE]?: Exchange | null }
+
 /** ExchangeBody is the request body: none, buffered (replayable), or streamed. */
 export type ExchangeBody = Buffer | Readable | null;
 
@@ -63,8 +67,8 @@ export class Exchange implements PickContext {
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
     this.#h2 = req.httpVersionMajor === 2;
-    this.onClientClose = this.onClientClose.bind(this);
-    res.once('close', this.onClientClose);
+    // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
+    (res as ExchangeCarrier)[EXCHANGE] = this;
     const total = rt.config.timeouts.total;
     if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
   }
@@ -304,7 +308,7 @@ export class Exchange implements PickContext {
     this.#done = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
-    this.res.removeListener('close', this.onClientClose);
+    (this.res as ExchangeCarrier)[EXCHANGE] = null;
     this.onFinish(this);
   }
 }

@@ -12,7 +12,7 @@ import { requestChannel, type RequestEvent } from '../observe/events.js';
 import type { Logger } from '../observe/log.js';
 import { BodyLimit, collectBody } from './body.js';
 import { FulcrumError } from './errors.js';
-import { Exchange, type ExchangeBody } from './forward.js';
+import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './forward.js';
 import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
 
@@ -72,8 +72,13 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     ex.fail(error);
   };
 
-  // One shared listener (no per-request closure) keeps the count of requests in flight.
-  const onResponseClose = (): void => { rt.active--; };
+  // One shared listener (no per-request closure) keeps the count of requests in
+  // flight and tells the exchange, if any, that the response is closed.
+  const onResponseClose = function (this: ServerResponse): void {
+    rt.active--;
+    const ex = (this as ExchangeCarrier)[EXCHANGE];
+    if (ex != null) ex.onClientClose();
+  };
 
   return function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url!;
@@ -104,30 +109,35 @@ export function createPipeline(options: PipelineOptions): RequestListener {
       return;
     }
 
-    const proceed = (): void => {
-      rt.retry.budget.recordRequest();
-      const hasBody = meta.chunked || meta.contentLength > 0;
-      if (!hasBody) return forward(req, res, headers, null, client, meta);
-      if (!meta.chunked && meta.contentLength <= rt.retry.maxBodySize && rt.retry.methodAllows(req.method!)) {
-        collectBody(req, meta.contentLength, (err, body) => {
-          if (err !== null) reject(req, res, err, client);
-          else forward(req, res, headers, body, client, meta);
-        });
-        return;
-      }
-      if (meta.chunked && maxBody > 0) {
-        const limited = new BodyLimit(maxBody);
-        req.on('error', (err) => limited.destroy(err));
-        forward(req, res, headers, req.pipe(limited), client, meta);
-        return;
-      }
-      forward(req, res, headers, req, client, meta);
-    };
-
     const filters = options.filters();
-    if (filters.length === 0) return proceed();
-    runFilters(filters, 0, req, res, client, proceed);
+    if (filters.length === 0) {
+      proceed(req, res, headers, client, meta);
+      return;
+    }
+    runFilters(filters, 0, req, res, client, () => proceed(req, res, headers, client, meta));
   };
+
+  /** proceed chooses how the body travels (none, buffered to be retryable, streamed) and forwards. */
+  function proceed(req: IncomingMessage, res: ServerResponse, headers: string[], client: string, meta: RequestMeta): void {
+    rt.retry.budget.recordRequest();
+    const hasBody = meta.chunked || meta.contentLength > 0;
+    if (!hasBody) return forward(req, res, headers, null, client, meta);
+    if (!meta.chunked && meta.contentLength <= rt.retry.maxBodySize && rt.retry.methodAllows(req.method!)) {
+      collectBody(req, meta.contentLength, (err, body) => {
+        if (err !== null) reject(req, res, err, client);
+        else forward(req, res, headers, body, client, meta);
+      });
+      return;
+    }
+    const maxBody = rt.config.limits.maxBodySize;
+    if (meta.chunked && maxBody > 0) {
+      const limited = new BodyLimit(maxBody);
+      req.on('error', (err) => limited.destroy(err));
+      forward(req, res, headers, req.pipe(limited), client, meta);
+      return;
+    }
+    forward(req, res, headers, req, client, meta);
+  }
 
   function forward(req: IncomingMessage, res: ServerResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta): void {
     const ex = new Exchange(rt, req, res, headers, body, client, finish);

@@ -17,12 +17,12 @@ import type { Metrics } from '../observe/metrics.js';
 import type { RequestFilter } from '../proxy/pipeline.js';
 import { rateLimitHeader, retryAfter } from './headers.js';
 import type { RedisStore } from './redis-store.js';
-
-/** SharedLimitStore decides in a store shared by several processes, asynchronously. */
-export type SharedLimitStore = Pick<RedisStore, 'keyOf' | 'decide'>;
 import type { RateLimitRule } from './rules.js';
 import type { StoreHealth } from './store-health.js';
 import { Decision, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE, type Clock } from './types.js';
+
+/** SharedLimitStore decides in a store shared by several processes, asynchronously. */
+export type SharedLimitStore = Pick<RedisStore, 'keyOf' | 'decide'>;
 
 const REJECT_BODY = '429 Too Many Requests: rate limit exceeded\n';
 const UNAVAILABLE_BODY = '503 Service Unavailable: rate limit store unavailable\n';

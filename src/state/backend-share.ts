@@ -31,6 +31,17 @@ export class BackendSharing {
   install(): void {
     this.balancer.ops.on('op', this.#onOp);
     this.#unsubscribe = this.store.onBackend((o) => this.#received(o));
+    // A reload rebuilds the backend set from the file: the shared run-time changes are applied over it again.
+    this.balancer.reloadHooks.push(() => {
+      if (this.#unsubscribe === null) return;
+      for (const o of this.#known.values()) {
+        try {
+          this.#apply(o);
+        } catch (err) {
+          this.log.warn({ backend: o.url, err: (err as Error).message }, 'could not re-apply a run-time backend change after reload');
+        }
+      }
+    });
   }
 
   uninstall(): void {

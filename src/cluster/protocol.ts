@@ -1,0 +1,29 @@
+/**
+ * The control messages between the primary and its workers (the state
+ * store's and the rate limiter's messages are defined next to their
+ * stores). Every message carries a `fulcrum` tag, which tells it from any
+ * other IPC traffic.
+ */
+import type { ReloadResult } from '../fulcrum.js';
+
+/** ReadyMessage: the worker's listeners are bound and it serves. */
+export interface ReadyMessage {
+  readonly fulcrum: 'ready';
+}
+
+/** ShutdownMessage asks a worker to drain and exit 0 (the primary got SIGTERM or SIGINT). */
+export interface ShutdownMessage {
+  readonly fulcrum: 'shutdown';
+}
+
+/** ReloadMessage asks a worker to reload its config file (the primary got SIGHUP). */
+export interface ReloadMessage {
+  readonly fulcrum: 'reload';
+  readonly id: number;
+}
+
+export interface ReloadedMessage {
+  readonly fulcrum: 'reloaded';
+  readonly id: number;
+  readonly result: ReloadResult;
+}

@@ -1,0 +1,75 @@
+/**
+ * The worker's side of a `workers: N` cluster: a balancer like any other
+ * (its listeners share the primary's sockets through node:cluster, its
+ * state store talks to the primary: src/state/ipc.ts), plus the control
+ * messages: tell the primary when it serves, drain and exit 0 when asked
+ * to shut down, reload when asked and answer with the result.
+ *
+ * Signals sent to the worker itself act as in a single process (first
+ * SIGTERM/SIGINT drains, a second exits at once, SIGHUP reloads): Ctrl-C in
+ * a terminal signals the primary and every worker together, and the
+ * primary's shutdown message then finds the worker already draining.
+ */
+import type { Fulcrum, ReloadResult } from '../fulcrum.js';
+import type { Logger } from '../observe/log.js';
+import { isTagged } from '../state/ipc.js';
+import { workerSlot } from './env.js';
+import type { ReadyMessage, ReloadedMessage, ReloadMessage } from './protocol.js';
+
+/** WorkerReload reloads the config file; null when there is none. */
+export type WorkerReload = () => Promise<ReloadResult | null>;
+
+/** serveAsWorker runs a listening balancer as a cluster worker until it is told (or signalled) to stop. */
+export function serveAsWorker(balancer: Fulcrum, reload: WorkerReload): void {
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    balancer.close().then(() => process.exit(0), (err: unknown) => {
+      process.stderr.write(`fulcrum worker ${process.pid}: error while stopping: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`fulcrum worker ${process.pid}: second ${signal}, exiting now\n`);
+      process.exit(1);
+    }
+    stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => { void reload(); });
+
+  process.on('message', (message: unknown) => {
+    if (!isTagged(message)) return;
+    if (message.fulcrum === 'shutdown') stop();
+    else if (message.fulcrum === 'reload') void answerReload(balancer, (message as ReloadMessage).id, reload);
+  });
+  send({ fulcrum: 'ready' } satisfies ReadyMessage);
+}
+
+async function answerReload(balancer: Fulcrum, id: number, reload: WorkerReload): Promise<void> {
+  let result: ReloadResult;
+  try {
+    result = await reload() ?? failed('no config file to reload');
+  } catch (err) {
+    balancer.log.error({ err }, 'reload failed');
+    result = failed((err as Error).message);
+  }
+  send({ fulcrum: 'reloaded', id, result } satisfies ReloadedMessage);
+}
+
+function failed(error: string): ReloadResult {
+  return { ok: false, error, added: [], removed: [], updated: [], at: new Date().toISOString() };
+}
+
+function send(message: unknown): void {
+  if (process.send !== undefined && process.connected) process.send(message, undefined, {}, () => undefined);
+}
+
+/** workerLogger adds the worker's slot to every line it logs (the pid is there already). */
+export function workerLogger(logger: Logger): Logger {
+  const slot = workerSlot();
+  return slot === null ? logger : logger.child({ worker: slot });
+}
