@@ -8,7 +8,9 @@
  * several rounds; we report medians and the spread. CPU time is read from
  * /proc/<pid>/stat over each measured window; CPU-µs/request = CPU time /
  * completed requests. The direct run sends the same load straight to one
- * backend, for the ratio.
+ * backend, for the ratio. A scenario may let the balancer use more CPUs
+ * (`cpus`, for `workers: N`); its CPU time and RSS then sum the primary and
+ * its workers.
  *
  * Usage: node dist/bench/run.js [--rounds 5] [--duration 5] [--connections 64]
  *          [--scenarios default,no-access-log,...|all] [--compare] [--json FILE]
@@ -36,6 +38,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'default,no-access-log' },
     compare: { type: 'boolean', default: false },
     direct: { type: 'boolean', default: true },
+    'no-direct': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -49,7 +52,7 @@ const TASKSET = has('taskset') && (await import('node:os')).cpus().length >= 2;
 const WRK = has('wrk');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
 
-function pinned(cpu: number, cmd: string, cmdArgs: string[]): [string, string[]] {
+function pinned(cpu: number | string, cmd: string, cmdArgs: string[]): [string, string[]] {
   return TASKSET ? ['taskset', ['-c', String(cpu), cmd, ...cmdArgs]] : [cmd, cmdArgs];
 }
 
@@ -75,29 +78,69 @@ async function waitPort(port: number, timeoutMs = 15_000): Promise<void> {
   }
 }
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+/** processTree: pid and its descendants (a cluster's workers), from /proc/<pid>/task/<pid>/children. */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch { /* gone, or no children file */ }
+  return [pid, ...children.flatMap(processTree)];
 }
 
+/** cpuTicks: CPU time of the process and its live descendants. */
+function cpuTicks(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    let stat: string;
+    try { stat = readFileSync(`/proc/${p}/stat`, 'utf8'); } catch { continue; } // exited meanwhile
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+  }
+  return ticks;
+}
+
+/** peakRssMiB: the sum of the peak RSS of the process and its live descendants. */
 function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) / 1024 : 0;
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    let status: string;
+    try { status = readFileSync(`/proc/${p}/status`, 'utf8'); } catch { continue; }
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (m) kb += Number(m[1]);
+  }
+  return kb / 1024;
 }
 
 /** The pid that does the work: taskset execs, so the child's pid is the process itself. */
-function start(cpu: number, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+function start(cpu: number | string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const [c, a] = pinned(cpu, cmd, cmdArgs);
   return spawn(c, a, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
 }
 
 interface LoadResult { requests: number; rps: number; p50: number; p99: number; errors: number }
 
-async function load(url: string, seconds: number): Promise<LoadResult> {
+type LoadKind = 'keep-alive' | 'close' | 'h2';
+
+/** h2load drives HTTP/2 (Debian package nghttp2-client); it reports no percentiles. */
+async function loadH2(url: string, seconds: number): Promise<LoadResult> {
+  const [c, a] = pinned(1, 'h2load', ['-c', String(CONNECTIONS), '-m', '1', '-D', String(seconds), url]);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`h2load exited ${code}`))));
+  });
+  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const mean = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out);
+  const meanMs = mean === null ? NaN : Number(mean[1]) / (mean[2] === 'us' ? 1000 : mean[2] === 's' ? 0.001 : 1);
+  const requests = Number(done?.[2] ?? 'NaN');
+  return { requests, rps: requests / seconds, p50: meanMs, p99: NaN, errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0) };
+}
+
+async function load(url: string, seconds: number, kind: LoadKind = 'keep-alive'): Promise<LoadResult> {
+  if (kind === 'h2') return loadH2(url, seconds);
   if (WRK) {
-    const [c, a] = pinned(1, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]);
+    const [c, a] = pinned(1, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...(kind === 'close' ? ['-H', 'Connection: close'] : []), url]);
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
@@ -140,12 +183,12 @@ const median = (xs: number[]): number => {
 
 interface Row { name: string; rps: number; p50: number; p99: number; cpuUsPerReq: number | null; cpuSpread: [number, number] | null; rssMiB: number | null; errors: number; rounds: number }
 
-async function measure(name: string, url: string, pid: number | null): Promise<Row> {
-  await load(url, WARMUP);
+async function measure(name: string, url: string, pid: number | null, kind: LoadKind = 'keep-alive'): Promise<Row> {
+  await load(url, WARMUP, kind);
   const rounds: (LoadResult & { cpu: number | null })[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const before = pid === null ? 0 : cpuTicks(pid);
-    const r = await load(url, DURATION);
+    const r = await load(url, DURATION, kind);
     const cpu = pid === null ? null : ((cpuTicks(pid) - before) / CLK_TCK) * 1e6 / r.requests;
     rounds.push({ ...r, cpu });
   }
@@ -164,7 +207,7 @@ async function measure(name: string, url: string, pid: number | null): Promise<R
 }
 
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -182,7 +225,7 @@ async function main(): Promise<void> {
     await Promise.all(backendPorts.map((p) => waitPort(p)));
     const targets = backendPorts.map((p) => `http://127.0.0.1:${p}`);
     const wanted = args.scenarios === 'all' ? Object.keys(scenarios) : args.scenarios.split(',');
-    if (args.direct) rows.push(await measure('direct to one backend (no proxy)', `${targets[0]}/`, null));
+    if (args.direct && !args['no-direct']) rows.push(await measure('direct to one backend (no proxy)', `${targets[0]}/`, null));
     for (const key of wanted) {
       const scenario: Scenario | undefined = scenarios[key];
       if (scenario === undefined) throw new Error(`unknown scenario "${key}": expected one of ${Object.keys(scenarios).join(', ')}`);
@@ -191,10 +234,14 @@ async function main(): Promise<void> {
       const config = scenario.config({ port, targets, ...ctx });
       const file = join(dir, `${key}.json`);
       writeFileSync(file, JSON.stringify(config));
-      const balancer = start(0, process.execPath, [CLI, '-c', file], scenario.env?.(ctx) ?? {});
+      const balancer = start(scenario.cpus ?? 0, process.execPath, [CLI, '-c', file], scenario.env?.(ctx) ?? {});
       cleanups.push(() => stop(balancer));
       await waitPort(port);
-      rows.push(await measure(`fulcrum: ${scenario.title}`, scenario.url?.(port) ?? `http://127.0.0.1:${port}/`, balancer.pid!));
+      if (scenario.load === 'h2' && !has('h2load')) {
+        console.error(`skipping "${key}": h2load is not installed (apt-get install nghttp2-client)`);
+      } else {
+        rows.push(await measure(`fulcrum: ${scenario.title}`, scenario.url?.(port) ?? `http://127.0.0.1:${port}/`, balancer.pid!, scenario.load));
+      }
       await stop(balancer);
       await scenario.teardown?.(ctx);
     }

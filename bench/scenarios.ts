@@ -13,10 +13,16 @@ export interface Scenario {
   title: string;
   config(ctx: ScenarioContext): Record<string, unknown>;
   url?(port: number): string;
+  /** cpus: the CPUs the balancer may use (a taskset list); CPU 0 alone by default. A cluster needs more than one. */
+  cpus?: string;
   env?(ctx: Record<string, unknown>): NodeJS.ProcessEnv;
   setup?(dir: string): Promise<Record<string, unknown>>;
   teardown?(ctx: Record<string, unknown>): Promise<void>;
+  /** load: how to drive it; `close` opens a new connection per request (handshake cost), `h2` uses h2load. */
+  load?: 'keep-alive' | 'close' | 'h2';
 }
+
+import { startBenchRedis, makeCertificate } from './fixtures.js';
 
 const base = (ctx: ScenarioContext): Record<string, unknown> => ({
   listen: { host: '127.0.0.1', port: ctx.port },
@@ -33,6 +39,22 @@ export const scenarios: Record<string, Scenario> = {
     title: 'defaults, access log off',
     config: (ctx) => ({ ...base(ctx), accessLog: false }),
   },
+  'undici-client': {
+    title: 'defaults, access log off, undici as the upstream client',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, upstream: { client: 'undici' } }),
+  },
+  // workers-1 and workers-2 give the balancer both CPUs (which it shares with the load generator and
+  // backends on CPU 1), so that the only difference between them is the number of workers.
+  'workers-1': {
+    title: 'access log off, workers: 1, balancer on CPUs 0-1',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, workers: 1 }),
+    cpus: '0,1',
+  },
+  'workers-2': {
+    title: 'access log off, workers: 2, balancer on CPUs 0-1',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, workers: 2 }),
+    cpus: '0,1',
+  },
   'no-retries': {
     title: 'access log off, retries off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { attempts: 0 } }),
@@ -40,5 +62,50 @@ export const scenarios: Record<string, Scenario> = {
   'least-connections': {
     title: 'least-connections, access log off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, algorithm: 'least-connections' }),
+  },
+  'redis-state': {
+    title: 'access log off, state.store: redis',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, state: { store: 'redis', redis: { url: ctx.redisUrl, keyPrefix: 'bench:' } } }),
+    setup: async (dir) => startBenchRedis(dir),
+    teardown: async (ctx) => (ctx.stop as () => Promise<void>)(),
+  },
+  'ratelimit-memory': {
+    title: 'access log off, rate limit (memory store, never reached)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, rateLimit: { rate: 1_000_000, per: '1s', burst: 1_000_000, key: 'ip' } }),
+  },
+  'ratelimit-redis': {
+    title: 'access log off, rate limit (redis store, never reached)',
+    config: (ctx) => ({
+      ...base(ctx), accessLog: false,
+      state: { redis: { url: ctx.redisUrl, keyPrefix: 'bench:' } },
+      rateLimit: { rate: 1_000_000, per: '1s', burst: 1_000_000, key: 'ip', store: 'redis' },
+    }),
+    setup: async (dir) => startBenchRedis(dir),
+    teardown: async (ctx) => (ctx.stop as () => Promise<void>)(),
+  },
+  tls: {
+    title: 'access log off, TLS (HTTP/1.1, keep-alive)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, listen: { host: '127.0.0.1', port: ctx.port, tls: { cert: ctx.cert, key: ctx.key } } }),
+    url: (port) => `https://127.0.0.1:${port}/`,
+    setup: async (dir) => makeCertificate(dir),
+  },
+  'plain-handshake': {
+    title: 'access log off, a new connection per request (plain)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false }),
+    load: 'close',
+  },
+  'tls-handshake': {
+    title: 'access log off, a new TLS connection per request',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, listen: { host: '127.0.0.1', port: ctx.port, tls: { cert: ctx.cert, key: ctx.key } } }),
+    url: (port) => `https://127.0.0.1:${port}/`,
+    setup: async (dir) => makeCertificate(dir),
+    load: 'close',
+  },
+  h2: {
+    title: 'access log off, HTTP/2 over TLS (h2load, 1 stream per connection)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, listen: { host: '127.0.0.1', port: ctx.port, tls: { cert: ctx.cert, key: ctx.key }, http2: true } }),
+    url: (port) => `https://127.0.0.1:${port}/`,
+    setup: async (dir) => makeCertificate(dir),
+    load: 'h2',
   },
 };

@@ -54,3 +54,19 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** freePorts finds `n` consecutive ports that are free right now (the demo uses port+1..port+N). */
+export async function freeConsecutivePorts(n: number): Promise<number> {
+  const isFree = (port: number): Promise<boolean> => new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = 20_000 + Math.floor(Math.random() * 12_000); // below the ephemeral range (32768+)
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await isFree(first + i);
+    if (ok) return first;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}

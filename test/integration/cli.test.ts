@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { startBackends, urlOf, freePort } from '../helpers/backends.js';
+import { startBackends, urlOf, freePort, freeConsecutivePorts } from '../helpers/backends.js';
 import { get, waitFor } from '../helpers/balancer.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -89,8 +89,32 @@ describe('fulcrum CLI', () => {
     }
   });
 
-  test('demo: balancer on --port, backends on the next ports, Ctrl-C exits 0', async () => {
+  test('a second signal exits at once, without waiting for the drain', async () => {
+    const backends = await startBackends(1);
     const port = await freePort();
+    const { child } = startCli(['--port', String(port), '--host', '127.0.0.1', '--log-level', 'silent', '--backend', urlOf(backends[0]!)]);
+    try {
+      await waitListening(port);
+      const slow = get(`http://127.0.0.1:${port}/delay?ms=20000`).catch(() => null);
+      await waitFor(() => (backends[0]!.requests.get('/delay') ?? 0) > 0);
+      const exited = once(child, 'exit');
+      const started = Date.now();
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(child.exitCode, null, 'still draining after the first signal');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      assert.equal(code, 1);
+      assert.ok(Date.now() - started < 10_000, 'did not wait for the 20 s request');
+      await slow;
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  });
+
+  test('demo: balancer on --port, backends on the next ports, Ctrl-C exits 0', async () => {
+    const port = await freeConsecutivePorts(3);
     const { child, output } = startCli(['demo', '--port', String(port), '--backends', '2', '--log-level', 'warn']);
     try {
       await waitListening(port);
