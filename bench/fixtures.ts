@@ -1,29 +1,13 @@
 /** Benchmark fixtures: a throwaway redis-server and a self-signed certificate. */
 import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
+import { freePort, waitPort } from './net.js';
 import { join } from 'node:path';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** startBenchRedis runs redis-server on a free port (pinned with the backends, on CPU 1). */
 export async function startBenchRedis(dir: string): Promise<Record<string, unknown>> {
   const port = await freePort();
   const child = spawn('taskset', ['-c', '1', 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => { c.destroy(); resolve(true); });
-      c.once('error', () => resolve(false));
-    });
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitPort(port, 5000);
   return {
     redisUrl: `redis://127.0.0.1:${port}`,
     stop: () => new Promise<void>((resolve) => {
