@@ -55,6 +55,12 @@ export const scenarios: Record<string, Scenario> = {
     config: (ctx) => ({ ...base(ctx), accessLog: false, workers: 2 }),
     cpus: '0,1',
   },
+  // A limit never reached: what the round trip to the primary per decision costs.
+  'workers-2-ratelimit': {
+    title: 'access log off, workers: 2, rate limit (memory store, decided in the primary)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, workers: 2, rateLimit: { rate: 1_000_000, per: '1s' } }),
+    cpus: '0,1',
+  },
   'no-retries': {
     title: 'access log off, retries off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { attempts: 0 } }),

@@ -341,6 +341,13 @@ export class Fulcrum {
     return result;
   }
 
+  /**
+   * reloadEverywhere reloads every process serving this balancer's listeners
+   * (set by a cluster worker: all workers, through the primary); null in a
+   * single process, where reload() is everything. The admin API uses it.
+   */
+  reloadEverywhere: (() => Promise<ReloadResult>) | null = null;
+
   /** reloadHooks let features re-read their part of the config after a reload. */
   readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[] = [];
 

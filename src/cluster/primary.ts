@@ -26,7 +26,7 @@ import { isTagged, type StateCallMessage } from '../state/ipc.js';
 import { SECRET_ENV, WORKER_ENV } from './env.js';
 import { LimiterHub } from './limiter-hub.js';
 import type { LimitCallMessage } from './limiter-ipc.js';
-import type { ReloadedMessage, ReloadMessage, ShutdownMessage } from './protocol.js';
+import type { ReloadedMessage, ReloadMessage, ShutdownMessage, ReloadRequestMessage, ReloadAllResultMessage } from './protocol.js';
 import { StateHub, sendTo } from './state-hub.js';
 
 export interface PrimaryOptions {
@@ -116,6 +116,11 @@ export class Primary {
       case 'limit-call': this.#limiter.handle(worker, message as LimitCallMessage); break;
       case 'ready': this.#ready(worker); break;
       case 'reloaded': this.#reloaded(worker, message as ReloadedMessage); break;
+      case 'reload-request': {
+        const { id } = message as ReloadRequestMessage;
+        void this.reload().then((result) => sendTo(worker, { fulcrum: 'reload-all-result', id, result } satisfies ReloadAllResultMessage));
+        break;
+      }
     }
   }
 
@@ -194,12 +199,18 @@ export class Primary {
     process.exit(code);
   }
 
-  /** reload asks every serving worker to reload its config file, and logs one result. */
-  async reload(): Promise<void> {
-    if (this.#stopping) return;
+  /**
+   * reload asks every serving worker to reload its config file, logs one
+   * result and returns it: the first rejection if any worker rejected the
+   * new config, else the first worker's result.
+   */
+  async reload(): Promise<ReloadResult> {
+    const at = new Date().toISOString();
+    const failed = (error: string): ReloadResult => ({ ok: false, error, added: [], removed: [], updated: [], at });
+    if (this.#stopping) return failed('the cluster is shutting down');
     if (this.#options.configFile === undefined) {
-      this.#log.warn('SIGHUP: no config file to reload');
-      return;
+      this.#log.warn('reload: no config file to reload');
+      return failed('no config file to reload');
     }
     const workers = this.#slots.filter((s) => s.ready && s.worker !== null).map((s) => s.worker!);
     const id = ++this.#reloadSeq;
@@ -215,6 +226,11 @@ export class Primary {
     clearTimeout(timer);
     this.#reloads.delete(id);
     this.#logReload(workers.length, results, waiting.size);
+    const rejected = results.find((r) => !r.ok);
+    if (rejected !== undefined) return rejected;
+    if (results.length === 0) return failed('no worker answered the reload');
+    if (waiting.size > 0) return { ...results[0]!, ok: false, error: `${waiting.size} worker(s) did not answer the reload in time` };
+    return results[0]!;
   }
 
   #reloaded(worker: Worker, message: ReloadedMessage): void {

@@ -22,6 +22,19 @@ export interface ReloadMessage {
   readonly id: number;
 }
 
+/** ReloadRequestMessage: a worker's admin API asks the primary to reload every worker. */
+export interface ReloadRequestMessage {
+  readonly fulcrum: 'reload-request';
+  readonly id: number;
+}
+
+/** ReloadAllResultMessage answers a ReloadRequestMessage with the cluster's combined result. */
+export interface ReloadAllResultMessage {
+  readonly fulcrum: 'reload-all-result';
+  readonly id: number;
+  readonly result: ReloadResult;
+}
+
 export interface ReloadedMessage {
   readonly fulcrum: 'reloaded';
   readonly id: number;

@@ -14,7 +14,10 @@ import type { Fulcrum, ReloadResult } from '../fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged } from '../state/ipc.js';
 import { workerSlot } from './env.js';
-import type { ReadyMessage, ReloadedMessage, ReloadMessage } from './protocol.js';
+import type { ReadyMessage, ReloadAllResultMessage, ReloadedMessage, ReloadMessage, ReloadRequestMessage } from './protocol.js';
+
+/** CLUSTER_RELOAD_TIMEOUT_MS bounds how long an admin reload waits for the primary's combined answer. */
+const CLUSTER_RELOAD_TIMEOUT_MS = 15_000;
 
 /** WorkerReload reloads the config file; null when there is none. */
 export type WorkerReload = () => Promise<ReloadResult | null>;
@@ -41,10 +44,29 @@ export function serveAsWorker(balancer: Fulcrum, reload: WorkerReload): void {
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', () => { void reload(); });
 
+  // POST /admin/reload on any worker reloads every worker, through the primary.
+  const pendingReloads = new Map<number, (result: ReloadResult) => void>();
+  let reloadSeq = 0;
+  balancer.reloadEverywhere = () => new Promise<ReloadResult>((resolve) => {
+    const id = ++reloadSeq;
+    const timer = setTimeout(() => {
+      pendingReloads.delete(id);
+      resolve(failed('the cluster primary did not answer the reload in time'));
+    }, CLUSTER_RELOAD_TIMEOUT_MS);
+    pendingReloads.set(id, (result) => { clearTimeout(timer); resolve(result); });
+    send({ fulcrum: 'reload-request', id } satisfies ReloadRequestMessage);
+  });
+
   process.on('message', (message: unknown) => {
     if (!isTagged(message)) return;
     if (message.fulcrum === 'shutdown') stop();
     else if (message.fulcrum === 'reload') void answerReload(balancer, (message as ReloadMessage).id, reload);
+    else if (message.fulcrum === 'reload-all-result') {
+      const { id, result } = message as ReloadAllResultMessage;
+      const done = pendingReloads.get(id);
+      pendingReloads.delete(id);
+      done?.(result);
+    }
   });
   send({ fulcrum: 'ready' } satisfies ReadyMessage);
 }

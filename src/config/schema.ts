@@ -157,6 +157,12 @@ export const limitsSchema = z.object({
   maxRequestsPerSocket: z.number().int().min(0).default(0),
 }).strict();
 
+/** upstreamSchema: the client that talks to http:// backends (https:// ones always use undici). */
+export const upstreamSchema = z.object({
+  /** client: `fulcrum`, the hand-tuned HTTP/1.1 client (src/proxy/h1-client.ts), or `undici`; see docs/performance.md. */
+  client: z.enum(['fulcrum', 'undici']).default('fulcrum'),
+}).strict();
+
 export const adminSchema = z.object({
   port: port.optional(),
   host: z.string().default('127.0.0.1'),
@@ -354,6 +360,7 @@ export const configSchema = z.object({
   /** rateLimit: per-client request rate limits; absent means no limiter (see docs/configuration.md). */
   rateLimit: rateLimitSchema.optional(),
   backendTls: tlsClientSchema.default({}),
+  upstream: upstreamSchema.default({}),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
   watch: z.boolean().default(false),
 }).strict();

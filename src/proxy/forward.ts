@@ -10,9 +10,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
+import type { UpstreamHandler, UpstreamRequest } from './dispatch.js';
 import { FulcrumError, fromUpstreamError } from './errors.js';
 import { downstreamHeaders } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
@@ -26,7 +26,7 @@ export interface ExchangeCarrier { [EXCHANGE]?: Exchange | null }
 /** ExchangeBody is the request body: none, buffered (replayable), or streamed. */
 export type ExchangeBody = Buffer | Readable | null;
 
-export class Exchange implements PickContext {
+export class Exchange implements PickContext, UpstreamHandler {
   // PickContext
   clientAddress: string;
   hashKey: string | undefined = undefined;
@@ -141,9 +141,9 @@ export class Exchange implements PickContext {
     const rt = this.rt;
     if (!rt.config.preserveHost) this.#rewriteHost(backend.hostHeader);
     const timeouts = backend.config.timeouts;
-    const opts: Dispatcher.DispatchOptions & { servername: string } = {
+    const opts: UpstreamRequest & { servername: string } = {
       path: this.req.url!,
-      method: this.req.method as Dispatcher.HttpMethod,
+      method: this.req.method!,
       headers: this.headers,
       body: this.#body,
       // A constant per backend: otherwise undici derives the TLS name from each request's Host and
@@ -155,7 +155,7 @@ export class Exchange implements PickContext {
       if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
     }
     try {
-      rt.upstream.get(backend).dispatch(opts, this as unknown as Dispatcher.DispatchHandler);
+      rt.upstream.get(backend).dispatch(opts, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -166,7 +166,7 @@ export class Exchange implements PickContext {
     for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') { h[i + 1] = host; return; }
   }
 
-  // --- undici legacy handler interface ---------------------------------
+  // --- upstream handler interface (dispatch.ts) ------------------------
 
   onConnect(abort: Abort): void {
     this.#abort = abort;

@@ -1,18 +1,24 @@
 /**
- * Upstream connection pools: one keep-alive undici Pool per backend, created
- * when the backend joins and closed (gracefully) when it leaves, so that a
+ * Upstream connection pools: one keep-alive pool per backend, created when
+ * the backend joins and closed (gracefully) when it leaves, so that a
  * backend that stays across a reload keeps its warm connections.
+ *
+ * http:// backends get Fulcrum's own HTTP/1.1 client (h1-client.ts) unless
+ * `upstream.client` is `undici`; https:// backends always get undici's Pool,
+ * whose TLS connector backend-tls.ts configures. Both speak dispatch.ts.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import type { Backend } from '../backends/backend.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import { BackendTls, tlsConnector } from './backend-tls.js';
+import type { UpstreamDispatcher } from './dispatch.js';
+import { H1Pool } from './h1-client.js';
 
-export type UpstreamOptions = Pick<FulcrumConfig, 'timeouts' | 'backendTls' | 'backends' | 'limits'>;
+export type UpstreamOptions = Pick<FulcrumConfig, 'timeouts' | 'backendTls' | 'backends' | 'limits' | 'upstream'>;
 
 export class UpstreamClients {
-  readonly #clients = new Map<string, Dispatcher>();
+  readonly #clients = new Map<string, UpstreamDispatcher>();
   /** #https holds the ids of the backends whose pools speak TLS, which a TLS change replaces. */
   readonly #https = new Set<string>();
   #tls: BackendTls;
@@ -28,7 +34,7 @@ export class UpstreamClients {
   }
 
   /** get returns the pool of a backend, creating it on first use. */
-  get(backend: Backend): Dispatcher {
+  get(backend: Backend): UpstreamDispatcher {
     let client = this.#clients.get(backend.id);
     if (client === undefined) {
       client = this.#create(backend);
@@ -44,9 +50,12 @@ export class UpstreamClients {
    * https backends are closed gracefully so that new connections use them.
    */
   reconfigure(options: UpstreamOptions, tls: BackendTls = BackendTls.load(options, this.log)): void {
+    const clientChanged = options.upstream.client !== this.options.upstream.client;
     this.options = options;
     const tlsChanged = tls.fingerprint !== this.#tls.fingerprint;
     this.#tls = tls;
+    // A new upstream.client applies to the http:// backends' pools, made anew on their next request.
+    if (clientChanged) for (const id of [...this.#clients.keys()]) if (!this.#https.has(id)) this.release(id);
     if (!tlsChanged) return;
     for (const id of this.#https) this.release(id);
   }
@@ -79,9 +88,19 @@ export class UpstreamClients {
     await Promise.all(clients.map((c) => c.destroy().catch(() => undefined)));
   }
 
-  #create(backend: Backend): Dispatcher {
+  #create(backend: Backend): UpstreamDispatcher {
     const timeouts = { ...this.options.timeouts, ...backend.config.timeouts };
     const https = backend.url.protocol === 'https:';
+    if (!https && this.options.upstream.client === 'fulcrum') {
+      return new H1Pool(backend.url, {
+        connectTimeout: timeouts.connect,
+        headersTimeout: timeouts.response,
+        bodyTimeout: timeouts.idle,
+        keepAliveTimeout: 4_000,
+        keepAliveMaxTimeout: 60_000,
+        maxHeaderSize: 64 * 1024,
+      });
+    }
     const connect = https ? tlsConnector(this.#tls.optionsFor(backend), timeouts.connect) : { timeout: timeouts.connect };
     const pool = new Pool(backend.origin, {
       connect,
@@ -95,6 +114,8 @@ export class UpstreamClients {
       strictContentLength: true,
     });
     if (https) this.#https.add(backend.id);
-    return pool;
+    // undici's Pool implements the legacy handler interface of dispatch.ts; its typings mark those
+    // callbacks optional and deprecated (and type trailers as strings, though it passes Buffers).
+    return pool as unknown as UpstreamDispatcher;
   }
 }
