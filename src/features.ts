@@ -26,5 +26,4 @@ export function installFeatures(balancer: Fulcrum): void {
   installAdminApi(balancer);
   installDashboard(balancer);
   installConfigWatch(balancer);
-  void balancer;
 }

@@ -1,9 +1,10 @@
 /**
  * forward: one client request's trip to a backend and back, with the retry
  * loop. An Exchange is the per-request context and, at the same time, the
- * undici dispatch handler (the low-level callback interface, which avoids
- * the stream plumbing of `request()`/`pipe`): one object per request, its
- * methods bound once.
+ * upstream client's dispatch handler (dispatch.ts: undici's low-level
+ * callback interface, which Fulcrum's own HTTP/1.1 client speaks too, and
+ * which avoids the stream plumbing of `request()`/`pipe`): one object per
+ * request, its methods bound once.
  *
  * Phases: choose upstream -> dispatch -> response head -> body -> finish,
  * and on error: classify -> retry on another backend, or answer 502/504.

@@ -27,7 +27,7 @@ import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
 import { H1Error } from './h1-errors.js';
-import { DONE, FAILED, NEED_MORE, ResponseParser, type ResponseSink } from './h1-parser.js';
+import { DONE, FAILED, NEED_MORE, ResponseParser, type ExecuteResult, type ResponseSink } from './h1-parser.js';
 import { BodyStreamer, encodeHead, type EncodedHead } from './h1-request.js';
 
 export { H1Error };
@@ -150,6 +150,8 @@ class H1Connection implements ResponseSink {
     req.conn = this;
     this.#received = 0;
     this.#eof = false;
+    this.#paused = false;
+    this.#pending = null;
     this.parser.reset(req.opts.method === 'HEAD');
     if (this.idle) {
       this.idle = false;
@@ -215,7 +217,7 @@ class H1Connection implements ResponseSink {
   #execute(req: H1Request, buf: Buffer): void {
     const parser = this.parser;
     for (;;) {
-      let result;
+      let result: ExecuteResult;
       this.#executing = true;
       this.#resumeAsked = false;
       try {
@@ -287,7 +289,12 @@ class H1Connection implements ResponseSink {
     const idleMs = reusable ? this.pool.idleTimeoutFor(parser.keepAliveHint) : 0;
     if (idleMs > 0) this.pool.release(this, idleMs);
     else this.#destroy();
-    req.handler.onComplete(parser.trailers);
+    try {
+      req.handler.onComplete(parser.trailers);
+    } catch (err) {
+      // The request is over: there is no one left to tell but the process (undici drops it silently).
+      process.emitWarning(err as Error);
+    }
   }
 
   // --- socket events ---------------------------------------------------

@@ -12,7 +12,7 @@ import { freePort, startBackends, startRawServer, urlOf, type DemoBackend, type 
 import { get, request, startBalancer, type TestBalancer } from '../helpers/balancer.js';
 import { H1Pool } from '../../src/proxy/h1-client.js';
 
-describe('proxying through the fulcrum upstream client', () => {
+describe('proxying through the fulcrum upstream client', { timeout: 60_000 }, () => {
   let backends: DemoBackend[];
   let lb: TestBalancer;
   before(async () => {
@@ -84,9 +84,23 @@ describe('proxying through the fulcrum upstream client', () => {
     assert.equal((await get(`${lb.url}/status/304`)).status, 304);
     assert.equal((await get(`${lb.url}/`)).status, 200, 'the connections are still in step');
   });
+
+  test('a reload that changes upstream.client moves the backends to the other client', async () => {
+    const config = (client: 'fulcrum' | 'undici') => ({
+      listen: { host: '127.0.0.1', port: lb.port }, backends: backends.map(urlOf), healthCheck: { enabled: false },
+      logLevel: 'silent' as const, accessLog: false, upstream: { client },
+    });
+    const backend = lb.balancer.pool.snapshot[0]!;
+    assert.ok((await lb.balancer.reload(config('undici'))).ok);
+    assert.equal((await get(`${lb.url}/`)).status, 200);
+    assert.ok(!(lb.balancer.upstream.get(backend) instanceof H1Pool), 'undici now');
+    assert.ok((await lb.balancer.reload(config('fulcrum'))).ok);
+    assert.equal((await get(`${lb.url}/`)).status, 200);
+    assert.ok(lb.balancer.upstream.get(backend) instanceof H1Pool, 'fulcrum again');
+  });
 });
 
-describe('fulcrum upstream client: failures and unusual responses through the balancer', () => {
+describe('fulcrum upstream client: failures and unusual responses through the balancer', { timeout: 60_000 }, () => {
   let raw: RawServer;
   before(async () => {
     raw = await startRawServer((socket) => {
