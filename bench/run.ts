@@ -233,12 +233,38 @@ async function main(): Promise<void> {
         rows.push(await measure(kind === 'http-proxy' ? 'node-http-proxy 1.18' : '@fastify/http-proxy', `http://127.0.0.1:${port}/`, child.pid!));
         await stop(child);
       }
+      // HAProxy, for scale, when installed (Debian package haproxy): one thread, round-robin, keep-alive both ways.
+      if (has('haproxy')) {
+        const port = await freePort();
+        const file = join(dir, 'haproxy.cfg');
+        writeFileSync(file, haproxyConfig(port, backendPorts));
+        const child = start(0, 'haproxy', ['-f', file, '-db']);
+        cleanups.push(() => stop(child));
+        await waitPort(port);
+        rows.push(await measure('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, child.pid!));
+        await stop(child);
+      } else {
+        console.error('HAProxy not installed (apt-get install haproxy): no HAProxy row');
+      }
     }
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   }
   report(rows);
   if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ rig: rig(), rows }, null, 2));
+}
+
+/** haproxyConfig: HAProxy doing what Fulcrum does in the default scenario (round-robin, X-Forwarded-For, keep-alive). */
+function haproxyConfig(port: number, backendPorts: number[]): string {
+  return [
+    'global', '  nbthread 1', '  maxconn 4096',
+    'defaults', '  mode http', '  option http-keep-alive', '  option forwardfor',
+    '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
+    'frontend fe', `  bind 127.0.0.1:${port}`, '  default_backend be',
+    'backend be', '  balance roundrobin',
+    ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
+    '',
+  ].join('\n');
 }
 
 function rig(): Record<string, unknown> {
