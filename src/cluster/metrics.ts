@@ -1,10 +1,12 @@
 /**
- * The cluster's totals as Prometheus metrics. A scrape reaches one process:
- * with `workers: N` one worker, with Redis one instance, so its own counters
- * (fulcrum_requests_total...) describe that process only. These describe
+ * The cluster's totals as Prometheus metrics. With `workers: N` a scrape
+ * combines every worker's metrics (prom-client's AggregatorRegistry, in the
+ * primary); with Redis, a scrape reaches one instance, whose own counters
+ * (fulcrum_requests_total...) describe that instance only. These describe
  * every worker and instance together, from what the state sync loop last
  * read (at most about one flush interval old; the scrape never waits on
- * the store). Alone, they equal the process's own counts.
+ * the store); they are the same in every worker, so workers combine them
+ * with `max`, not `sum`. Alone, they equal the process's own counts.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Fulcrum } from '../fulcrum.js';
@@ -15,18 +17,18 @@ export function registerClusterMetrics(balancer: Fulcrum, sync: StateSync): void
   const registers = [balancer.metrics.registry];
   const pool = balancer.pool;
   new Counter({
-    name: 'fulcrum_cluster_requests_total', help: 'Proxied requests counted by every worker and instance sharing the state store.', registers,
+    name: 'fulcrum_cluster_requests_total', help: 'Proxied requests counted by every worker and instance sharing the state store.', registers, aggregator: 'max',
     collect() { this.reset(); this.inc(sync.clusterTotal); },
   });
   new Counter({
-    name: 'fulcrum_cluster_backend_requests_total', help: 'Requests to a backend counted by every worker and instance.', labelNames: ['backend'], registers,
+    name: 'fulcrum_cluster_backend_requests_total', help: 'Requests to a backend counted by every worker and instance.', labelNames: ['backend'], registers, aggregator: 'max',
     collect() {
       this.reset();
       for (const b of pool.snapshot) this.inc({ backend: b.id }, sync.clusterBackend(b.url.href).requests);
     },
   });
   new Counter({
-    name: 'fulcrum_cluster_backend_responses_total', help: 'Responses from a backend by status class, counted by every worker and instance.', labelNames: ['backend', 'class'], registers,
+    name: 'fulcrum_cluster_backend_responses_total', help: 'Responses from a backend by status class, counted by every worker and instance.', labelNames: ['backend', 'class'], registers, aggregator: 'max',
     collect() {
       this.reset();
       for (const b of pool.snapshot) {
@@ -36,7 +38,7 @@ export function registerClusterMetrics(balancer: Fulcrum, sync: StateSync): void
     },
   });
   new Gauge({
-    name: 'fulcrum_cluster_instances', help: 'Live workers and instances sharing the state store (as of the last sync).', registers,
+    name: 'fulcrum_cluster_instances', help: 'Live workers and instances sharing the state store (as of the last sync).', registers, aggregator: 'max',
     collect() { this.set(Math.max(1, sync.instances.length)); },
   });
 }

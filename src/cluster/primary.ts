@@ -26,7 +26,8 @@ import { isTagged, type StateCallMessage } from '../state/ipc.js';
 import { SECRET_ENV, WORKER_ENV } from './env.js';
 import { LimiterHub } from './limiter-hub.js';
 import type { LimitCallMessage } from './limiter-ipc.js';
-import type { ReloadedMessage, ReloadMessage, ShutdownMessage, ReloadRequestMessage, ReloadAllResultMessage } from './protocol.js';
+import type { ReloadedMessage, ReloadMessage, ShutdownMessage, ReloadRequestMessage, ReloadAllResultMessage, MetricsRequestMessage, MetricsResultMessage } from './protocol.js';
+import { AggregatorRegistry, type RegistryContentType } from 'prom-client';
 import { StateHub, sendTo } from './state-hub.js';
 
 export interface PrimaryOptions {
@@ -76,6 +77,8 @@ export class Primary {
   /** #cleanExit: false once a worker exits other than with code 0 during shutdown. */
   #cleanExit = true;
   #reloadSeq = 0;
+  /** #aggregator combines the workers' Prometheus metrics (prom-client asks each worker over IPC). */
+  #aggregator: AggregatorRegistry<RegistryContentType> | null = null;
   readonly #reloads = new Map<number, PendingReload>();
 
   constructor(options: PrimaryOptions) {
@@ -116,6 +119,18 @@ export class Primary {
       case 'limit-call': this.#limiter.handle(worker, message as LimitCallMessage); break;
       case 'ready': this.#ready(worker); break;
       case 'reloaded': this.#reloaded(worker, message as ReloadedMessage); break;
+      case 'metrics-request': {
+        const { id } = message as MetricsRequestMessage;
+        this.#aggregator ??= new AggregatorRegistry();
+        this.#aggregator.clusterMetrics().then(
+          (body: string) => sendTo(worker, { fulcrum: 'metrics-result', id, result: { contentType: this.#aggregator!.contentType, body } } satisfies MetricsResultMessage),
+          (err: unknown) => {
+            this.#log.warn({ err: (err as Error).message }, 'could not gather the workers\' metrics; the asking worker serves its own');
+            sendTo(worker, { fulcrum: 'metrics-result', id, result: null } satisfies MetricsResultMessage);
+          },
+        );
+        break;
+      }
       case 'reload-request': {
         const { id } = message as ReloadRequestMessage;
         void this.reload().then((result) => sendTo(worker, { fulcrum: 'reload-all-result', id, result } satisfies ReloadAllResultMessage));

@@ -35,6 +35,19 @@ export interface ReloadAllResultMessage {
   readonly result: ReloadResult;
 }
 
+/** MetricsRequestMessage: a worker serving /metrics in Prometheus form asks for every worker's, combined. */
+export interface MetricsRequestMessage {
+  readonly fulcrum: 'metrics-request';
+  readonly id: number;
+}
+
+/** MetricsResultMessage answers it: the combined exposition, or null when it could not be gathered. */
+export interface MetricsResultMessage {
+  readonly fulcrum: 'metrics-result';
+  readonly id: number;
+  readonly result: { contentType: string; body: string } | null;
+}
+
 export interface ReloadedMessage {
   readonly fulcrum: 'reloaded';
   readonly id: number;

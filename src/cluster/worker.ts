@@ -14,7 +14,11 @@ import type { Fulcrum, ReloadResult } from '../fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged } from '../state/ipc.js';
 import { workerSlot } from './env.js';
-import type { ReadyMessage, ReloadAllResultMessage, ReloadedMessage, ReloadMessage, ReloadRequestMessage } from './protocol.js';
+import { AggregatorRegistry } from 'prom-client';
+import type { MetricsRequestMessage, MetricsResultMessage, ReadyMessage, ReloadAllResultMessage, ReloadedMessage, ReloadMessage, ReloadRequestMessage } from './protocol.js';
+
+/** METRICS_TIMEOUT_MS bounds how long a Prometheus scrape waits for the other workers' metrics. */
+const METRICS_TIMEOUT_MS = 6_000;
 
 /** CLUSTER_RELOAD_TIMEOUT_MS bounds how long an admin reload waits for the primary's combined answer. */
 const CLUSTER_RELOAD_TIMEOUT_MS = 15_000;
@@ -57,8 +61,28 @@ export function serveAsWorker(balancer: Fulcrum, reload: WorkerReload): void {
     send({ fulcrum: 'reload-request', id } satisfies ReloadRequestMessage);
   });
 
+  // Prometheus scrapes combine every worker's metrics: the primary asks each worker (prom-client's
+  // AggregatorRegistry answers for this worker's registry), sums them and sends the text back.
+  new AggregatorRegistry(); // installs this worker's answering listener
+  AggregatorRegistry.setRegistries([balancer.metrics.registry]);
+  const pendingMetrics = new Map<number, (result: MetricsResultMessage['result']) => void>();
+  let metricsSeq = 0;
+  balancer.metrics.prometheusSource = () => new Promise((resolve) => {
+    const id = ++metricsSeq;
+    const timer = setTimeout(() => { pendingMetrics.delete(id); resolve(null); }, METRICS_TIMEOUT_MS);
+    pendingMetrics.set(id, (result) => { clearTimeout(timer); resolve(result); });
+    send({ fulcrum: 'metrics-request', id } satisfies MetricsRequestMessage);
+  });
+
   process.on('message', (message: unknown) => {
     if (!isTagged(message)) return;
+    if (message.fulcrum === 'metrics-result') {
+      const { id, result } = message as MetricsResultMessage;
+      const done = pendingMetrics.get(id);
+      pendingMetrics.delete(id);
+      done?.(result);
+      return;
+    }
     if (message.fulcrum === 'shutdown') stop();
     else if (message.fulcrum === 'reload') void answerReload(balancer, (message as ReloadMessage).id, reload);
     else if (message.fulcrum === 'reload-all-result') {

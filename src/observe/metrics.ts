@@ -56,13 +56,15 @@ export class BackendMetrics {
 }
 
 interface MetricValue { metricName?: string; labels: Record<string, string | number>; value: number }
-interface CollectedMetric { name: string; help: string; type: 'counter' | 'gauge' | 'histogram'; aggregator: 'sum'; values: MetricValue[] }
+/** aggregator: how a cluster's workers' values combine (prom-client's AggregatorRegistry). */
+type Aggregator = 'sum' | 'max';
+interface CollectedMetric { name: string; help: string; type: 'counter' | 'gauge' | 'histogram'; aggregator: Aggregator; values: MetricValue[] }
 
 /** collector adapts a function to prom-client's metric interface (read at scrape time). */
-function collector(name: string, help: string, type: CollectedMetric['type'], values: () => MetricValue[]) {
+function collector(name: string, help: string, type: CollectedMetric['type'], values: () => MetricValue[], aggregator: Aggregator = 'sum') {
   return {
-    name, help, type, aggregator: 'sum' as const,
-    get: async (): Promise<CollectedMetric> => ({ name, help, type, aggregator: 'sum', values: values() }),
+    name, help, type, aggregator,
+    get: async (): Promise<CollectedMetric> => ({ name, help, type, aggregator, values: values() }),
   };
 }
 
@@ -130,8 +132,16 @@ export class Metrics {
     return out;
   }
 
+  /**
+   * prometheusSource replaces the local exposition when the metrics of
+   * several processes must be combined (a cluster worker asks its primary);
+   * it resolves to null when that fails, and the local metrics are served.
+   */
+  prometheusSource: (() => Promise<{ contentType: string; body: string } | null>) | null = null;
+
   async prometheus(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const combined = this.prometheusSource === null ? null : await this.prometheusSource();
+    return combined ?? { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
   #registerCollectors(): void {
@@ -157,7 +167,7 @@ export class Metrics {
       return values;
     }) as never);
     r.registerMetric(collector('fulcrum_backend_up', 'Whether a backend is in rotation (1) or out (0).', 'gauge',
-      () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.reasons === 0 ? 1 : 0 }))) as never);
+      () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.reasons === 0 ? 1 : 0 })), 'max') as never);
     r.registerMetric(collector('fulcrum_backend_active_connections', 'Requests in flight to a backend.', 'gauge',
       () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.inflight }))) as never);
     r.registerMetric(collector('fulcrum_backend_failures_total', 'Failed attempts to a backend (connect errors, timeouts, resets).', 'counter',
