@@ -45,6 +45,8 @@ export class Exchange implements PickContext, UpstreamHandler {
   #bodyReplayable: boolean;
   /** #h2: the client speaks HTTP/2 (node:http2 compat response: no reason phrase, trailers as an object). */
   readonly #h2: boolean;
+  /** #hostFromBackend: Host is the chosen backend's own host:port (not preserved, or the client sent none). */
+  readonly #hostFromBackend: boolean;
   #abort: Abort | null = null;
   #resume: (() => void) | null = null;
   #inAttempt = false;
@@ -68,6 +70,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
     this.#h2 = req.httpVersionMajor === 2;
+    this.#hostFromBackend = headers.length > 1 && (!rt.config.preserveHost || headers[1] === '');
     // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
     (res as ExchangeCarrier)[EXCHANGE] = this;
     const total = rt.config.timeouts.total;
@@ -140,7 +143,8 @@ export class Exchange implements PickContext, UpstreamHandler {
     backend.state.requests++;
     this.#attemptStartedAt = performance.now();
     const rt = this.rt;
-    if (!rt.config.preserveHost) this.#rewriteHost(backend.hostHeader);
+    // upstreamHeaders left Host empty when it is not preserved or the client sent none (index 1: see headers.ts).
+    if (this.#hostFromBackend) this.headers[1] = backend.hostHeader;
     const timeouts = backend.config.timeouts;
     const opts: UpstreamRequest & { servername: string } = {
       path: this.req.url!,
@@ -162,19 +166,17 @@ export class Exchange implements PickContext, UpstreamHandler {
     }
   }
 
-  #rewriteHost(host: string): void {
-    const h = this.headers;
-    for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') { h[i + 1] = host; return; }
-  }
-
   // --- upstream handler interface (dispatch.ts) ------------------------
 
   onConnect(abort: Abort): void {
     this.#abort = abort;
-    if (this.#clientGone) abort(new FulcrumError('FULCRUM_ERR_CLIENT_ABORTED'));
+    // The client left, or was already answered (a total deadline that fired while this attempt
+    // waited for a connection): the request must not go out.
+    if (this.#clientGone || this.#done) abort(new FulcrumError(this.#clientGone ? 'FULCRUM_ERR_CLIENT_ABORTED' : 'FULCRUM_ERR_TOTAL_TIMEOUT'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#done) return false;
     if (statusCode < 200) return true; // 1xx: the listener answers Expect itself; others are dropped.
     this.#resume = resume;
     const backend = this.backend!;
@@ -187,8 +189,9 @@ export class Exchange implements PickContext, UpstreamHandler {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
       if (this.rt.onResponseHead !== null) this.rt.onResponseHead(this, headers);
-      if (this.#h2) res.writeHead(statusCode, headers); // HTTP/2 has no reason phrase
-      else res.writeHead(statusCode, statusText || undefined, headers);
+      const head = headersForWriteHead(res, headers);
+      if (this.#h2) res.writeHead(statusCode, head); // HTTP/2 has no reason phrase
+      else res.writeHead(statusCode, statusText || undefined, head);
     } catch (err) {
       // The backend sent something Node refuses to forward (e.g. an invalid header value).
       // HTTP/2 stores headers one by one as it checks them: drop those already stored.
@@ -202,6 +205,7 @@ export class Exchange implements PickContext, UpstreamHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#done) return false;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
     return false;
@@ -222,6 +226,8 @@ export class Exchange implements PickContext, UpstreamHandler {
   onError(err: Error): void {
     const wasInAttempt = this.#inAttempt;
     this.#endAttempt();
+    // Already answered (total deadline): this is the late attempt winding down, not a backend failure.
+    if (this.#done) return;
     const error = fromUpstreamError(err, this.#responseStarted);
     this.error = error;
     const backend = this.backend;
@@ -292,6 +298,8 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.error = error;
     this.status = error.status;
     const res = this.res;
+    // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
+    if (!this.#h2 && !this.req.complete && hasBody(this.req)) res.shouldKeepAlive = false;
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {
@@ -312,6 +320,31 @@ export class Exchange implements PickContext, UpstreamHandler {
     (this.res as ExchangeCarrier)[EXCHANGE] = null;
     this.onFinish(this);
   }
+}
+
+/** hasBody: the request announces a body (read only on error paths: it builds req.headers). */
+function hasBody(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
+/**
+ * headersForWriteHead: the flat list as is (Node's fast path) unless headers
+ * were set with `res.setHeader` before the response started (e.g. the rate
+ * limiter's RateLimit headers). Then Node merges a flat list entry by entry
+ * with setHeader and a backend's repeated headers (two Set-Cookie) would
+ * collapse into one, so they are grouped into an object of arrays instead.
+ */
+function headersForWriteHead(res: ServerResponse, headers: string[]): string[] | Record<string, string | string[]> {
+  if (res.getHeaderNames().length === 0) return headers;
+  const grouped: Record<string, string | string[]> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const value = headers[i + 1]!;
+    const seen = grouped[name];
+    grouped[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return grouped;
 }
 
 function statusText(status: number): string {

@@ -71,9 +71,6 @@ export function clientAddressOf(peer: string, xff: string | undefined, trusted: 
 export interface ForwardOptions {
   readonly trusted: TrustedProxies;
   readonly preserveHost: boolean;
-  /** rewriteHost is the backend's host:port, used when preserveHost is off. */
-  readonly rewriteHost: string;
-  readonly forwarded: boolean;
 }
 
 export interface RequestInfo {
@@ -110,7 +107,9 @@ function forwardedFor(address: string): string {
  * [name, value, name, value...] array, the cheapest form for the upstream client.
  */
 export function upstreamHeaders(raw: readonly string[], info: RequestInfo, options: ForwardOptions, meta: RequestMeta): string[] {
-  const out: string[] = [];
+  // Host always comes first (index 1 holds its value): the exchange fills in the backend's own
+  // host:port there, in O(1), when the client's is not preserved or the request had none.
+  const out: string[] = ['host', ''];
   const peer = stripMappedPrefix(info.peer);
   const trusted = options.trusted.has(peer);
   let xff: string | undefined;
@@ -170,15 +169,13 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   }
   meta.xff = xff;
   meta.host = host;
-  out.push('host', options.preserveHost && host !== undefined ? host : options.rewriteHost);
+  if (options.preserveHost && host !== undefined) out[1] = host;
   out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
   if (xfh !== undefined || host !== undefined) out.push('x-forwarded-host', xfh ?? host!);
-  if (options.forwarded) {
-    let element = `for=${forwardedFor(peer)};proto=${info.proto}`;
-    if (host !== undefined) element += `;host="${host.replace(/["\\]/g, '')}"`;
-    out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
-  }
+  let element = `for=${forwardedFor(peer)};proto=${info.proto}`;
+  if (host !== undefined) element += `;host="${host.replace(/["\\]/g, '')}"`;
+  out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
   if (connection !== undefined) return dropConnectionTokens(out, connection);
   return out;
 }
@@ -213,7 +210,10 @@ export function downstreamHeaders(raw: readonly Buffer[]): string[] {
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') connection = raw[i + 1]!.toString('latin1');
+      if (lower === 'connection') {
+        const value = raw[i + 1]!.toString('latin1');
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+      }
       continue;
     }
     out.push(name, raw[i + 1]!.toString('latin1'));

@@ -104,7 +104,6 @@ export function createPipeline(options: PipelineOptions): RequestListener {
 
     const maxBody = rt.config.limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
-      if (!h2) res.shouldKeepAlive = false; // the body will not be read: the connection cannot be reused.
       reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client);
       return;
     }

@@ -142,7 +142,5 @@ function forwardOptions(config: FulcrumConfig): ForwardOptions {
   return {
     trusted: new TrustedProxies(config.trustedProxies),
     preserveHost: config.preserveHost,
-    rewriteHost: '',
-    forwarded: true,
   };
 }

@@ -76,7 +76,7 @@ function tunnel(rt: ProxyRuntime, backend: Backend, req: IncomingMessage, socket
     const name = headers[i]!.toLowerCase();
     out[name] = out[name] === undefined ? headers[i + 1]! : `${out[name]}, ${headers[i + 1]}`;
   }
-  if (!rt.config.preserveHost) out.host = backend.hostHeader;
+  if (!rt.config.preserveHost || !out.host) out.host = backend.hostHeader;
   out.connection = 'Upgrade';
   out.upgrade = upgrade;
   const timeouts = { ...rt.config.timeouts, ...backend.config.timeouts };

@@ -249,14 +249,19 @@ describe('limits', () => {
         req.end(Buffer.alloc(5000));
       });
       assert.equal(big, 413);
-      const chunked = await new Promise<number>((resolve) => {
-        const req = http.request(`${lb.url}/upload`, { method: 'POST', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
-        req.on('error', () => resolve(0));
+      const chunked = await new Promise<{ status: number; connection: string | undefined }>((resolve) => {
+        const req = http.request(`${lb.url}/upload`, { method: 'POST', agent: false }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection });
+        });
+        req.on('error', () => resolve({ status: 0, connection: undefined }));
         req.write(Buffer.alloc(800));
         req.write(Buffer.alloc(800));
         req.end();
       });
-      assert.equal(chunked, 413);
+      assert.equal(chunked.status, 413);
+      // The rest of the body is never read, so the connection must not be kept alive (it would stall).
+      assert.equal(chunked.connection, 'close');
       assert.equal((backends[0]!.requests.get('/upload') ?? 0) <= 1, true, 'the Content-Length case never reached the backend');
       const small = await new Promise<number>((resolve) => {
         const req = http.request(`${lb.url}/upload`, { method: 'POST', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });

@@ -8,11 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { startBackends, urlOf, freePort } from '../helpers/backends.js';
-import { get, waitFor } from '../helpers/balancer.js';
+import { CLI, waitServing } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const GiB = 1024 ** 3;
 const RSS_BOUND_MIB = 160;
 
@@ -28,7 +26,7 @@ test(`1 GiB upload and download with the balancer's RSS below ${RSS_BOUND_MIB} M
   let peak = 0;
   const sampler = setInterval(() => { try { peak = Math.max(peak, rssMiB(child.pid!)); } catch { /* exited */ } }, 50);
   try {
-    await waitFor(async () => { try { return (await get(`http://127.0.0.1:${port}/healthz`)).status === 200; } catch { return false; } }, 15_000, 50);
+    await waitServing(`http://127.0.0.1:${port}`, 15_000);
     const chunk = Buffer.alloc(256 * 1024, 7);
     const uploaded = await new Promise<{ size: number }>((resolve, reject) => {
       const req = http.request(`http://127.0.0.1:${port}/upload`, { method: 'POST', agent: false, headers: { 'content-length': GiB } }, (res) => {

@@ -1,6 +1,6 @@
 /** Test helpers: a balancer on port 0 with a silent logger, and small HTTP clients. */
 import http from 'node:http';
-import { createBalancer, type FulcrumConfigInput } from '../../src/index.js';
+import { createBalancer, loadConfig, type FulcrumConfigInput } from '../../src/index.js';
 import type { Fulcrum } from '../../src/fulcrum.js';
 import { silentLogger, type Logger } from '../../src/observe/log.js';
 
@@ -62,3 +62,17 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
 }
 
 export { silentLogger };
+
+/**
+ * startFileBalancer runs a balancer from a config file the way the CLI does:
+ * `reload()` (and `watch: true`) re-read the file.
+ */
+export async function startFileBalancer(file: string): Promise<Fulcrum> {
+  const balancer = createBalancer(loadConfig({ file, env: {} }).config, {
+    configFile: file,
+    loadConfig: () => loadConfig({ file, env: {} }).config,
+    logger: silentLogger(),
+  });
+  await balancer.listen();
+  return balancer;
+}

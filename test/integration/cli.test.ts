@@ -1,27 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { startBackends, urlOf, freePort, freeConsecutivePorts } from '../helpers/backends.js';
 import { get, waitFor } from '../helpers/balancer.js';
+import { CLI, startCli, waitServing } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
 
-function startCli(args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  return { child, output: () => out };
-}
-
-async function waitListening(port: number): Promise<void> {
-  await waitFor(async () => {
-    try { await get(`http://127.0.0.1:${port}/healthz`); return true; } catch { return false; }
-  }, 10_000, 50);
-}
+const waitListening = (port: number): Promise<void> => waitServing(`http://127.0.0.1:${port}`);
 
 describe('fulcrum CLI', () => {
   test('--help and --version', () => {

@@ -10,10 +10,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { OpEvent } from '../../src/backends/ops.js';
 import { get, startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { CLI } from '../helpers/cli.js';
 import { clusterConfig, metricsJson, startCheckedBackend, status, uniquePrefix, type CheckedBackend } from './redis-helpers.js';
 
 let redis: TestRedis;
@@ -189,8 +189,7 @@ describe('three instances on one Redis', () => {
       ...clusterConfig({ redisUrl: redis.url, keyPrefix: prefix, checker: 'DOOMED', backends: [backends[0]!.url] }),
       listen: { host: '127.0.0.1', port: 0 }, logLevel: 'warn', accessLog: false,
     }));
-    const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-    let child: ChildProcess | null = spawn(process.execPath, [cli, '-c', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REDIS_URL: '' } });
+    let child: ChildProcess | null = spawn(process.execPath, [CLI, '-c', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REDIS_URL: '' } });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     try {

@@ -9,10 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBalancer } from '../../src/index.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Fulcrum } from '../../src/fulcrum.js';
-import { request, silentLogger, waitFor } from '../helpers/balancer.js';
+import { request, startFileBalancer, waitFor } from '../helpers/balancer.js';
 import { startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 
 /** QUIET_MS: longer than the watcher's debounce plus a reload, to show that nothing happened. */
@@ -42,12 +40,7 @@ describe('watch: true', () => {
     file = join(dir, 'fulcrum.yaml');
     backends = await startBackends(2, 'Watch');
     write(['watch: true', 'backends:', `  - { id: a, url: "${urlOf(backends[0]!)}" }`]);
-    balancer = createBalancer(loadConfig({ file, env: {} }).config, {
-      configFile: file,
-      loadConfig: () => loadConfig({ file, env: {} }).config,
-      logger: silentLogger(),
-    });
-    await balancer.listen();
+    balancer = await startFileBalancer(file);
     base = `http://127.0.0.1:${balancer.port}`;
   });
   after(async () => {

@@ -11,11 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { createBalancer } from '../../src/index.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Fulcrum } from '../../src/fulcrum.js';
-import { request, silentLogger, waitFor, type SimpleResponse } from '../helpers/balancer.js';
+import { request, startFileBalancer, waitFor, type SimpleResponse } from '../helpers/balancer.js';
 import { freePort, startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
+import { CLI } from '../helpers/cli.js';
 
 const TOKEN = 'reload-admin-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -56,12 +55,7 @@ describe('reload through the admin API', () => {
     file = join(dir, 'fulcrum.yaml');
     backends = await startBackends(2, 'Reload');
     writeFileSync(file, configText([{ id: 'a', url: urlOf(backends[0]!) }]));
-    balancer = createBalancer(loadConfig({ file, env: {} }).config, {
-      configFile: file,
-      loadConfig: () => loadConfig({ file, env: {} }).config,
-      logger: silentLogger(),
-    });
-    await balancer.listen();
+    balancer = await startFileBalancer(file);
     base = `http://127.0.0.1:${balancer.port}`;
   });
   after(async () => {
@@ -172,7 +166,7 @@ describe('reload on SIGHUP (the fulcrum command)', () => {
     writeFileSync(file, configText([{ id: 'a', url: urlOf(backends[0]!) }], '', port));
     const env = { ...process.env };
     delete env.FULCRUM_ADMIN_TOKEN; delete env.REDIS_URL; delete env.FULCRUM_PORT; delete env.FULCRUM_CONFIG;
-    const c = spawn(process.execPath, ['dist/src/cli.js', '-c', file], { stdio: 'ignore', env });
+    const c = spawn(process.execPath, [CLI, '-c', file], { stdio: 'ignore', env });
     child = c;
     await waitFor(async () => (await request(`${base}/healthz`).catch(() => ({ status: 0 }))).status === 200, 10_000, 100);
     const ids = async (): Promise<string[]> => (JSON.parse((await request(`${base}/admin/backends`, { headers: AUTH })).body) as { backends: { id: string }[] }).backends.map((b) => b.id);

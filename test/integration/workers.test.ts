@@ -6,20 +6,18 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startBackends, urlOf, freePort, type DemoBackend } from '../helpers/backends.js';
 import { IpcLimitStore } from '../../src/cluster/limiter-ipc.js';
 import { IpcStore, type IpcChannel } from '../../src/state/ipc.js';
 import { emptyCounters } from '../../src/state/store.js';
 import { get, request, waitFor, type SimpleResponse } from '../helpers/balancer.js';
+import { startCli, waitServing, type CliProcess } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const TOKEN = 'workers-test-token-0123456789';
 const HEALTH_INTERVAL_MS = 200;
 
@@ -32,20 +30,13 @@ interface WorkerView {
 /** pidOf reads the pid out of an instance id ("<host>-<pid>-<random>"). */
 const pidOf = (instanceId: string): number => Number(instanceId.split('-').at(-2));
 
-function startCli(args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  return { child, output: () => out };
-}
 
 describe('workers: 2', () => {
   let backends: DemoBackend[];
   let dir: string;
   let file: string;
   let base: string;
-  let cli: ReturnType<typeof startCli>;
+  let cli: CliProcess;
   let config: Record<string, unknown>;
 
   /** ask asks /status on fresh connections until it has heard from both workers (or given up); the latest answer of each, by instance id. */
@@ -102,9 +93,7 @@ describe('workers: 2', () => {
     };
     writeFileSync(file, JSON.stringify(config));
     cli = startCli(['-c', file]);
-    await waitFor(async () => {
-      try { return (await get(`${base}/healthz`)).status === 200; } catch { return false; }
-    }, 20_000, 100);
+    await waitServing(base, 20_000);
     // Both workers serve (the second may start a little after the first).
     await eachWorker((v) => v.cluster.instances.length === 2, 20_000);
   });
