@@ -13,6 +13,7 @@
  */
 import type { HashKeyFn } from '../proxy/pipeline.js';
 import { cookieValue } from './cookie.js';
+import { headerValue } from '../proxy/headers.js';
 
 export function hashKeyFunction(spec: string): HashKeyFn {
   if (spec === 'ip') return (_req, _meta, clientAddress) => clientAddress;
@@ -29,10 +30,7 @@ export function hashKeyFunction(spec: string): HashKeyFn {
   switch (kind) {
     case 'header': {
       const lower = name.toLowerCase();
-      return (req) => {
-        const value = req.headers[lower];
-        return Array.isArray(value) ? value.join(', ') : value;
-      };
+      return (req) => headerValue(req.rawHeaders, lower);
     }
     case 'cookie':
       return (_req, meta) => cookieValue(meta.cookie, name);

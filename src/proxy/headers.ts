@@ -47,6 +47,15 @@ export class TrustedProxies {
   }
 }
 
+/** headerValue finds the first value of a header in the raw list, trimmed (without building req.headers). */
+export function headerValue(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1]!.trim();
+  }
+  return undefined;
+}
+
 /** stripMappedPrefix turns "::ffff:127.0.0.1" into "127.0.0.1". */
 export function stripMappedPrefix(address: string): string {
   return address.startsWith('::ffff:') && address.indexOf('.') > 0 ? address.slice(7) : address;

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { headerValue } from '../proxy/headers.js';
 
 export type ClientKeyFn = (req: IncomingMessage, clientAddress: string) => string;
 
@@ -27,11 +28,3 @@ export function clientKeyFn(spec: string): ClientKeyFn {
   };
 }
 
-/** headerValue finds the first value of a header in the raw list (without building req.headers). */
-function headerValue(raw: readonly string[], lowerName: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1]!.trim();
-  }
-  return undefined;
-}

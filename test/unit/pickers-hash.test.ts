@@ -134,7 +134,11 @@ describe('ip-hash', () => {
 });
 
 describe('hash keys', () => {
-  const req = (url: string, headers: Record<string, string | string[]> = {}): IncomingMessage => ({ url, headers }) as unknown as IncomingMessage;
+  const req = (url: string, headers: Record<string, string | string[]> = {}): IncomingMessage => ({
+    url,
+    headers,
+    rawHeaders: Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])),
+  }) as unknown as IncomingMessage;
   const meta = (cookie?: string) => ({ ...newRequestMeta(), cookie });
 
   test('ip, path, header, cookie and query keys', () => {
