@@ -31,6 +31,7 @@ export const ERRORS = {
   FULCRUM_ERR_BODY_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, reason: 'request body too large' },
   FULCRUM_ERR_BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, reason: 'bad request' },
   FULCRUM_ERR_RATE_LIMITED: { status: 429, source: 'downstream', retryable: false, reason: 'rate limit exceeded' },
+  FULCRUM_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, source: 'internal', retryable: false, reason: 'rate limit store unavailable' },
   FULCRUM_ERR_SHUTTING_DOWN: { status: 503, source: 'internal', retryable: false, reason: 'balancer is shutting down' },
   FULCRUM_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false, reason: 'internal error' },
 } as const satisfies Record<`FULCRUM_ERR_${string}`, ErrorKind>;

@@ -294,7 +294,7 @@ export class Exchange implements PickContext, UpstreamHandler {
   }
 
   /** fail answers the client with the error's status and a short plain-text reason. */
-  fail(error: FulcrumError): void {
+  fail(error: FulcrumError, extraHeaders?: Readonly<Record<string, string>>): void {
     this.error = error;
     this.status = error.status;
     const res = this.res;
@@ -303,6 +303,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {
+        ...extraHeaders,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': Buffer.byteLength(body),
         'x-fulcrum-error': error.code,

@@ -23,12 +23,16 @@ export interface InternalRoutes {
 }
 
 /**
- * RequestFilter runs before a backend is chosen. It may answer the request
- * itself (returning true), e.g. the rate limiter's 429. It must not do I/O
- * except where documented (rate limiting with a shared store).
+ * RequestFilter runs before a backend is chosen: it calls `next()` to let the
+ * request go on, or `reject(error, headers)` to answer it (e.g. the rate
+ * limiter's 429), which goes through the same error answer, metrics and
+ * access log as every other refusal. It must not do I/O except where
+ * documented (rate limiting with a shared store).
  */
+export type FilterReject = (error: FulcrumError, headers?: Readonly<Record<string, string>>) => void;
+
 export interface RequestFilter {
-  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void;
+  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void;
 }
 
 /** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
@@ -67,9 +71,9 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     }
   };
 
-  const reject = (req: IncomingMessage, res: ServerResponse, error: FulcrumError, clientAddress: string): void => {
+  const reject = (req: IncomingMessage, res: ServerResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>): void => {
     const ex = new Exchange(rt, req, res, [], null, clientAddress, finish);
-    ex.fail(error);
+    ex.fail(error, headers);
   };
 
   // One shared listener (no per-request closure) keeps the count of requests in
@@ -113,7 +117,7 @@ export function createPipeline(options: PipelineOptions): RequestListener {
       proceed(req, res, headers, client, meta);
       return;
     }
-    runFilters(filters, 0, req, res, client, () => proceed(req, res, headers, client, meta));
+    runFilters(filters, 0, req, res, client, () => proceed(req, res, headers, client, meta), (error, extra) => reject(req, res, error, client, extra));
   };
 
   /** proceed chooses how the body travels (none, buffered to be retryable, streamed) and forwards. */
@@ -147,9 +151,9 @@ export function createPipeline(options: PipelineOptions): RequestListener {
   }
 }
 
-function runFilters(filters: readonly RequestFilter[], i: number, req: IncomingMessage, res: ServerResponse, client: string, done: () => void): void {
+function runFilters(filters: readonly RequestFilter[], i: number, req: IncomingMessage, res: ServerResponse, client: string, done: () => void, reject: FilterReject): void {
   if (i === filters.length) return done();
-  filters[i]!.filter(req, res, client, () => runFilters(filters, i + 1, req, res, client, done));
+  filters[i]!.filter(req, res, client, () => runFilters(filters, i + 1, req, res, client, done, reject), reject);
 }
 
 /**

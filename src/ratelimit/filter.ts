@@ -4,8 +4,9 @@
  * store for a decision:
  * - allowed: the RateLimit headers are set on the response (Node merges
  *   them with the backend's headers) and the request goes on;
- * - over the limit: 429 with Retry-After and the RateLimit headers,
- *   answered here; the request never reaches a backend;
+ * - over the limit: 429 with Retry-After and the RateLimit headers, answered
+ *   through the pipeline's reject (one error answer, counted and access-logged
+ *   like every other); the request never reaches a backend;
  * - the Redis store failed or timed out: `onStoreError` decides, allow (the
  *   request goes on without RateLimit headers) or deny (503).
  *
@@ -14,18 +15,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Metrics } from '../observe/metrics.js';
-import type { RequestFilter } from '../proxy/pipeline.js';
+import { FulcrumError } from '../proxy/errors.js';
+import type { FilterReject, RequestFilter } from '../proxy/pipeline.js';
 import { rateLimitHeader, retryAfter } from './headers.js';
 import type { RedisStore } from './redis-store.js';
 import type { RateLimitRule } from './rules.js';
 import type { StoreHealth } from './store-health.js';
-import { Decision, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE, type Clock } from './types.js';
+import { Decision, type Clock } from './types.js';
 
 /** SharedLimitStore decides in a store shared by several processes, asynchronously. */
 export type SharedLimitStore = Pick<RedisStore, 'keyOf' | 'decide'>;
 
-const REJECT_BODY = '429 Too Many Requests: rate limit exceeded\n';
-const UNAVAILABLE_BODY = '503 Service Unavailable: rate limit store unavailable\n';
 
 export interface RateLimitFilterOptions {
   /** rules: overrides, longest prefix first, then the default rule (compileRules). */
@@ -63,7 +63,7 @@ export class RateLimitFilter implements RequestFilter {
     this.#clock = options.clock;
   }
 
-  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void {
+  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
     const rule = this.#overrides.length === 0 ? this.#default : this.#ruleFor(req.url!);
     if (!rule.enabled) return next();
     const memory = rule.memory;
@@ -71,10 +71,10 @@ export class RateLimitFilter implements RequestFilter {
       const d = this.#decision;
       memory.decide(rule.keyOf(req, clientAddress), this.#clock(), d);
       if (d.allowed) this.#allow(rule, d, res, next);
-      else this.#reject(rule, d, req, res, 0);
+      else this.#reject(rule, d, reject);
       return;
     }
-    this.#decideShared(rule, req, res, clientAddress, next);
+    this.#decideShared(rule, req, res, clientAddress, next, reject);
   }
 
   #ruleFor(url: string): RateLimitRule {
@@ -83,20 +83,19 @@ export class RateLimitFilter implements RequestFilter {
     return this.#default;
   }
 
-  #decideShared(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void): void {
+  #decideShared(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
     const redis = this.#redis!;
-    const started = performance.now();
     redis.decide(rule.policy, redis.keyOf(rule.scope, rule.keyOf(req, clientAddress))).then(
       (d) => {
         this.#health.up();
         if (clientGone(req, res)) return;
         if (d.allowed) this.#allow(rule, d, res, next);
-        else this.#reject(rule, d, req, res, started);
+        else this.#reject(rule, d, reject);
       },
       (err: Error) => {
         this.#health.failed(err);
         if (clientGone(req, res)) return;
-        if (this.#deny) this.#unavailable(rule, req, res, started);
+        if (this.#deny) this.#unavailable(rule, reject);
         else next();
       },
     );
@@ -110,41 +109,19 @@ export class RateLimitFilter implements RequestFilter {
     next();
   }
 
-  #reject(rule: RateLimitRule, d: Decision, req: IncomingMessage, res: ServerResponse, started: number): void {
-    this.#answer(req, res, 429, REJECT_BODY, {
+  #reject(rule: RateLimitRule, d: Decision, reject: FilterReject): void {
+    this.#metrics.rateLimited++;
+    reject(new FulcrumError('FULCRUM_ERR_RATE_LIMITED'), {
       'retry-after': retryAfter(d),
       'ratelimit-policy': rule.policyHeader,
       ratelimit: rateLimitHeader(rule.quotedName, d),
-      'x-fulcrum-error': RATE_LIMITED,
-    }, started);
-  }
-
-  #unavailable(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, started: number): void {
-    this.#answer(req, res, 503, UNAVAILABLE_BODY, {
-      'retry-after': '1',
-      'ratelimit-policy': rule.policyHeader,
-      'x-fulcrum-error': RATE_LIMIT_UNAVAILABLE,
-    }, started);
-  }
-
-  /** #answer ends the response itself; `started` is 0 when the decision took no measurable time (memory). */
-  #answer(req: IncomingMessage, res: ServerResponse, status: number, body: string, headers: Record<string, string>, started: number): void {
-    this.#metrics.rateLimited++;
-    this.#metrics.record('none', status, started === 0 ? 0 : (performance.now() - started) / 1000);
-    // The body of a rejected request is not read: drop the connection rather than drain an upload.
-    if (hasBody(req)) res.shouldKeepAlive = false;
-    res.writeHead(status, {
-      ...headers,
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': String(Buffer.byteLength(body)),
     });
-    res.end(body);
   }
-}
 
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  #unavailable(rule: RateLimitRule, reject: FilterReject): void {
+    this.#metrics.rateLimited++; // refused by the limiter too (onStoreError: deny)
+    reject(new FulcrumError('FULCRUM_ERR_RATE_LIMIT_UNAVAILABLE'), { 'retry-after': '1', 'ratelimit-policy': rule.policyHeader });
+  }
 }
 
 /** clientGone: the client went away while the shared store was deciding. */

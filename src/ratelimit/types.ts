@@ -53,6 +53,3 @@ export interface LimitAlgorithm<S> {
 /** Clock returns the time in whole milliseconds. */
 export type Clock = () => number;
 
-/** Error codes of the limiter's own answers (sent as X-Fulcrum-Error). */
-export const RATE_LIMITED = 'FULCRUM_ERR_RATE_LIMITED';
-export const RATE_LIMIT_UNAVAILABLE = 'FULCRUM_ERR_RATE_LIMIT_UNAVAILABLE';

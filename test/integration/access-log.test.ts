@@ -45,3 +45,20 @@ test('accessLog: false writes no access lines; a reload can turn it on', async (
     await Promise.all(backends.map((b) => b.close()));
   }
 });
+
+test('a request refused by the rate limiter is access-logged with its status and error code', async () => {
+  const backends = await startBackends(1);
+  const log = captureLogger('warn');
+  const lb = await startBalancer({ backends: backends.map(urlOf), healthCheck: { enabled: false }, accessLog: true, rateLimit: { rate: 1, per: '1m' } }, { logger: log.logger });
+  try {
+    assert.equal((await get(`${lb.url}/`)).status, 200);
+    const refused = await get(`${lb.url}/`);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body, '429 Too Many Requests: rate limit exceeded\n');
+    const lines = log.lines.filter((l) => l.type === 'access');
+    assert.deepEqual(lines.map((l) => [l.status, l.backend, l.error ?? null]), [[200, 'b1', null], [429, 'none', 'FULCRUM_ERR_RATE_LIMITED']]);
+  } finally {
+    await lb.close();
+    await Promise.all(backends.map((b) => b.close()));
+  }
+});
