@@ -12,10 +12,7 @@ export interface BackendState {
   reasons: number;
   /** inflight is the number of requests dispatched and not yet finished. */
   inflight: number;
-  requests: number;
   failures: number;
-  /** responses by status class: index 1..5 for 1xx..5xx, 0 for no response. */
-  readonly statusClasses: number[];
   lastCheck: number | undefined;
   lastCheckOk: boolean | undefined;
   lastCheckError: string | undefined;
@@ -68,9 +65,7 @@ export class Backend {
     this.state = {
       reasons: options.config.healthy ? 0 : Reason.INITIALLY_DOWN,
       inflight: 0,
-      requests: 0,
       failures: 0,
-      statusClasses: [0, 0, 0, 0, 0, 0],
       lastCheck: undefined,
       lastCheckOk: undefined,
       lastCheckError: undefined,

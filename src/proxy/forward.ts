@@ -140,7 +140,6 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.#inAttempt = true;
     this.#abort = null;
     backend.state.inflight++;
-    backend.state.requests++;
     this.#attemptStartedAt = performance.now();
     const rt = this.rt;
     // upstreamHeaders left Host empty when it is not preserved or the client sent none (index 1: see headers.ts).

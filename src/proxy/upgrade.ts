@@ -82,7 +82,6 @@ function tunnel(rt: ProxyRuntime, backend: Backend, req: IncomingMessage, socket
   const timeouts = { ...rt.config.timeouts, ...backend.config.timeouts };
   const mod = backend.url.protocol === 'https:' ? https : http;
   backend.state.inflight++;
-  backend.state.requests++;
   let released = false;
   const release = (): void => {
     if (released) return;
