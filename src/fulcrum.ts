@@ -16,6 +16,7 @@ import { AdminRoutes } from './admin/routes.js';
 import { ActiveHealthChecker, HttpHealthCheck } from './health/active.js';
 import { OutlierDetector } from './health/passive.js';
 import { healthChannel, poolChannel, type HealthEvent } from './observe/events.js';
+import { createAccessLog, type AccessLog } from './observe/access-log.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createPipeline, type HashKeyFn, type RequestFilter } from './proxy/pipeline.js';
@@ -84,7 +85,7 @@ export class Fulcrum {
   readonly #outlier: OutlierDetector;
   #health: ActiveHealthChecker;
   #healthCheck: HttpHealthCheck;
-  readonly #accessLog: Logger;
+  readonly #accessLog: AccessLog;
   readonly #loadConfig: (() => FulcrumConfig) | undefined;
   /** configFile is the config file's path, when there is one (the `watch: true` watcher follows it). */
   readonly configFile: string | undefined;
@@ -99,8 +100,7 @@ export class Fulcrum {
     this.#loadConfig = options.loadConfig;
     this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
-    // The access log has its own switch (accessLog), independent of the process log level.
-    this.#accessLog = this.log.child({ type: 'access' }, { level: 'info' });
+    this.#accessLog = createAccessLog(this.log);
     this.metrics = new Metrics(this.pool);
     this.#upstream = new UpstreamClients(config, this.log);
     this.#tls = new TlsListeners(this.log);
@@ -427,6 +427,7 @@ export class Fulcrum {
     }
     await (inTime ? this.#upstream.close() : this.#upstream.destroy());
     await this.#healthCheck.close();
+    this.#accessLog.close();
     this.log.info({ drained: inTime }, 'fulcrum stopped');
     this.log.flush();
   }

@@ -9,7 +9,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { requestChannel, type RequestEvent } from '../observe/events.js';
-import type { Logger } from '../observe/log.js';
+import type { AccessLog } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
 import { FulcrumError } from './errors.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './forward.js';
@@ -44,8 +44,7 @@ export interface PipelineOptions {
   internal: InternalRoutes | null;
   filters: () => readonly RequestFilter[];
   hashKey: () => HashKeyFn | null;
-  /** onResponseHead lets features add response headers (sticky cookie) once a backend is chosen. */
-  accessLog: Logger | null;
+  accessLog: AccessLog | null;
 }
 
 export function createPipeline(options: PipelineOptions): RequestListener {
@@ -56,12 +55,7 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     const backendId = ex.backend?.id ?? 'none';
     rt.metrics.record(backendId, ex.status, seconds);
     const log = rt.config.accessLog ? options.accessLog : null;
-    if (log !== null) {
-      log.info({
-        method: ex.req.method, url: ex.req.url, status: ex.status, backend: backendId, client: ex.clientAddress,
-        ms: Math.round(seconds * 1e6) / 1000, attempts: ex.attempts, error: ex.error?.code,
-      });
-    }
+    if (log !== null) log.write(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, Math.round(seconds * 1e6) / 1000, ex.attempts, ex.error?.code);
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
         backend: ex.backend?.id ?? null, method: ex.req.method ?? '', path: ex.req.url ?? '', status: ex.status,

@@ -70,6 +70,9 @@ describe('fulcrum CLI', () => {
       assert.match(res.body, /after 700ms/);
       const [code] = await exited;
       assert.equal(code, 0, output());
+      // The access log (on by default) went to stdout, a line per request, the drained one included.
+      const access = output().split('\n').filter((l) => l.includes('"type":"access"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(access.map((l) => [l.url, l.status, l.pid]), [['/', 200, child.pid], ['/', 200, child.pid], ['/delay?ms=700', 200, child.pid]]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       await Promise.all(backends.map((b) => b.close()));

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createAccessLog } from '../../src/observe/access-log.js';
+import { createLogger } from '../../src/observe/log.js';
+import { waitFor } from '../helpers/balancer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fulcrum-access-log-'));
+
+type Entry = [method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined];
+
+const entries: Entry[] = [
+  ['GET', '/', 200, 'b1', '127.0.0.1', 0.532, 1, undefined],
+  ['POST', '/a?q="quoted"&back=\\slash', 502, 'backend "two"', '::1', 12, 3, 'FULCRUM_ERR_UPSTREAM_CONNECT'],
+  ['GET', '/ctl\u0001\u001f\u007f/tab\there', 400, 'none', '10.0.0.1', 0, 0, 'FULCRUM_ERR_BAD_REQUEST'],
+  ['GET', '/caf\u00e9/\u00ff\u0080/\u2028\u2029/\ud83d\ude00', 404, 'b\u00e9', '2001:db8::1', 1.5, 1, undefined],
+  ['DELETE', '', 204, '', '', 1e-3, 2, ''],
+];
+
+/** readLines: the file's lines so far (pino's destination opens the file asynchronously). */
+const readLines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0) : []);
+const withoutTime = (line: string): string => line.replace(/"time":"[^"]+"/, '"time":"T"');
+
+test('lines written by the batched access log are exactly those pino writes, for the same logger fields', async () => {
+  const own = join(dir, 'own.log');
+  const logger = createLogger({ level: 'warn', destination: own }).child({ worker: 2 });
+  const log = createAccessLog(logger);
+  for (const e of entries) log.write(...e);
+  log.close();
+  await waitFor(() => readLines(own).length === entries.length, 3000);
+
+  // The reference: pino itself, configured as createLogger configures it, through a child with type "access".
+  const reference: string[] = [];
+  const pinoLogger = pino({ level: 'warn', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, { write: (s: string) => { reference.push(s.trimEnd()); } });
+  const pinoLog = createAccessLog(pinoLogger.child({ worker: 2 }));
+  for (const e of entries) pinoLog.write(...e);
+
+  const lines = readLines(own);
+  assert.equal(lines.length, entries.length);
+  assert.deepEqual(lines.map(withoutTime), reference.map(withoutTime));
+  for (const [i, line] of lines.entries()) {
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    assert.equal(parsed.url, entries[i]![1]);
+    assert.equal(parsed.pid, process.pid);
+    assert.ok(Math.abs(Date.parse(parsed.time as string) - Date.now()) < 60_000);
+  }
+});
+
+test('a line is written within a moment when traffic is light, without a close', async () => {
+  const file = join(dir, 'light.log');
+  const logger = createLogger({ level: 'info', destination: file });
+  const log = createAccessLog(logger);
+  log.write('GET', '/one', 200, 'b1', '127.0.0.1', 1, 1, undefined);
+  await waitFor(() => readLines(file).length === 1, 3000);
+  assert.equal((JSON.parse(readLines(file)[0]!) as { url: string }).url, '/one');
+});
+
+test('heavy traffic is handed over in batches, and nothing is lost or reordered', async () => {
+  const file = join(dir, 'heavy.log');
+  const logger = createLogger({ level: 'info', destination: file });
+  const log = createAccessLog(logger);
+  for (let i = 0; i < 5000; i++) log.write('GET', `/r${i}`, 200, 'b1', '127.0.0.1', i, 1, undefined);
+  log.close();
+  await waitFor(() => readLines(file).length === 5000, 3000);
+  const urls = readLines(file).map((l) => (JSON.parse(l) as { url: string }).url);
+  assert.deepEqual(urls, Array.from({ length: 5000 }, (_, i) => `/r${i}`));
+});
+
+test('lines still batched when the process exits at once (a second signal) are written', () => {
+  const file = join(dir, 'exit.log');
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(new URL('../../src/observe/log.js', import.meta.url).href)});
+    const { createAccessLog } = await import(${JSON.stringify(new URL('../../src/observe/access-log.js', import.meta.url).href)});
+    const { openSync } = await import('node:fs');
+    const fd = openSync(${JSON.stringify(file)}, 'w'); // a descriptor, as stdout is: ready at once
+    const log = createAccessLog(createLogger({ level: 'info', destination: fd }));
+    for (let i = 0; i < 300; i++) log.write('GET', '/x' + i, 200, 'b1', '127.0.0.1', 1, 1, undefined);
+    setImmediate(() => process.exit(1));`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(child.status, 1, child.stderr);
+  assert.equal(readLines(file).length, 300);
+});
