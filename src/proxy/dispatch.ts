@@ -22,16 +22,19 @@ export interface UpstreamRequest {
   bodyTimeout?: number;
 }
 
+/** RawHeaders: [name, value...] as received; undici gives Buffers, Fulcrum's own client latin1 strings. */
+export type RawHeaders = readonly (Buffer | string)[];
+
 /** UpstreamHandler receives one request's events. */
 export interface UpstreamHandler {
   /** onConnect hands over the function that cancels the request (it then ends with onError). */
   onConnect(abort: (err?: Error) => void): void;
   /** onHeaders: the response head; returning false pauses the body until resume() is called. */
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onHeaders(statusCode: number, rawHeaders: RawHeaders, resume: () => void, statusText: string): boolean;
   /** onData: a piece of the (decoded) body; returning false pauses until resume() is called. */
   onData(chunk: Buffer): boolean;
   /** onComplete: the whole response arrived; rawTrailers are [name, value...] of a chunked body's trailers. */
-  onComplete(rawTrailers: Buffer[] | null): void;
+  onComplete(rawTrailers: RawHeaders | null): void;
   onError(err: Error): void;
 }
 

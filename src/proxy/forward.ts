@@ -13,9 +13,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
-import type { UpstreamHandler, UpstreamRequest } from './dispatch.js';
+import type { RawHeaders, UpstreamHandler, UpstreamRequest } from './dispatch.js';
 import { FulcrumError, fromUpstreamError } from './errors.js';
-import { downstreamHeaders } from './headers.js';
+import { downstreamHeaders, latin1 } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
 
 type Abort = (reason?: Error) => void;
@@ -174,7 +174,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     if (this.#clientGone || this.#done) abort(new FulcrumError(this.#clientGone ? 'FULCRUM_ERR_CLIENT_ABORTED' : 'FULCRUM_ERR_TOTAL_TIMEOUT'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: RawHeaders, resume: () => void, statusText: string): boolean {
     if (this.#done) return false;
     if (statusCode < 200) return true; // 1xx: the listener answers Expect itself; others are dropped.
     this.#resume = resume;
@@ -210,12 +210,12 @@ export class Exchange implements PickContext, UpstreamHandler {
     return false;
   }
 
-  onComplete(rawTrailers: Buffer[] | null): void {
+  onComplete(rawTrailers: RawHeaders | null): void {
     this.#endAttempt();
     const res = this.res;
     if (rawTrailers !== null && rawTrailers.length > 0 && (this.#h2 || res.chunkedEncoding)) {
       const trailers: [string, string][] = [];
-      for (let i = 0; i < rawTrailers.length; i += 2) trailers.push([rawTrailers[i]!.toString('latin1'), rawTrailers[i + 1]!.toString('latin1')]);
+      for (let i = 0; i < rawTrailers.length; i += 2) trailers.push([latin1(rawTrailers[i]!), latin1(rawTrailers[i + 1]!)]);
       try { res.addTrailers(this.#h2 ? Object.fromEntries(trailers) : trailers); } catch { /* invalid trailer from backend: drop it */ }
     }
     res.end();

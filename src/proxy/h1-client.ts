@@ -5,7 +5,8 @@
  * interchangeable (config `upstream.client`).
  *
  * It exists for speed: it does per request only what a proxy needs (one
- * latin1 string for the head, the response parsed in place by h1-parser.ts,
+ * latin1 string for the request head and one for the response head, parsed
+ * by h1-parser.ts,
  * timers re-armed rather than re-created) and nothing of undici's
  * generality. It covers what a backend may send (chunked and close-delimited
  * bodies, 1xx, HEAD, 204/304, trailers, `Connection: close`, `Keep-Alive:
@@ -185,7 +186,7 @@ class H1Connection implements ResponseSink {
 
   // --- response (ResponseSink) -----------------------------------------
 
-  onHead(statusCode: number, statusText: string, rawHeaders: Buffer[], hasBody: boolean): boolean {
+  onHead(statusCode: number, statusText: string, rawHeaders: string[], hasBody: boolean): boolean {
     const req = this.request;
     if (req === null) return false;
     if (hasBody) this.#arm(PHASE_BODY, req.bodyTimeout);

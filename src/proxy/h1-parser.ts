@@ -1,8 +1,10 @@
 /**
- * An incremental HTTP/1.1 response parser, written for the proxy's hot path:
- * it reads the socket's Buffers in place (header names and values, and body
- * pieces, are subarrays of them), copies only a line split across two reads,
- * and hands the pieces to a sink as it finds them.
+ * An incremental HTTP/1.1 response parser, written for the proxy's hot path.
+ * A head (or trailer section) is found whole in the socket's Buffer (its
+ * bytes are copied only when it spans reads), turned into one latin1 string
+ * with one native call, and parsed in that string: header names and values
+ * are slices of it, not a Buffer and a string each. Body pieces are
+ * subarrays of the socket's Buffers.
  *
  * It is strict where leniency lets a response be read two ways (request
  * smuggling's reverse, response splitting): CRLF line endings only, no
@@ -44,20 +46,14 @@ const HEX = new Uint8Array(256).fill(255);
 for (let c = 0; c <= 9; c++) HEX[0x30 + c] = c;
 for (let c = 0; c < 6; c++) { HEX[0x41 + c] = 10 + c; HEX[0x61 + c] = 10 + c; }
 
-const lower = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
-const CONTENT_LENGTH = lower('content-length');
-const TRANSFER_ENCODING = lower('transfer-encoding');
-const CONNECTION = lower('connection');
-const KEEP_ALIVE = lower('keep-alive');
-const CHUNKED = lower('chunked');
-const CLOSE = lower('close');
-const TIMEOUT = lower('timeout');
-
-/** matchLower compares b[s..] with a lower-case literal of letters and "-", ignoring the case of b. */
-function matchLower(b: Buffer, s: number, literal: Uint8Array): boolean {
-  for (let k = 0; k < literal.length; k++) if ((b[s + k]! | 0x20) !== literal[k]) return false;
+/** matchLower compares t[s..] with a lower-case literal of letters and "-", ignoring the case of t. */
+function matchLower(t: string, s: number, literal: string): boolean {
+  for (let k = 0; k < literal.length; k++) if ((t.charCodeAt(s + k) | 0x20) !== literal.charCodeAt(k)) return false;
   return true;
 }
+
+/** SECTION_END: a head's last line end and the empty line after it. */
+const SECTION_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** A chunk-size line (size and extensions) longer than this is refused: extensions must not make a backend's body unbounded work. */
 const MAX_CHUNK_LINE = 16 * 1024;
@@ -89,7 +85,8 @@ const S_FAILED = 8;
 
 /** ResponseSink receives a final response's head and body; returning false pauses the parser. */
 export interface ResponseSink {
-  onHead(statusCode: number, statusText: string, rawHeaders: Buffer[], hasBody: boolean): boolean;
+  /** onHead: rawHeaders are [name, value...] as received (latin1 strings). */
+  onHead(statusCode: number, statusText: string, rawHeaders: string[], hasBody: boolean): boolean;
   onBody(chunk: Buffer): boolean;
 }
 
@@ -102,17 +99,15 @@ export class ResponseParser {
   /** keepAliveHint: the backend's `Keep-Alive: timeout=` in ms, or -1. */
   keepAliveHint = -1;
   /** trailers: a chunked body's trailer fields, [name, value...], or null. */
-  trailers: Buffer[] | null = null;
+  trailers: string[] | null = null;
 
   #state = S_DONE;
   #isHead = false;
   #pause = false;
-  #headBytes = 0;
-  #statusLine = true;
   #status = 0;
   #statusText = '';
   #minor = 1;
-  #headers: Buffer[] = [];
+  #headers: string[] = [];
   #contentLength = -1;
   #te = false;
   #teChunked = false;
@@ -121,9 +116,12 @@ export class ResponseParser {
   #connKeepAlive = false;
   #remaining = 0;
   #crlf = 0;
-  /** #line holds a line split across reads, until its end arrives. */
+  /** #line holds a chunk-size line split across reads, until its end arrives. */
   #line: Buffer | null = null;
   #lineLength = 0;
+  /** #section holds the start of a head or trailer section split across reads, until its end arrives. */
+  #section: Buffer | null = null;
+  #sectionLength = 0;
 
   constructor(private readonly sink: ResponseSink, private readonly maxHeadSize: number) {}
 
@@ -135,6 +133,8 @@ export class ResponseParser {
     this.#pause = false;
     this.#line = null;
     this.#lineLength = 0;
+    this.#section = null;
+    this.#sectionLength = 0;
     this.trailers = null;
     this.error = null;
   }
@@ -158,25 +158,10 @@ export class ResponseParser {
     for (;;) {
       switch (this.#state) {
         case S_HEAD:
-        case S_TRAILERS:
-        case S_CHUNK_SIZE: {
+        case S_TRAILERS: {
           if (pos >= end) return NEED_MORE;
-          let next: number;
-          if (this.#line === null) {
-            next = this.#parseLine(buf, pos);
-            if (next === INCOMPLETE) return this.#keep(buf, pos, end) ? NEED_MORE : FAILED;
-          } else {
-            const lf = buf.indexOf(LF, pos);
-            if (lf === -1) return this.#keep(buf, pos, end) ? NEED_MORE : FAILED;
-            if (!this.#keep(buf, pos, lf + 1)) return FAILED;
-            const line = this.#line.subarray(0, this.#lineLength);
-            // The line's Buffer now belongs to the header values cut from it.
-            this.#line = null;
-            this.#lineLength = 0;
-            next = this.#parseLine(line, 0);
-            if (next === INCOMPLETE) next = this.#fail('HPE_CR_EXPECTED', 'line without CRLF');
-            if (next >= 0) next = lf + 1;
-          }
+          const next = this.#sectionAt(buf, pos, end);
+          if (next === INCOMPLETE) return NEED_MORE;
           if (next === ERROR) return FAILED;
           pos = next;
           if (this.#pause) {
@@ -186,6 +171,27 @@ export class ResponseParser {
               return PAUSED;
             }
           }
+          continue;
+        }
+        case S_CHUNK_SIZE: {
+          if (pos >= end) return NEED_MORE;
+          let next: number;
+          if (this.#line === null) {
+            next = this.#parseChunkSize(buf, pos);
+            if (next === INCOMPLETE) return this.#keep(buf, pos, end) ? NEED_MORE : FAILED;
+          } else {
+            const lf = buf.indexOf(LF, pos);
+            if (lf === -1) return this.#keep(buf, pos, end) ? NEED_MORE : FAILED;
+            if (!this.#keep(buf, pos, lf + 1)) return FAILED;
+            const line = this.#line.subarray(0, this.#lineLength);
+            this.#line = null;
+            this.#lineLength = 0;
+            next = this.#parseChunkSize(line, 0);
+            if (next === INCOMPLETE) next = this.#fail('HPE_CR_EXPECTED', 'line without CRLF');
+            if (next >= 0) next = lf + 1;
+          }
+          if (next === ERROR) return FAILED;
+          pos = next;
           continue;
         }
         case S_BODY_LENGTH:
@@ -236,135 +242,176 @@ export class ResponseParser {
     }
   }
 
-  #parseLine(b: Buffer, s: number): number {
-    if (this.#state === S_HEAD) return this.#statusLine ? this.#parseStatusLine(b, s) : this.#parseField(b, s, false);
-    if (this.#state === S_TRAILERS) return this.#parseField(b, s, true);
-    return this.#parseChunkSize(b, s);
-  }
-
-  /** #keep copies the start of a line split across reads, within the size limits. */
+  /** #keep copies the start of a chunk-size line split across reads, within its size limit. */
   #keep(buf: Buffer, s: number, e: number): boolean {
-    const n = e - s;
-    const length = this.#lineLength + n;
-    if (this.#state === S_CHUNK_SIZE ? length > MAX_CHUNK_LINE : this.#headBytes + length > this.maxHeadSize) {
-      if (this.#state === S_CHUNK_SIZE) this.#fail('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunk size line too long');
-      else this.#fail('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadSize} bytes`);
+    const length = this.#lineLength + e - s;
+    if (length > MAX_CHUNK_LINE) {
+      this.#fail('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunk size line too long');
       return false;
     }
-    let line = this.#line;
-    if (line === null || line.length < length) {
-      const grown = Buffer.allocUnsafe(Math.max(256, length * 2));
-      if (line !== null) line.copy(grown, 0, 0, this.#lineLength);
-      this.#line = line = grown;
-    }
-    buf.copy(line, this.#lineLength, s, e);
+    this.#line = grow(this.#line, this.#lineLength, length);
+    buf.copy(this.#line, this.#lineLength, s, e);
     this.#lineLength = length;
     return true;
   }
 
-  #parseStatusLine(b: Buffer, s: number): number {
-    const lf = b.indexOf(LF, s);
-    if (lf === -1) return INCOMPLETE;
-    if (lf === s || b[lf - 1] !== CR) return this.#fail('HPE_CR_EXPECTED', 'status line without CRLF');
-    const e = lf - 1;
-    if (e - s < 5 || !(b[s] === 0x48 && b[s + 1] === 0x54 && b[s + 2] === 0x54 && b[s + 3] === 0x50 && b[s + 4] === 0x2f)) {
-      return this.#fail('HPE_INVALID_CONSTANT', 'expected "HTTP/"');
+  /**
+   * #sectionAt parses the head or trailer section starting at buf[pos] when
+   * it is complete, in this read or with the bytes kept from earlier ones.
+   * It returns the index in buf after the section, INCOMPLETE (the bytes are
+   * kept) or ERROR.
+   */
+  #sectionAt(buf: Buffer, pos: number, end: number): number {
+    // A section is at most maxHeadSize bytes and its empty line.
+    const limit = this.maxHeadSize + 4;
+    let text: string;
+    let next: number;
+    if (this.#section === null) {
+      const e = this.#sectionEnd(buf, pos, end);
+      if (e < 0) {
+        const n = Math.min(end - pos, limit);
+        this.#section = grow(null, 0, n);
+        buf.copy(this.#section, 0, pos, pos + n);
+        this.#sectionLength = n;
+        return n === limit ? this.#overflow() : INCOMPLETE;
+      }
+      if (e - pos > limit) return this.#overflow();
+      text = buf.toString('latin1', pos, e);
+      next = e;
+    } else {
+      const kept = this.#sectionLength;
+      const n = Math.min(end - pos, limit - kept);
+      const section = this.#section = grow(this.#section, kept, kept + n);
+      buf.copy(section, kept, pos, pos + n);
+      this.#sectionLength = kept + n;
+      // The end may straddle the two reads: search from just before the new bytes.
+      const e = this.#sectionEnd(section, Math.max(0, kept - 3), kept + n, 0);
+      if (e < 0) return kept + n === limit ? this.#overflow() : INCOMPLETE;
+      this.#section = null;
+      this.#sectionLength = 0;
+      text = section.toString('latin1', 0, e);
+      next = pos + e - kept;
     }
-    const minor = b[s + 7]! - 0x30;
-    if (e - s < 9 || b[s + 5] !== 0x31 || b[s + 6] !== 0x2e || (minor !== 0 && minor !== 1) || b[s + 8] !== SP) {
+    return this.#parseSection(text) ? next : ERROR;
+  }
+
+  /**
+   * #sectionEnd returns the index after a section's empty line in b[from..end)
+   * (the section itself starts at `start`), or -1. A bare LF ends the search
+   * too: parsing then stops at it with an error, rather than waiting for more.
+   */
+  #sectionEnd(b: Buffer, from: number, end: number, start = from): number {
+    if (this.#state === S_TRAILERS && end - start >= 2 && b[start] === CR && b[start + 1] === LF) return start + 2; // no trailers
+    const i = b.indexOf(SECTION_END, from);
+    if (i >= 0 && i + 4 <= end) return i + 4;
+    for (let lf = b.indexOf(LF, from); lf >= 0 && lf < end; lf = b.indexOf(LF, lf + 1)) {
+      if (lf === start || b[lf - 1] !== CR) return lf + 1;
+    }
+    return -1;
+  }
+
+  #overflow(): typeof ERROR {
+    return this.#fail('HPE_HEADER_OVERFLOW', `response ${this.#state === S_TRAILERS ? 'trailers' : 'head'} larger than ${this.maxHeadSize} bytes`);
+  }
+
+  /** #parseSection parses a whole head (status line, fields) or trailer section, ending with its empty line. */
+  #parseSection(t: string): boolean {
+    const trailer = this.#state === S_TRAILERS;
+    let i = trailer ? 0 : this.#parseStatusLine(t);
+    while (i >= 0) {
+      if (t.charCodeAt(i) === CR && t.charCodeAt(i + 1) === LF) {
+        // The empty line: bytes past it were never part of this section.
+        if (trailer) this.#state = S_DONE;
+        else this.#headComplete();
+        return true;
+      }
+      i = this.#parseField(t, i, trailer);
+    }
+    return false;
+  }
+
+  #parseStatusLine(t: string): number {
+    const lf = t.indexOf('\n');
+    if (lf <= 0 || t.charCodeAt(lf - 1) !== CR) return this.#fail('HPE_CR_EXPECTED', 'status line without CRLF');
+    const e = lf - 1;
+    if (e < 5 || !t.startsWith('HTTP/')) return this.#fail('HPE_INVALID_CONSTANT', 'expected "HTTP/"');
+    const minor = t.charCodeAt(7) - 0x30;
+    if (e < 9 || t.charCodeAt(5) !== 0x31 || t.charCodeAt(6) !== 0x2e || (minor !== 0 && minor !== 1) || t.charCodeAt(8) !== SP) {
       return this.#fail('HPE_INVALID_VERSION', 'expected HTTP/1.1 or HTTP/1.0');
     }
-    const d0 = b[s + 9]! - 0x30;
-    const d1 = b[s + 10]! - 0x30;
-    const d2 = b[s + 11]! - 0x30;
-    if (e - s < 12 || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return this.#fail('HPE_INVALID_STATUS', 'invalid status code');
+    const d0 = t.charCodeAt(9) - 0x30;
+    const d1 = t.charCodeAt(10) - 0x30;
+    const d2 = t.charCodeAt(11) - 0x30;
+    if (e < 12 || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return this.#fail('HPE_INVALID_STATUS', 'invalid status code');
     let statusText = '';
-    if (e > s + 12) {
-      if (b[s + 12] !== SP) return this.#fail('HPE_INVALID_STATUS', 'invalid status code');
-      for (let i = s + 13; i < e; i++) {
-        const c = b[i]!;
+    if (e > 12) {
+      if (t.charCodeAt(12) !== SP) return this.#fail('HPE_INVALID_STATUS', 'invalid status code');
+      for (let i = 13; i < e; i++) {
+        const c = t.charCodeAt(i);
         if (VISIBLE[c] !== 1 && c !== SP && c !== HT) return this.#fail('HPE_INVALID_STATUS', 'invalid character in the reason phrase');
       }
-      // The common phrase without a string allocation.
-      statusText = e - s === 15 && b[s + 13] === 0x4f && b[s + 14] === 0x4b ? 'OK' : b.toString('latin1', s + 13, e);
+      statusText = t.slice(13, e);
     }
-    this.#headBytes += lf + 1 - s;
-    if (this.#headBytes > this.maxHeadSize) return this.#fail('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadSize} bytes`);
     this.#status = d0 * 100 + d1 * 10 + d2;
     this.#statusText = statusText;
     this.#minor = minor;
-    this.#statusLine = false;
     return lf + 1;
   }
 
-  /** #parseField parses one header (or trailer) line, or the empty line that ends the section. */
-  #parseField(b: Buffer, s: number, trailer: boolean): number {
-    const end = b.length;
-    const first = b[s];
-    if (first === CR) {
-      if (s + 1 === end) return INCOMPLETE;
-      if (b[s + 1] !== LF) return this.#fail('HPE_LF_EXPECTED', 'expected LF after CR');
-      if (trailer) {
-        this.#state = S_DONE;
-        return s + 2;
-      }
-      return this.#headComplete(s + 2);
-    }
+  /** #parseField parses one header (or trailer) line of t at s, and returns the index after it. */
+  #parseField(t: string, s: number, trailer: boolean): number {
+    const end = t.length;
+    const first = t.charCodeAt(s);
+    if (first === CR) return this.#fail('HPE_LF_EXPECTED', 'expected LF after CR');
     if (first === SP || first === HT) return this.#fail('HPE_INVALID_HEADER_TOKEN', 'obsolete line folding');
     let i = s;
-    while (i < end && TOKEN[b[i]!] === 1) i++;
-    if (i === end) return INCOMPLETE;
-    if (b[i] !== COLON || i === s) {
-      return this.#fail(b[i] === LF ? 'HPE_CR_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', 'invalid character in a header name');
+    while (i < end && TOKEN[t.charCodeAt(i)] === 1) i++;
+    const stop = t.charCodeAt(i);
+    if (stop !== COLON || i === s) {
+      return this.#fail(stop === LF ? 'HPE_CR_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', 'invalid character in a header name');
     }
     const nameEnd = i++;
-    while (i < end && (b[i] === SP || b[i] === HT)) i++;
+    while (i < end && (t.charCodeAt(i) === SP || t.charCodeAt(i) === HT)) i++;
     const valueStart = i;
     let valueEnd = i;
     for (; i < end; i++) {
-      const c = b[i]!;
+      const c = t.charCodeAt(i);
       if (VISIBLE[c] === 1) valueEnd = i + 1;
       else if (c !== SP && c !== HT) break;
     }
-    if (i === end) return INCOMPLETE;
-    if (b[i] !== CR) return this.#fail(b[i] === LF ? 'HPE_CR_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', 'invalid character in a header value');
-    if (i + 1 === end) return INCOMPLETE;
-    if (b[i + 1] !== LF) return this.#fail('HPE_LF_EXPECTED', 'expected LF after CR');
-    const next = i + 2;
-    this.#headBytes += next - s;
-    if (this.#headBytes > this.maxHeadSize) {
-      return this.#fail('HPE_HEADER_OVERFLOW', `response ${trailer ? 'trailers' : 'head'} larger than ${this.maxHeadSize} bytes`);
-    }
-    const name = b.subarray(s, nameEnd);
-    const value = b.subarray(valueStart, valueEnd);
+    const c = t.charCodeAt(i);
+    if (c !== CR) return this.#fail(c === LF || i === end ? 'HPE_CR_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', 'invalid character in a header value');
+    if (t.charCodeAt(i + 1) !== LF) return this.#fail('HPE_LF_EXPECTED', 'expected LF after CR');
+    const name = t.slice(s, nameEnd);
+    const value = t.slice(valueStart, valueEnd);
     if (trailer) {
       (this.trailers ??= []).push(name, value);
-      return next;
+      return i + 2;
     }
     this.#headers.push(name, value);
-    return this.#framingField(b, s, nameEnd - s, valueStart, valueEnd) ? next : ERROR;
+    return this.#framingField(t, s, nameEnd - s, valueStart, valueEnd) ? i + 2 : ERROR;
   }
 
   /** #framingField records the headers that decide the body's framing and the connection's reuse. */
-  #framingField(b: Buffer, s: number, nameLength: number, vs: number, ve: number): boolean {
-    if (nameLength === 14 && matchLower(b, s, CONTENT_LENGTH)) return this.#parseContentLength(b, vs, ve);
-    if (nameLength === 17 && matchLower(b, s, TRANSFER_ENCODING)) {
+  #framingField(t: string, s: number, nameLength: number, vs: number, ve: number): boolean {
+    if (nameLength === 14 && matchLower(t, s, 'content-length')) return this.#parseContentLength(t, vs, ve);
+    if (nameLength === 17 && matchLower(t, s, 'transfer-encoding')) {
       this.#te = true;
-      for (let ts = nextToken(b, vs, ve); ts >= 0; ts = nextToken(b, tokenEnd, ve)) {
+      for (let ts = nextToken(t, vs, ve); ts >= 0; ts = nextToken(t, tokenEnd, ve)) {
         // Anything after "chunked" (including a second "chunked") makes the framing ambiguous.
         if (this.#teChunked) this.#teInvalid = true;
-        this.#teChunked = tokenEnd - ts === 7 && matchLower(b, ts, CHUNKED);
+        this.#teChunked = tokenEnd - ts === 7 && matchLower(t, ts, 'chunked');
       }
     } else if (nameLength === 10) {
-      if (matchLower(b, s, CONNECTION)) {
-        for (let ts = nextToken(b, vs, ve); ts >= 0; ts = nextToken(b, tokenEnd, ve)) {
+      if (matchLower(t, s, 'connection')) {
+        for (let ts = nextToken(t, vs, ve); ts >= 0; ts = nextToken(t, tokenEnd, ve)) {
           const length = tokenEnd - ts;
-          if (length === 5 && matchLower(b, ts, CLOSE)) this.#connClose = true;
-          else if (length === 10 && matchLower(b, ts, KEEP_ALIVE)) this.#connKeepAlive = true;
+          if (length === 5 && matchLower(t, ts, 'close')) this.#connClose = true;
+          else if (length === 10 && matchLower(t, ts, 'keep-alive')) this.#connKeepAlive = true;
         }
-      } else if (matchLower(b, s, KEEP_ALIVE)) {
-        for (let ts = nextToken(b, vs, ve); ts >= 0; ts = nextToken(b, tokenEnd, ve)) {
-          const seconds = timeoutParam(b, ts, tokenEnd);
+      } else if (matchLower(t, s, 'keep-alive')) {
+        for (let ts = nextToken(t, vs, ve); ts >= 0; ts = nextToken(t, tokenEnd, ve)) {
+          const seconds = timeoutParam(t, ts, tokenEnd);
           if (seconds >= 0) this.keepAliveHint = seconds * 1000;
         }
       }
@@ -372,10 +419,10 @@ export class ResponseParser {
     return true;
   }
 
-  #parseContentLength(b: Buffer, vs: number, ve: number): boolean {
+  #parseContentLength(t: string, vs: number, ve: number): boolean {
     let n = ve === vs || ve - vs > MAX_LENGTH_DIGITS ? -1 : 0;
     for (let i = vs; i < ve && n >= 0; i++) {
-      const d = b[i]! - 0x30;
+      const d = t.charCodeAt(i) - 0x30;
       n = d < 0 || d > 9 ? -1 : n * 10 + d;
     }
     if (n < 0) {
@@ -391,17 +438,17 @@ export class ResponseParser {
   }
 
   /** #headComplete decides the body's framing once the head's empty line is read. */
-  #headComplete(next: number): number {
+  #headComplete(): boolean {
     const status = this.#status;
     if (status < 200) {
-      if (status === 101) return this.#fail('HPE_INVALID_STATUS', 'unexpected 101 Switching Protocols: no upgrade was asked for');
+      if (status === 101) return this.#failedHead('HPE_INVALID_STATUS', 'unexpected 101 Switching Protocols: no upgrade was asked for');
       // An interim response (100 Continue, 102, 103 Early Hints): the final one follows.
       this.#beginHead();
-      return next;
+      return true;
     }
     if (this.#te) {
-      if (this.#contentLength >= 0) return this.#fail('HPE_UNEXPECTED_CONTENT_LENGTH', 'both Content-Length and Transfer-Encoding');
-      if (this.#teInvalid || !this.#teChunked) return this.#fail('HPE_INVALID_TRANSFER_ENCODING', 'Transfer-Encoding must end with chunked, applied once');
+      if (this.#contentLength >= 0) return this.#failedHead('HPE_UNEXPECTED_CONTENT_LENGTH', 'both Content-Length and Transfer-Encoding');
+      if (this.#teInvalid || !this.#teChunked) return this.#failedHead('HPE_INVALID_TRANSFER_ENCODING', 'Transfer-Encoding must end with chunked, applied once');
     }
     this.keepAlive = this.#minor === 1 ? !this.#connClose : this.#connKeepAlive && !this.#connClose;
     let hasBody = true;
@@ -421,7 +468,7 @@ export class ResponseParser {
     const headers = this.#headers;
     this.#headers = [];
     if (!this.sink.onHead(status, this.#statusText, headers, hasBody)) this.#pause = true;
-    return next;
+    return true;
   }
 
   #parseChunkSize(b: Buffer, s: number): number {
@@ -446,7 +493,6 @@ export class ResponseParser {
     }
     if (size === 0) {
       this.#state = S_TRAILERS;
-      this.#headBytes = 0;
     } else {
       this.#remaining = size;
       this.#state = S_CHUNK_DATA;
@@ -455,8 +501,6 @@ export class ResponseParser {
   }
 
   #beginHead(): void {
-    this.#statusLine = true;
-    this.#headBytes = 0;
     this.#headers = [];
     this.#contentLength = -1;
     this.#te = false;
@@ -473,6 +517,11 @@ export class ResponseParser {
     return ERROR;
   }
 
+  #failedHead(code: H1ErrorCode, message: string): false {
+    this.#fail(code, message);
+    return false;
+  }
+
   #failed(code: H1ErrorCode, message: string): typeof FAILED {
     this.#fail(code, message);
     return FAILED;
@@ -484,33 +533,41 @@ let tokenEnd = 0;
 
 /**
  * nextToken finds the next comma-separated, whitespace-trimmed, non-empty
- * element of b[i..e): it returns its start and sets tokenEnd, or returns -1.
+ * element of t[i..e): it returns its start and sets tokenEnd, or returns -1.
  * Call it again from tokenEnd for the following one.
  */
-function nextToken(b: Buffer, i: number, e: number): number {
-  while (i < e && (b[i] === SP || b[i] === HT || b[i] === COMMA)) i++;
+function nextToken(t: string, i: number, e: number): number {
+  for (let c = t.charCodeAt(i); i < e && (c === SP || c === HT || c === COMMA); c = t.charCodeAt(++i));
   if (i >= e) return -1;
   const ts = i;
-  while (i < e && b[i] !== COMMA) i++;
-  while (i > ts && (b[i - 1] === SP || b[i - 1] === HT)) i--;
+  while (i < e && t.charCodeAt(i) !== COMMA) i++;
+  for (let c = t.charCodeAt(i - 1); i > ts && (c === SP || c === HT); c = t.charCodeAt(--i - 1));
   tokenEnd = i;
   return ts;
 }
 
-/** timeoutParam reads "timeout=N" (case-insensitive name, optional spaces around "=") from b[s..e); -1 if it is something else. */
-function timeoutParam(b: Buffer, s: number, e: number): number {
-  if (e - s < 9 || !matchLower(b, s, TIMEOUT)) return -1;
+/** timeoutParam reads "timeout=N" (case-insensitive name, optional spaces around "=") from t[s..e); -1 if it is something else. */
+function timeoutParam(t: string, s: number, e: number): number {
+  if (e - s < 9 || !matchLower(t, s, 'timeout')) return -1;
   let i = s + 7;
-  while (i < e && (b[i] === SP || b[i] === HT)) i++;
-  if (b[i] !== EQUALS) return -1;
+  while (i < e && (t.charCodeAt(i) === SP || t.charCodeAt(i) === HT)) i++;
+  if (t.charCodeAt(i) !== EQUALS) return -1;
   i++;
-  while (i < e && (b[i] === SP || b[i] === HT)) i++;
+  while (i < e && (t.charCodeAt(i) === SP || t.charCodeAt(i) === HT)) i++;
   if (i === e || e - i > 9) return -1;
   let n = 0;
   for (; i < e; i++) {
-    const d = b[i]! - 0x30;
+    const d = t.charCodeAt(i) - 0x30;
     if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
   }
   return n;
+}
+
+/** grow returns a Buffer of at least `length` bytes holding the first `kept` bytes of `b`. */
+function grow(b: Buffer | null, kept: number, length: number): Buffer {
+  if (b !== null && b.length >= length) return b;
+  const grown = Buffer.allocUnsafe(Math.max(256, length * 2));
+  if (b !== null) b.copy(grown, 0, 0, kept);
+  return grown;
 }

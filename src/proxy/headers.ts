@@ -4,12 +4,17 @@
  * incoming forwarded headers are trusted only from configured proxies.
  */
 import { BlockList, isIPv6 } from 'node:net';
+import type { RawHeaders } from './dispatch.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1), plus the non-standard ones proxies also drop. */
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'trailer', 'upgrade',
   'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ]);
+
+/** HOP_BY_HOP_LENGTHS[n] is 1 when a hop-by-hop header name has n characters. */
+const HOP_BY_HOP_LENGTHS = new Uint8Array(32);
+for (const name of HOP_BY_HOP) HOP_BY_HOP_LENGTHS[name.length] = 1;
 
 /** TrustedProxies matches peer addresses against CIDR ranges. */
 export class TrustedProxies {
@@ -207,25 +212,31 @@ function dropConnectionTokens(headers: string[], connection: string): string[] {
   return out;
 }
 
+/** latin1: a raw header name or value as a string (undici gives Buffers). */
+export const latin1 = (raw: Buffer | string): string => (typeof raw === 'string' ? raw : raw.toString('latin1'));
+
 /**
- * downstreamHeaders converts a backend's raw response headers (undici gives
- * Buffers) to the flat string array `writeHead` takes, dropping hop-by-hop
- * headers. `Date` from the backend is kept; the listener does not add one.
+ * downstreamHeaders turns a backend's raw response headers into the flat
+ * string array `writeHead` takes, dropping hop-by-hop headers. `Date` from
+ * the backend is kept; the listener does not add one.
  */
-export function downstreamHeaders(raw: readonly Buffer[]): string[] {
+export function downstreamHeaders(raw: RawHeaders): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') {
-        const value = raw[i + 1]!.toString('latin1');
-        connection = connection === undefined ? value : `${connection}, ${value}`;
+    const name = latin1(raw[i]!);
+    // Only names as long as a hop-by-hop one need the case-insensitive look-up (most do not).
+    if (HOP_BY_HOP_LENGTHS[name.length] === 1) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') {
+          const value = latin1(raw[i + 1]!);
+          connection = connection === undefined ? value : `${connection}, ${value}`;
+        }
+        continue;
       }
-      continue;
     }
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   if (connection !== undefined) return dropConnectionTokens(out, connection);
   return out;
