@@ -12,8 +12,13 @@
  * (`cpus`, for `workers: N`); its CPU time and RSS then sum the primary and
  * its workers.
  *
+ * The floor: the same minimal node:http server the backends run, alone on
+ * the balancer's CPU and loaded directly; its CPU per request is what the
+ * platform costs before any proxying, the yardstick between rigs.
+ * All targets are started first and measured round by round in turn.
+ *
  * Usage: node dist/bench/run.js [--rounds 5] [--duration 5] [--connections 64]
- *          [--scenarios default,no-access-log,...|all] [--compare] [--json FILE]
+ *          [--scenarios default,no-access-log,...|all] [--compare] [--json FILE] [--help]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -40,8 +45,22 @@ const { values: args } = parseArgs({
     direct: { type: 'boolean', default: true },
     'no-direct': { type: 'boolean', default: false },
     json: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  console.log(`Usage: npm run bench -- [options]
+  --rounds N         measured rounds per target (default 5), interleaved across targets
+  --duration S       seconds per round (default 5)
+  --warmup S         seconds of warm-up per target (default 3)
+  --connections N    keep-alive connections (default 64)
+  --scenarios LIST   comma-separated, or "all" (default: default,no-access-log); one of:
+                     ${Object.keys(scenarios).join(', ')}
+  --compare          add node-http-proxy, @fastify/http-proxy and, when installed, HAProxy
+  --no-direct        leave out the direct-to-backend run and the bare-server floor
+  --json FILE        also write the results as JSON`);
+  process.exit(0);
+}
 const ROUNDS = Number(args.rounds);
 const DURATION = Number(args.duration);
 const WARMUP = Number(args.warmup);
@@ -161,26 +180,29 @@ const median = (xs: number[]): number => {
 
 interface Row { name: string; rps: number; p50: number; p99: number; cpuUsPerReq: number | null; cpuSpread: [number, number] | null; rssMiB: number | null; errors: number; rounds: number }
 
-async function measure(name: string, url: string, pid: number | null, kind: LoadKind = 'keep-alive'): Promise<Row> {
-  await load(url, WARMUP, kind);
-  const rounds: (LoadResult & { cpu: number | null })[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const before = pid === null ? 0 : cpuTicks(pid);
-    const r = await load(url, DURATION, kind);
-    const cpu = pid === null ? null : ((cpuTicks(pid) - before) / CLK_TCK) * 1e6 / r.requests;
-    rounds.push({ ...r, cpu });
-  }
+/** A Target is one thing under load: a URL, and the process whose CPU time it costs (none for the direct run). */
+interface Target { name: string; url: string; pid: number | null; kind: LoadKind; rounds: (LoadResult & { cpu: number | null })[]; rssMiB: number | null }
+
+async function round(t: Target, seconds: number): Promise<void> {
+  const before = t.pid === null ? 0 : cpuTicks(t.pid);
+  const r = await load(t.url, seconds, t.kind);
+  const cpu = t.pid === null ? null : ((cpuTicks(t.pid) - before) / CLK_TCK) * 1e6 / r.requests;
+  t.rounds.push({ ...r, cpu });
+}
+
+function summarize(t: Target): Row {
+  const rounds = t.rounds;
   const cpus = rounds.map((r) => r.cpu).filter((c): c is number => c !== null);
   return {
-    name,
+    name: t.name,
     rps: median(rounds.map((r) => r.rps)),
     p50: median(rounds.map((r) => r.p50)),
     p99: median(rounds.map((r) => r.p99)),
     cpuUsPerReq: cpus.length ? median(cpus) : null,
     cpuSpread: cpus.length ? [Math.min(...cpus), Math.max(...cpus)] : null,
-    rssMiB: pid === null ? null : peakRssMiB(pid),
+    rssMiB: t.rssMiB,
     errors: rounds.reduce((a, r) => a + r.errors, 0),
-    rounds: ROUNDS,
+    rounds: rounds.length,
   };
 }
 
@@ -193,44 +215,58 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * main starts every target first, then measures them round by round in
+ * turn (interleaved), so that a change in the machine's other load during
+ * the run falls on all of them alike rather than on whichever ran then.
+ */
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   const backendPorts = [await freePort(), await freePort()];
   const backends = start(1, process.execPath, [BACKEND, ...backendPorts.map(String)]);
-  const rows: Row[] = [];
+  const targets: Target[] = [];
   const cleanups: (() => Promise<void>)[] = [() => stop(backends)];
+  const add = (name: string, url: string, pid: number | null, kind: LoadKind = 'keep-alive'): void => {
+    targets.push({ name, url, pid, kind, rounds: [], rssMiB: null });
+  };
   try {
     await Promise.all(backendPorts.map((p) => waitPort(p)));
-    const targets = backendPorts.map((p) => `http://127.0.0.1:${p}`);
+    const upstreams = backendPorts.map((p) => `http://127.0.0.1:${p}`);
     const wanted = args.scenarios === 'all' ? Object.keys(scenarios) : args.scenarios.split(',');
-    if (args.direct && !args['no-direct']) rows.push(await measure('direct to one backend (no proxy)', `${targets[0]}/`, null));
+    if (args.direct && !args['no-direct']) {
+      add('direct to one backend (no proxy)', `${upstreams[0]}/`, null);
+      // The platform's floor: the same minimal node:http server, alone on the balancer's CPU.
+      const port = await freePort();
+      const floor = start(0, process.execPath, [BACKEND, String(port)]);
+      cleanups.push(() => stop(floor));
+      await waitPort(port);
+      add('bare node:http server answering itself (the floor)', `http://127.0.0.1:${port}/`, floor.pid!);
+    }
     for (const key of wanted) {
       const scenario: Scenario | undefined = scenarios[key];
       if (scenario === undefined) throw new Error(`unknown scenario "${key}": expected one of ${Object.keys(scenarios).join(', ')}`);
+      if (scenario.load === 'h2' && !has('h2load')) {
+        console.error(`skipping "${key}": h2load is not installed (apt-get install nghttp2-client)`);
+        continue;
+      }
       const port = await freePort();
       const ctx = await scenario.setup?.(dir) ?? {};
-      const config = scenario.config({ port, targets, ...ctx });
+      if (scenario.teardown !== undefined) cleanups.push(() => scenario.teardown!(ctx));
+      const config = scenario.config({ port, targets: upstreams, ...ctx });
       const file = join(dir, `${key}.json`);
       writeFileSync(file, JSON.stringify(config));
       const balancer = start(scenario.cpus ?? 0, process.execPath, [CLI, '-c', file], scenario.env?.(ctx) ?? {});
       cleanups.push(() => stop(balancer));
       await waitPort(port);
-      if (scenario.load === 'h2' && !has('h2load')) {
-        console.error(`skipping "${key}": h2load is not installed (apt-get install nghttp2-client)`);
-      } else {
-        rows.push(await measure(`fulcrum: ${scenario.title}`, scenario.url?.(port) ?? `http://127.0.0.1:${port}/`, balancer.pid!, scenario.load));
-      }
-      await stop(balancer);
-      await scenario.teardown?.(ctx);
+      add(`fulcrum: ${scenario.title}`, scenario.url?.(port) ?? `http://127.0.0.1:${port}/`, balancer.pid!, scenario.load);
     }
     if (args.compare) {
       for (const kind of ['http-proxy', 'fastify']) {
         const port = await freePort();
-        const child = spawn(...pinned(0, process.execPath, [COMPETITORS, kind, String(port), ...targets]), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+        const child = spawn(...pinned(0, process.execPath, [COMPETITORS, kind, String(port), ...upstreams]), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
         cleanups.push(() => stop(child));
         await waitPort(port);
-        rows.push(await measure(kind === 'http-proxy' ? 'node-http-proxy 1.18' : '@fastify/http-proxy', `http://127.0.0.1:${port}/`, child.pid!));
-        await stop(child);
+        add(kind === 'http-proxy' ? 'node-http-proxy 1.18' : '@fastify/http-proxy', `http://127.0.0.1:${port}/`, child.pid!);
       }
       // HAProxy, for scale, when installed (Debian package haproxy): one thread, round-robin, keep-alive both ways.
       if (has('haproxy')) {
@@ -240,15 +276,21 @@ async function main(): Promise<void> {
         const child = start(0, 'haproxy', ['-f', file, '-db']);
         cleanups.push(() => stop(child));
         await waitPort(port);
-        rows.push(await measure('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, child.pid!));
-        await stop(child);
+        add('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, child.pid!);
       } else {
         console.error('HAProxy not installed (apt-get install haproxy): no HAProxy row');
       }
     }
+    for (const t of targets) await load(t.url, WARMUP, t.kind);
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const t of targets) await round(t, DURATION);
+      console.error(`round ${i + 1}/${ROUNDS} done`);
+    }
+    for (const t of targets) if (t.pid !== null) t.rssMiB = peakRssMiB(t.pid);
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   }
+  const rows = targets.map(summarize);
   report(rows);
   if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ rig: rig(), rows }, null, 2));
 }
@@ -288,9 +330,14 @@ function report(rows: Row[]): void {
   console.log(fmt(header));
   for (const l of lines) console.log(fmt(l));
   const direct = rows.find((x) => x.name.startsWith('direct'));
-  if (direct !== undefined) {
-    console.log('');
-    for (const x of rows) if (x !== direct) console.log(`${x.name}: ${(x.rps / direct.rps * 100).toFixed(0)}% of direct throughput`);
+  const floor = rows.find((x) => x.name.startsWith('bare'));
+  console.log('');
+  for (const x of rows) {
+    if (x === direct || x === floor) continue;
+    const parts: string[] = [];
+    if (direct !== undefined) parts.push(`${(x.rps / direct.rps * 100).toFixed(0)}% of direct throughput`);
+    if (floor?.cpuUsPerReq != null && x.cpuUsPerReq !== null) parts.push(`${(x.cpuUsPerReq / floor.cpuUsPerReq).toFixed(2)}x the floor's CPU per request`);
+    if (parts.length > 0) console.log(`${x.name}: ${parts.join(', ')}`);
   }
 }
 

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import type { UpstreamDispatcher, UpstreamHandler } from '../src/proxy/dispatch.js';
 import { H1Pool } from '../src/proxy/h1-client.js';
+import { latin1 } from '../src/proxy/headers.js';
 import { freePort } from './net.js';
 
 const { values: args } = parseArgs({
@@ -44,7 +45,7 @@ async function measure(client: string, port: number, seconds: number, concurrenc
     if (!running) return;
     const handler: UpstreamHandler = {
       onConnect: () => undefined,
-      onHeaders: (_status, raw) => { for (const b of raw) b.toString('latin1'); return true; },
+      onHeaders: (_status, raw) => { for (const b of raw) latin1(b); return true; },
       onData: () => true,
       onComplete: () => { completed++; loop(); },
       onError: () => { errors++; loop(); },

@@ -85,7 +85,8 @@ export function createPipeline(options: PipelineOptions): RequestListener {
       return;
     }
     rt.active++;
-    res.once('close', onResponseClose);
+    // on, not once: a response closes once, and once() would allocate a wrapper per request.
+    res.on('close', onResponseClose);
     const h2 = req.httpVersionMajor === 2;
     // HTTP/2 has no per-response keep-alive: draining closes sessions with GOAWAY instead.
     if (rt.draining && !h2) res.shouldKeepAlive = false;
