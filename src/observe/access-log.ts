@@ -4,8 +4,8 @@
  *
  * With a logger that createLogger made (the CLI's), lines are formatted here
  * and handed to pino's destination in batches: pino's serializer, and
- * sonic-boom measuring its buffer on every write, cost ~6.5 µs per line,
- * this ~0.6 (docs/performance.md). Any other logger (an embedding
+ * sonic-boom measuring its buffer on every write, cost ~6 µs per line,
+ * this ~1.2 with the write (`npm run bench:access-log`). Any other logger (an embedding
  * application's, with its own formatters, redaction or transport) gets its
  * lines through pino itself, so that its settings apply.
  */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createAccessLog } from '../../src/observe/access-log.js';
-import { createLogger } from '../../src/observe/log.js';
+import { createLogger, ownSink } from '../../src/observe/log.js';
 import { waitFor } from '../helpers/balancer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-access-log-'));
@@ -62,9 +62,15 @@ test('a line is written within a moment when traffic is light, without a close',
 test('heavy traffic is handed over in batches, and nothing is lost or reordered', async () => {
   const file = join(dir, 'heavy.log');
   const logger = createLogger({ level: 'info', destination: file });
+  // Count what reaches pino's destination: batches, not a write per line.
+  const { sink } = ownSink(logger)!;
+  const write = sink.write.bind(sink);
+  let writes = 0;
+  sink.write = (chunk: string) => { writes++; return write(chunk); };
   const log = createAccessLog(logger);
   for (let i = 0; i < 5000; i++) log.write('GET', `/r${i}`, 200, 'b1', '127.0.0.1', i, 1, undefined);
   log.close();
+  assert.ok(writes >= 2 && writes <= 60, `5,000 lines (~700 KB) in ${writes} writes: expected 16 KiB batches`);
   await waitFor(() => readLines(file).length === 5000, 3000);
   const urls = readLines(file).map((l) => (JSON.parse(l) as { url: string }).url);
   assert.deepEqual(urls, Array.from({ length: 5000 }, (_, i) => `/r${i}`));
