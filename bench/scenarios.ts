@@ -39,6 +39,10 @@ export const scenarios: Record<string, Scenario> = {
     title: 'defaults, access log off',
     config: (ctx) => ({ ...base(ctx), accessLog: false }),
   },
+  'node-http': {
+    title: 'defaults, fast path off (node:http serves every request)',
+    config: (ctx) => ({ ...base(ctx), logLevel: 'info', listen: { host: '127.0.0.1', port: ctx.port, fastPath: false } }),
+  },
   'undici-client': {
     title: 'defaults, access log off, undici as the upstream client',
     config: (ctx) => ({ ...base(ctx), accessLog: false, upstream: { client: 'undici' } }),

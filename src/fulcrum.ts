@@ -19,7 +19,7 @@ import { healthChannel, poolChannel, type HealthEvent } from './observe/events.j
 import { createAccessLog, type AccessLog } from './observe/access-log.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
-import { createPipeline, type HashKeyFn, type RequestFilter } from './proxy/pipeline.js';
+import { createPipeline, type HashKeyFn, type Pipeline, type RequestFilter } from './proxy/pipeline.js';
 import { ProxyRuntime } from './proxy/runtime.js';
 import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from './proxy/server.js';
 import { BackendTls } from './proxy/backend-tls.js';
@@ -218,7 +218,7 @@ export class Fulcrum {
     this.#tls.load(this.config.listen);
     for (const lc of this.config.listen) {
       const proto = lc.tls !== undefined ? 'https' : 'http';
-      const handler = createPipeline({
+      const pipeline = createPipeline({
         runtime: this.runtime,
         proto,
         internal: adminOnMain ? this.admin : null,
@@ -227,7 +227,7 @@ export class Fulcrum {
         accessLog: this.#accessLog,
       });
       const internal = adminOnMain ? () => this.internalUpgrade : null;
-      const server = this.createServer(lc, handler, createUpgradeListener(this.runtime, proto, this.#tunnels, internal));
+      const server = this.createServer(lc, pipeline, createUpgradeListener(this.runtime, proto, this.#tunnels, internal));
       this.#listeners.push(await bind(server, lc));
     }
     if (!adminOnMain) {
@@ -238,7 +238,7 @@ export class Fulcrum {
           if (this.internalUpgrade === null || !this.internalUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         },
       });
-      this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false });
+      this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false, fastPath: false });
     }
     this.#health.start();
     if (this.config.watch) this.#tls.watch(() => this.config.listen);
@@ -257,8 +257,8 @@ export class Fulcrum {
   }
 
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
-  createServer(lc: FulcrumConfig['listen'][number], handler: ReturnType<typeof createPipeline>, upgrade: ReturnType<typeof createUpgradeListener>): ListenerServer {
-    const parts = { handler, upgrade };
+  createServer(lc: FulcrumConfig['listen'][number], pipeline: Pipeline, upgrade: ReturnType<typeof createUpgradeListener>): ListenerServer {
+    const parts = { handler: pipeline.listener, upgrade, fast: lc.fastPath ? pipeline.fast : null };
     const tls = this.#tls.termination(lc);
     if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(this.runtime, parts, tls) : createHttpsServer(this.runtime, parts, tls);
     if (lc.redirectHttps) return createRedirectServer(this.runtime, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);

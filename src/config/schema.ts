@@ -303,6 +303,7 @@ export const listenerSchema = z.object({
   tls: tlsListenerSchema.optional(),
   http2: z.boolean().default(false),
   redirectHttps: z.boolean().default(false),
+  fastPath: z.boolean().default(true),
 }).strict().superRefine((l, ctx) => {
   if (l.redirectHttps && l.tls !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['redirectHttps'], message: 'only for a plain listener (this one has tls and serves https itself)' });
 });

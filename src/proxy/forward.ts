@@ -9,11 +9,11 @@
  * Phases: choose upstream -> dispatch -> response head -> body -> finish,
  * and on error: classify -> retry on another backend, or answer 502/504.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
 import type { RawHeaders, UpstreamHandler, UpstreamRequest } from './dispatch.js';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { FulcrumError, fromUpstreamError } from './errors.js';
 import { downstreamHeaders, latin1 } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
@@ -58,8 +58,8 @@ export class Exchange implements PickContext, UpstreamHandler {
 
   constructor(
     private readonly rt: ProxyRuntime,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
     private readonly headers: string[],
     body: ExchangeBody,
     clientAddress: string,
@@ -323,7 +323,7 @@ export class Exchange implements PickContext, UpstreamHandler {
 }
 
 /** hasBody: the request announces a body (read only on error paths: it builds req.headers). */
-function hasBody(req: IncomingMessage): boolean {
+function hasBody(req: DownstreamRequest): boolean {
   const h = req.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
@@ -335,7 +335,7 @@ function hasBody(req: IncomingMessage): boolean {
  * with setHeader and a backend's repeated headers (two Set-Cookie) would
  * collapse into one, so they are grouped into an object of arrays instead.
  */
-function headersForWriteHead(res: ServerResponse, headers: string[]): string[] | Record<string, string | string[]> {
+function headersForWriteHead(res: DownstreamResponse, headers: string[]): string[] | Record<string, string | string[]> {
   if (res.getHeaderNames().length === 0) return headers;
   const grouped: Record<string, string | string[]> = {};
   for (let i = 0; i < headers.length; i += 2) {

@@ -18,42 +18,16 @@
  * closes. Interim 1xx responses (100, 102, 103...) are skipped; 101 is an
  * error, since the proxy never asks for an upgrade on this path.
  */
+import { COLON, CR, HT, LF, SECTION_END, SP, TOKEN, VISIBLE, matchLower, nextToken, tokenEnd } from './h1-chars.js';
 import { H1Error, type H1ErrorCode } from './h1-errors.js';
 
-const LF = 10;
-const CR = 13;
-const SP = 32;
-const HT = 9;
-const COMMA = 44;
-const COLON = 58;
 const SEMICOLON = 59;
 const EQUALS = 61;
-
-/** TOKEN[c] is 1 for the characters allowed in a header name (RFC 9110 tchar). */
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
-for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
-for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
-
-/** VISIBLE[c] is 1 for the visible characters of a header value or reason phrase (VCHAR and obs-text); SP and HTAB are checked apart. */
-const VISIBLE = new Uint8Array(256);
-for (let c = 0x21; c <= 0x7e; c++) VISIBLE[c] = 1;
-for (let c = 0x80; c <= 0xff; c++) VISIBLE[c] = 1;
 
 /** HEX[c] is the value of a hexadecimal digit, or 255. */
 const HEX = new Uint8Array(256).fill(255);
 for (let c = 0; c <= 9; c++) HEX[0x30 + c] = c;
 for (let c = 0; c < 6; c++) { HEX[0x41 + c] = 10 + c; HEX[0x61 + c] = 10 + c; }
-
-/** matchLower compares t[s..] with a lower-case literal of letters and "-", ignoring the case of t. */
-function matchLower(t: string, s: number, literal: string): boolean {
-  for (let k = 0; k < literal.length; k++) if ((t.charCodeAt(s + k) | 0x20) !== literal.charCodeAt(k)) return false;
-  return true;
-}
-
-/** SECTION_END: a head's last line end and the empty line after it. */
-const SECTION_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** A chunk-size line (size and extensions) longer than this is refused: extensions must not make a backend's body unbounded work. */
 const MAX_CHUNK_LINE = 16 * 1024;
@@ -526,24 +500,6 @@ export class ResponseParser {
     this.#fail(code, message);
     return FAILED;
   }
-}
-
-/** tokenEnd: where the element nextToken found ends (a second return value, without allocating). */
-let tokenEnd = 0;
-
-/**
- * nextToken finds the next comma-separated, whitespace-trimmed, non-empty
- * element of t[i..e): it returns its start and sets tokenEnd, or returns -1.
- * Call it again from tokenEnd for the following one.
- */
-function nextToken(t: string, i: number, e: number): number {
-  for (let c = t.charCodeAt(i); i < e && (c === SP || c === HT || c === COMMA); c = t.charCodeAt(++i));
-  if (i >= e) return -1;
-  const ts = i;
-  while (i < e && t.charCodeAt(i) !== COMMA) i++;
-  for (let c = t.charCodeAt(i - 1); i > ts && (c === SP || c === HT); c = t.charCodeAt(--i - 1));
-  tokenEnd = i;
-  return ts;
 }
 
 /** timeoutParam reads "timeout=N" (case-insensitive name, optional spaces around "=") from t[s..e); -1 if it is something else. */

@@ -8,9 +8,13 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { requestChannel, type RequestEvent } from '../observe/events.js';
 import type { AccessLog } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import type { FastPathHandler } from './fast-path.js';
+import { FastRequest } from './fast-request.js';
 import { FulcrumError } from './errors.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './forward.js';
 import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
@@ -32,11 +36,11 @@ export interface InternalRoutes {
 export type FilterReject = (error: FulcrumError, headers?: Readonly<Record<string, string>>) => void;
 
 export interface RequestFilter {
-  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void;
+  filter(req: DownstreamRequest, res: DownstreamResponse, clientAddress: string, next: () => void, reject: FilterReject): void;
 }
 
 /** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
-export type HashKeyFn = (req: IncomingMessage, meta: RequestMeta, clientAddress: string) => string | undefined;
+export type HashKeyFn = (req: DownstreamRequest, meta: RequestMeta, clientAddress: string) => string | undefined;
 
 export interface PipelineOptions {
   runtime: ProxyRuntime;
@@ -47,7 +51,16 @@ export interface PipelineOptions {
   accessLog: AccessLog | null;
 }
 
-export function createPipeline(options: PipelineOptions): RequestListener {
+/**
+ * Pipeline: the same request handling behind both servers of a listener:
+ * node:http's request listener, and the fast path's (fast-path.ts).
+ */
+export interface Pipeline {
+  listener: RequestListener;
+  fast: FastPathHandler;
+}
+
+export function createPipeline(options: PipelineOptions): Pipeline {
   const { runtime: rt, proto, internal } = options;
 
   const finish = (ex: Exchange): void => {
@@ -65,25 +78,37 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     }
   };
 
-  const reject = (req: IncomingMessage, res: ServerResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>): void => {
+  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>): void => {
     const ex = new Exchange(rt, req, res, [], null, clientAddress, finish);
     ex.fail(error, headers);
   };
 
   // One shared listener (no per-request closure) keeps the count of requests in
   // flight and tells the exchange, if any, that the response is closed.
-  const onResponseClose = function (this: ServerResponse): void {
+  const onResponseClose = function (this: DownstreamResponse): void {
     rt.active--;
     const ex = (this as ExchangeCarrier)[EXCHANGE];
     if (ex != null) ex.onClientClose();
   };
 
-  return function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url!;
-    if (internal !== null && internal.matches(url)) {
+  const listener = function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (internal !== null && internal.matches(req.url!)) {
       internal.handle(req, res);
       return;
     }
+    proxy(req, res);
+  };
+
+  const fast: FastPathHandler = {
+    isInternal: (url) => internal !== null && internal.matches(url),
+    proxy,
+  };
+
+  return { listener, fast };
+
+  /** proxy handles a request for a backend, from either server. */
+  function proxy(req: DownstreamRequest, res: DownstreamResponse): void {
+    const url = req.url!;
     rt.active++;
     // on, not once: a response closes once, and once() would allocate a wrapper per request.
     res.on('close', onResponseClose);
@@ -113,13 +138,16 @@ export function createPipeline(options: PipelineOptions): RequestListener {
       return;
     }
     runFilters(filters, 0, req, res, client, () => proceed(req, res, headers, client, meta), (error, extra) => reject(req, res, error, client, extra));
-  };
+  }
 
   /** proceed chooses how the body travels (none, buffered to be retryable, streamed) and forwards. */
-  function proceed(req: IncomingMessage, res: ServerResponse, headers: string[], client: string, meta: RequestMeta): void {
+  function proceed(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta): void {
     rt.retry.budget.recordRequest();
     const hasBody = meta.chunked || meta.contentLength > 0;
     if (!hasBody) return forward(req, res, headers, null, client, meta);
+    // The fast path hands every request with a body to node:http (fast-request.ts).
+    if (req instanceof FastRequest) throw new Error('a fast-path request cannot have a body');
+    const stream: Readable = req;
     if (!meta.chunked && meta.contentLength <= rt.retry.maxBodySize && rt.retry.methodAllows(req.method!)) {
       collectBody(req, meta.contentLength, (err, body) => {
         if (err !== null) reject(req, res, err, client);
@@ -130,14 +158,14 @@ export function createPipeline(options: PipelineOptions): RequestListener {
     const maxBody = rt.config.limits.maxBodySize;
     if (meta.chunked && maxBody > 0) {
       const limited = new BodyLimit(maxBody);
-      req.on('error', (err) => limited.destroy(err));
-      forward(req, res, headers, req.pipe(limited), client, meta);
+      stream.on('error', (err) => limited.destroy(err));
+      forward(req, res, headers, stream.pipe(limited), client, meta);
       return;
     }
-    forward(req, res, headers, req, client, meta);
+    forward(req, res, headers, stream, client, meta);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta): void {
+  function forward(req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta): void {
     const ex = new Exchange(rt, req, res, headers, body, client, finish);
     const hashKey = options.hashKey();
     if (hashKey !== null) ex.hashKey = hashKey(req, meta, client);
@@ -146,7 +174,7 @@ export function createPipeline(options: PipelineOptions): RequestListener {
   }
 }
 
-function runFilters(filters: readonly RequestFilter[], i: number, req: IncomingMessage, res: ServerResponse, client: string, done: () => void, reject: FilterReject): void {
+function runFilters(filters: readonly RequestFilter[], i: number, req: DownstreamRequest, res: DownstreamResponse, client: string, done: () => void, reject: FilterReject): void {
   if (i === filters.length) return done();
   filters[i]!.filter(req, res, client, () => runFilters(filters, i + 1, req, res, client, done, reject), reject);
 }
@@ -155,7 +183,7 @@ function runFilters(filters: readonly RequestFilter[], i: number, req: IncomingM
  * normalizeTarget turns an absolute-form target ("GET http://host/path") into
  * origin form. It returns false for targets that cannot be proxied.
  */
-function normalizeTarget(req: IncomingMessage): boolean {
+function normalizeTarget(req: DownstreamRequest): boolean {
   const url = req.url!;
   if (!/^https?:\/\//i.test(url)) return false;
   try {

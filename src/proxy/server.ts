@@ -10,6 +10,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
+import { FastPath, type FastPathHandler } from './fast-path.js';
 import type { ProxyRuntime } from './runtime.js';
 import type { TlsTermination } from './tls.js';
 import type { UpgradeListener, UpgradeTracker } from './upgrade.js';
@@ -35,6 +36,8 @@ export interface BoundListener {
 export interface ListenerFactoryParts {
   handler: RequestListener;
   upgrade: UpgradeListener | null;
+  /** fast: serve plain proxied HTTP/1.1 requests on the fast path (fast-path.ts); null: node:http serves all. */
+  fast?: FastPathHandler | null;
 }
 
 /**
@@ -75,22 +78,30 @@ export function http1Options(limits: ProxyRuntime['config']['limits']): http.Ser
   };
 }
 
-function attach(server: Server, rt: ProxyRuntime, parts: ListenerFactoryParts): void {
+function attach(server: Server, rt: ProxyRuntime, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): void {
   if (rt.config.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.config.limits.maxRequestsPerSocket;
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
+  if (parts.fast != null) {
+    const fast = FastPath.install(server, event, rt, parts.fast);
+    // Draining closes the fast path's connections too: idle ones as they go idle, then the rest.
+    const closeIdle = server.closeIdleConnections.bind(server);
+    const closeAll = server.closeAllConnections.bind(server);
+    server.closeIdleConnections = () => { closeIdle(); fast.closeIdle(); };
+    server.closeAllConnections = () => { closeAll(); fast.closeAll(); };
+  }
 }
 
 export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts): Server {
   const server = http.createServer(http1Options(rt.config.limits), parts.handler);
-  attach(server, rt, parts);
+  attach(server, rt, parts, 'connection');
   return server;
 }
 
 /** createHttpsServer is an HTTP/1.1 listener behind TLS; `tls` picks the certificate per SNI name and swaps it on reload. */
 export function createHttpsServer(rt: ProxyRuntime, parts: ListenerFactoryParts, tls: TlsTermination): https.Server {
   const server = https.createServer({ ...http1Options(rt.config.limits), ...tls.serverOptions() }, parts.handler);
-  attach(server, rt, parts);
+  attach(server, rt, parts, 'secureConnection');
   tls.attach(server);
   return server;
 }

@@ -5,10 +5,10 @@
  * by address), or `global` (one allowance shared by everyone).
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { DownstreamRequest } from '../proxy/downstream.js';
 import { headerValue } from '../proxy/headers.js';
 
-export type ClientKeyFn = (req: IncomingMessage, clientAddress: string) => string;
+export type ClientKeyFn = (req: DownstreamRequest, clientAddress: string) => string;
 
 /** MAX_KEY_LENGTH: longer header values are hashed, so that a key's memory is bounded. */
 const MAX_KEY_LENGTH = 128;

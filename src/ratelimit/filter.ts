@@ -13,7 +13,7 @@
  * In memory mode the decision is synchronous: a Map lookup and integer
  * arithmetic, written into one reused Decision.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DownstreamRequest, DownstreamResponse } from '../proxy/downstream.js';
 import type { Metrics } from '../observe/metrics.js';
 import { FulcrumError } from '../proxy/errors.js';
 import type { FilterReject, RequestFilter } from '../proxy/pipeline.js';
@@ -63,7 +63,7 @@ export class RateLimitFilter implements RequestFilter {
     this.#clock = options.clock;
   }
 
-  filter(req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
+  filter(req: DownstreamRequest, res: DownstreamResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
     const rule = this.#overrides.length === 0 ? this.#default : this.#ruleFor(req.url!);
     if (!rule.enabled) return next();
     const memory = rule.memory;
@@ -83,7 +83,7 @@ export class RateLimitFilter implements RequestFilter {
     return this.#default;
   }
 
-  #decideShared(rule: RateLimitRule, req: IncomingMessage, res: ServerResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
+  #decideShared(rule: RateLimitRule, req: DownstreamRequest, res: DownstreamResponse, clientAddress: string, next: () => void, reject: FilterReject): void {
     const redis = this.#redis!;
     redis.decide(rule.policy, redis.keyOf(rule.scope, rule.keyOf(req, clientAddress))).then(
       (d) => {
@@ -101,7 +101,7 @@ export class RateLimitFilter implements RequestFilter {
     );
   }
 
-  #allow(rule: RateLimitRule, d: Decision, res: ServerResponse, next: () => void): void {
+  #allow(rule: RateLimitRule, d: Decision, res: DownstreamResponse, next: () => void): void {
     if (this.#headers) {
       res.setHeader('RateLimit-Policy', rule.policyHeader);
       res.setHeader('RateLimit', rateLimitHeader(rule.quotedName, d));
@@ -125,6 +125,6 @@ export class RateLimitFilter implements RequestFilter {
 }
 
 /** clientGone: the client went away while the shared store was deciding. */
-function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
+function clientGone(req: DownstreamRequest, res: DownstreamResponse): boolean {
   return res.destroyed || req.socket.destroyed;
 }

@@ -1,0 +1,243 @@
+/**
+ * The fast path: plain proxied HTTP/1.1 requests served without node:http's
+ * per-request machinery. The listener's node:http server still owns the
+ * socket's lifecycle rules; the fast path takes each new connection first
+ * and serves its requests for as long as they are the common kind
+ * (fast-request.ts: a whole, plain, bodiless head for a proxied path). At
+ * the first request that is not (a body, an upgrade, a partial or
+ * malformed head, one of the balancer's own routes) it puts the unread
+ * bytes back and hands the connection to node:http, which serves it from
+ * there on exactly as it would have from the start. So everything unusual
+ * keeps node:http's tested behaviour, and the fast path stays small.
+ *
+ * A connection serves one request at a time: bytes that arrive meanwhile
+ * (pipelining) wait, with reading paused, until the response is finished.
+ * Idle connections are closed after `limits.keepAliveTimeout` (or
+ * `limits.headersTimeout` before a first request), by one sweep timer per
+ * listener rather than a timer per request.
+ */
+import type { Server } from 'node:net';
+import type { Socket } from 'node:net';
+import type { ProxyRuntime } from './runtime.js';
+import { FastRequest, parseRequestHead } from './fast-request.js';
+import { FastResponse, type FastResponseOwner } from './fast-response.js';
+
+/** FastPathHandler is the pipeline's side of the fast path. */
+export interface FastPathHandler {
+  /** isInternal: the URL is one of the balancer's own routes, served by node:http. */
+  isInternal(url: string): boolean;
+  proxy(req: FastRequest, res: FastResponse): void;
+}
+
+/** Reading stops while this much pipelined input waits for the current response. */
+const MAX_WAITING = 64 * 1024;
+
+class FastConnection implements FastResponseOwner {
+  /** idleSince: when the last response finished (or the connection opened); 0 while a request is served. */
+  idleSince: number;
+  #current: FastResponse | null = null;
+  /** #waiting: bytes received while a response was in progress, or left after a head. */
+  #waiting: Buffer | null = null;
+  #requests = 0;
+  #ending = false;
+  #consuming = false;
+  readonly #onData = (chunk: Buffer): void => this.#data(chunk);
+  readonly #onEnd = (): void => this.#end();
+  readonly #onClose = (): void => this.#close();
+  readonly #onDrain = (): void => { this.#current?.emit('drain'); };
+
+  constructor(readonly socket: Socket, private readonly front: FastPath) {
+    this.idleSince = Date.now();
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', onSocketError);
+  }
+
+  get idle(): boolean {
+    return this.#current === null;
+  }
+
+  get servedAny(): boolean {
+    return this.#requests > 0;
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.#current !== null || this.#consuming) {
+      this.#waiting = this.#waiting === null ? chunk : Buffer.concat([this.#waiting, chunk]);
+      if (this.#waiting.length >= MAX_WAITING) this.socket.pause();
+      return;
+    }
+    this.#waiting = chunk;
+    this.#consume();
+  }
+
+  /** #consume serves the waiting requests one after another, as long as each is answered at once. */
+  #consume(): void {
+    this.#consuming = true;
+    while (this.#waiting !== null && this.#current === null && !this.#ending) {
+      const buf = this.#waiting;
+      const head = parseRequestHead(buf, 0, this.front.rt.config.limits.maxHeaderSize);
+      if (head === null || this.front.handler.isInternal(head.url)) {
+        this.#consuming = false;
+        this.#handOff(buf);
+        return;
+      }
+      this.#waiting = head.end < buf.length ? buf.subarray(head.end) : null;
+      this.#serve(head.method, head.url, head.rawHeaders, head.close);
+    }
+    this.#consuming = false;
+    if (this.#current === null && !this.#ending) {
+      this.idleSince = Date.now();
+      if (this.socket.isPaused()) this.socket.resume();
+    }
+  }
+
+  #serve(method: string, url: string, rawHeaders: string[], close: boolean): void {
+    this.#requests++;
+    this.idleSince = 0;
+    const rt = this.front.rt;
+    const max = rt.config.limits.maxRequestsPerSocket;
+    const keepAlive = !close && !rt.draining && (max <= 0 || this.#requests < max);
+    const res = new FastResponse(this, { isHead: method === 'HEAD', keepAlive, keepAliveHeader: this.front.keepAliveHeader() });
+    this.#current = res;
+    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket), res);
+  }
+
+  /** finished is called by the response when its last bytes are written. */
+  finished(res: FastResponse, keepAlive: boolean): void {
+    if (this.#current !== res) return;
+    this.#current = null;
+    process.nextTick(emitClose, res);
+    if (!keepAlive) {
+      this.#finishConnection();
+      return;
+    }
+    if (!this.#consuming) this.#consume();
+  }
+
+  /** #finishConnection ends the connection once what was written is sent. */
+  #finishConnection(): void {
+    this.#ending = true;
+    this.#waiting = null;
+    this.socket.end();
+  }
+
+  /** #end: the client closed its side. As node:http does (httpAllowHalfOpen off), the connection ends too, a response in progress with it. */
+  #end(): void {
+    this.#finishConnection();
+  }
+
+  #close(): void {
+    this.front.forget(this);
+    const res = this.#current;
+    this.#current = null;
+    if (res !== null) res.emitClose();
+  }
+
+  /** #handOff gives the connection, with the bytes not yet served, to node:http. */
+  #handOff(unread: Buffer): void {
+    const socket = this.socket;
+    socket.removeListener('data', this.#onData);
+    socket.removeListener('end', this.#onEnd);
+    socket.removeListener('close', this.#onClose);
+    socket.removeListener('drain', this.#onDrain);
+    socket.removeListener('error', onSocketError);
+    this.front.forget(this);
+    this.#waiting = null;
+    // As the h2c sniffer does: node:http's parser gets the bytes put back as a 'data' event once the socket flows.
+    socket.pause();
+    socket.unshift(unread);
+    this.front.handOff(socket);
+    socket.resume();
+  }
+
+  /** closeIfIdle closes the connection when no request is in progress; it returns whether it did. */
+  closeIfIdle(): boolean {
+    if (this.#current !== null) return false;
+    this.socket.destroy();
+    return true;
+  }
+}
+
+function emitClose(res: FastResponse): void {
+  res.emitClose();
+}
+
+function onSocketError(this: Socket): void {
+  this.destroy();
+}
+
+export class FastPath {
+  readonly #connections = new Set<FastConnection>();
+  #sweeper: NodeJS.Timeout | null = null;
+  #keepAliveHeader = '';
+  #keepAliveFor = -1;
+  #maxRequestsFor = -1;
+
+  constructor(
+    readonly rt: ProxyRuntime,
+    readonly handler: FastPathHandler,
+    readonly handOff: (socket: Socket) => void,
+  ) {}
+
+  /** install makes the fast path the first to see the server's new connections; node:http gets them on hand-off. */
+  static install(server: Server, event: 'connection' | 'secureConnection', rt: ProxyRuntime, handler: FastPathHandler): FastPath {
+    const nodeListener = server.listeners(event)[0] as (socket: Socket) => void;
+    server.removeListener(event, nodeListener);
+    const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket));
+    server.on(event, (socket: Socket) => fast.accept(socket));
+    server.on('close', () => fast.stop());
+    return fast;
+  }
+
+  accept(socket: Socket): void {
+    this.#connections.add(new FastConnection(socket, this));
+    if (this.#sweeper === null) {
+      const period = Math.max(250, Math.min(1000, Math.floor(this.rt.config.limits.keepAliveTimeout / 4)));
+      this.#sweeper = setInterval(() => this.#sweep(), period);
+      this.#sweeper.unref();
+    }
+  }
+
+  forget(conn: FastConnection): void {
+    this.#connections.delete(conn);
+  }
+
+  /** keepAliveHeader: the connection headers of a kept-alive response, as node:http writes them. */
+  keepAliveHeader(): string {
+    const limits = this.rt.config.limits;
+    if (limits.keepAliveTimeout !== this.#keepAliveFor || limits.maxRequestsPerSocket !== this.#maxRequestsFor) {
+      this.#keepAliveFor = limits.keepAliveTimeout;
+      this.#maxRequestsFor = limits.maxRequestsPerSocket;
+      const max = limits.maxRequestsPerSocket > 0 ? `, max=${limits.maxRequestsPerSocket}` : '';
+      this.#keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeout / 1000)}${max}\r\n`;
+    }
+    return this.#keepAliveHeader;
+  }
+
+  /** #sweep closes connections idle for longer than the keep-alive timeout (or the headers timeout before a first request). */
+  #sweep(): void {
+    const now = Date.now();
+    const { keepAliveTimeout, headersTimeout } = this.rt.config.limits;
+    for (const conn of this.#connections) {
+      if (conn.idleSince === 0) continue;
+      const limit = conn.servedAny ? keepAliveTimeout : headersTimeout;
+      if (now - conn.idleSince >= limit) conn.closeIfIdle();
+    }
+  }
+
+  closeIdle(): void {
+    for (const conn of this.#connections) conn.closeIfIdle();
+  }
+
+  closeAll(): void {
+    for (const conn of this.#connections) conn.socket.destroy();
+  }
+
+  stop(): void {
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    this.#sweeper = null;
+  }
+}
