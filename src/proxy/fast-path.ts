@@ -19,6 +19,7 @@
 import type { Server } from 'node:net';
 import type { Socket } from 'node:net';
 import type { ProxyRuntime } from './runtime.js';
+import { onClientError } from './client-error.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
 import { FastResponse, type FastResponseOwner } from './fast-response.js';
 
@@ -31,6 +32,13 @@ export interface FastPathHandler {
 
 /** Reading stops while this much pipelined input waits for the current response. */
 const MAX_WAITING = 64 * 1024;
+
+/**
+ * An idle connection is closed this long after the keep-alive timeout it
+ * announced, as node:http does: a client reusing it just before the
+ * announced time must not find it closed.
+ */
+const KEEP_ALIVE_GRACE = 1000;
 
 class FastConnection implements FastResponseOwner {
   /** idleSince: when the last response finished (or the connection opened); 0 while a request is served. */
@@ -97,9 +105,7 @@ class FastConnection implements FastResponseOwner {
   #serve(method: string, url: string, rawHeaders: string[], close: boolean): void {
     this.#requests++;
     this.idleSince = 0;
-    const rt = this.front.rt;
-    const max = rt.config.limits.maxRequestsPerSocket;
-    const keepAlive = !close && !rt.draining && (max <= 0 || this.#requests < max);
+    const keepAlive = !close && !this.front.rt.draining;
     const res = new FastResponse(this, { isHead: method === 'HEAD', keepAlive, keepAliveHeader: this.front.keepAliveHeader() });
     this.#current = res;
     this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket), res);
@@ -153,6 +159,13 @@ class FastConnection implements FastResponseOwner {
     socket.resume();
   }
 
+  /** timedOut answers 408 to a connection that sent no request in time, and closes it. */
+  timedOut(): void {
+    this.front.forget(this);
+    this.#ending = true;
+    onClientError(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), this.socket);
+  }
+
   /** closeIfIdle closes the connection when no request is in progress; it returns whether it did. */
   closeIfIdle(): boolean {
     if (this.#current !== null) return false;
@@ -174,7 +187,6 @@ export class FastPath {
   #sweeper: NodeJS.Timeout | null = null;
   #keepAliveHeader = '';
   #keepAliveFor = -1;
-  #maxRequestsFor = -1;
 
   constructor(
     readonly rt: ProxyRuntime,
@@ -193,6 +205,12 @@ export class FastPath {
   }
 
   accept(socket: Socket): void {
+    // node:http counts a connection's requests from the moment it gets it, so a count that must
+    // span a later hand-off is left to node:http from the start.
+    if (this.rt.config.limits.maxRequestsPerSocket > 0) {
+      this.handOff(socket);
+      return;
+    }
     this.#connections.add(new FastConnection(socket, this));
     if (this.#sweeper === null) {
       const period = Math.max(250, Math.min(1000, Math.floor(this.rt.config.limits.keepAliveTimeout / 4)));
@@ -208,23 +226,31 @@ export class FastPath {
   /** keepAliveHeader: the connection headers of a kept-alive response, as node:http writes them. */
   keepAliveHeader(): string {
     const limits = this.rt.config.limits;
-    if (limits.keepAliveTimeout !== this.#keepAliveFor || limits.maxRequestsPerSocket !== this.#maxRequestsFor) {
+    if (limits.keepAliveTimeout !== this.#keepAliveFor) {
       this.#keepAliveFor = limits.keepAliveTimeout;
-      this.#maxRequestsFor = limits.maxRequestsPerSocket;
-      const max = limits.maxRequestsPerSocket > 0 ? `, max=${limits.maxRequestsPerSocket}` : '';
-      this.#keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeout / 1000)}${max}\r\n`;
+      // No Keep-Alive header when there is no timeout to announce (node:http's rule).
+      this.#keepAliveHeader = limits.keepAliveTimeout > 0
+        ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeout / 1000)}\r\n`
+        : 'Connection: keep-alive\r\n';
     }
     return this.#keepAliveHeader;
   }
 
-  /** #sweep closes connections idle for longer than the keep-alive timeout (or the headers timeout before a first request). */
+  /**
+   * #sweep closes connections idle for longer than the keep-alive timeout,
+   * and answers 408 to those that sent nothing within the headers timeout
+   * (0 turns either off, as on node:http).
+   */
   #sweep(): void {
     const now = Date.now();
     const { keepAliveTimeout, headersTimeout } = this.rt.config.limits;
     for (const conn of this.#connections) {
       if (conn.idleSince === 0) continue;
-      const limit = conn.servedAny ? keepAliveTimeout : headersTimeout;
-      if (now - conn.idleSince >= limit) conn.closeIfIdle();
+      if (conn.servedAny) {
+        if (keepAliveTimeout > 0 && now - conn.idleSince >= keepAliveTimeout + KEEP_ALIVE_GRACE) conn.closeIfIdle();
+      } else if (headersTimeout > 0 && now - conn.idleSince >= headersTimeout) {
+        conn.timedOut();
+      }
     }
   }
 

@@ -108,7 +108,8 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadSize: number
         break;
       case 14:
         // "Content-Length: 0" announces no body; any other value (or a second one) is node:http's.
-        if (matchLower(t, s, 'content-length') && (++lengths > 1 || valueEnd - valueStart !== 1 || t.charCodeAt(valueStart) !== 0x30)) return null;
+        // (Exactly "0": node:http refuses some trailing whitespace after the digits, so none is taken here.)
+        if (matchLower(t, s, 'content-length') && (++lengths > 1 || valueEnd - valueStart !== 1 || t.charCodeAt(valueStart) !== 0x30 || valueEnd !== i - 2)) return null;
         break;
       case 17:
         if (matchLower(t, s, 'transfer-encoding')) return null;
@@ -163,7 +164,8 @@ export class FastRequest {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
       const value = raw[i + 1]!;
-      const seen = headers[name];
+      // Own properties only: a field named like an Object.prototype member ("constructor") is a field.
+      const seen = Object.hasOwn(headers, name) ? headers[name] : undefined;
       if (name === 'set-cookie') {
         if (seen === undefined) headers[name] = [value];
         else (seen as string[]).push(value);

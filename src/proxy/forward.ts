@@ -184,6 +184,8 @@ export class Exchange implements PickContext, UpstreamHandler {
     else this.rt.outlier.success(backend);
     if (this.#clientGone) return false;
     const res = this.res;
+    // A response that starts while the listener drains is the connection's last (RFC 9112 9.6).
+    if (this.rt.draining && !this.#h2) res.shouldKeepAlive = false;
     try {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
@@ -298,7 +300,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.status = error.status;
     const res = this.res;
     // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
-    if (!this.#h2 && !this.req.complete && hasBody(this.req)) res.shouldKeepAlive = false;
+    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.rt.draining)) res.shouldKeepAlive = false;
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {

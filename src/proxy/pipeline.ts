@@ -92,6 +92,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   };
 
   const listener = function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // At maxRequestsPerSocket node:http writes "Connection: close" but keeps the connection open
+    // (answering the next request 503): close it, as the header says.
+    if ((res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) res.shouldKeepAlive = false;
     if (internal !== null && internal.matches(req.url!)) {
       internal.handle(req, res);
       return;

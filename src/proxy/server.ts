@@ -7,9 +7,9 @@
 import http, { type RequestListener, type Server } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
+import { onClientError } from './client-error.js';
 import { FastPath, type FastPathHandler } from './fast-path.js';
 import type { ProxyRuntime } from './runtime.js';
 import type { TlsTermination } from './tls.js';
@@ -38,31 +38,6 @@ export interface ListenerFactoryParts {
   upgrade: UpgradeListener | null;
   /** fast: serve plain proxied HTTP/1.1 requests on the fast path (fast-path.ts); null: node:http serves all. */
   fast?: FastPathHandler | null;
-}
-
-/**
- * clientError answers malformed requests with 400, oversized heads with 431
- * and slow clients with 408, then closes the connection. Node's parser has
- * already refused the request: nothing of it reaches a backend.
- */
-export function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  let status = 400;
-  let reason = 'malformed request';
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW': status = 431; reason = 'request header fields too large'; break;
-    case 'ERR_HTTP_REQUEST_TIMEOUT': status = 408; reason = 'request timeout'; break;
-    case 'HPE_UNEXPECTED_CONTENT_LENGTH': reason = 'both Content-Length and Transfer-Encoding'; break;
-    case 'HPE_INVALID_TRANSFER_ENCODING': reason = 'invalid Transfer-Encoding'; break;
-    case 'HPE_INVALID_CONTENT_LENGTH': reason = 'invalid Content-Length'; break;
-    case 'HPE_INVALID_HEADER_TOKEN': reason = 'invalid character in header'; break;
-    default: break;
-  }
-  const text = `${status} ${http.STATUS_CODES[status]}: ${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
 }
 
 /** http1Options are the HTTP/1 server settings every listener shares (plain, TLS, or HTTP/1 fallback of HTTP/2). */
@@ -143,3 +118,4 @@ export async function drain(listeners: readonly BoundListener[], tunnels: Upgrad
 }
 
 export type { Socket };
+export { onClientError };
