@@ -52,7 +52,7 @@ class FastConnection implements FastResponseOwner {
   readonly #onData = (chunk: Buffer): void => this.#data(chunk);
   readonly #onEnd = (): void => this.#end();
   readonly #onClose = (): void => this.#close();
-  readonly #onDrain = (): void => { this.#current?.emit('drain'); };
+  readonly #onDrain = (): void => { this.#current?.emitDrain(); };
 
   constructor(readonly socket: Socket, private readonly front: FastPath) {
     this.idleSince = Date.now();

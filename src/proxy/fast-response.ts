@@ -13,7 +13,6 @@
  * connection; a Date unless `sendDate` is off; names and values checked as
  * node:http checks them, throwing before anything is written.
  */
-import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { DownstreamResponse, HeaderInput } from './downstream.js';
@@ -114,7 +113,7 @@ class HeadState {
   }
 }
 
-export class FastResponse extends EventEmitter implements DownstreamResponse {
+export class FastResponse implements DownstreamResponse {
   statusCode = 200;
   shouldKeepAlive: boolean;
   sendDate = true;
@@ -133,9 +132,11 @@ export class FastResponse extends EventEmitter implements DownstreamResponse {
   #trailers = '';
   /** #set: headers given with setHeader before writeHead, by lower-case name. */
   #set: Map<string, [string, string | number | readonly string[]]> | null = null;
+  /** The two events a response has (downstream.ts), kept without an EventEmitter per response. */
+  #onClose: (() => void)[] | null = null;
+  #onDrain: (() => void)[] | null = null;
 
   constructor(owner: FastResponseOwner, options: ResponseOptions) {
-    super();
     this.#owner = owner;
     this.#options = options;
     this.shouldKeepAlive = options.keepAlive;
@@ -297,12 +298,31 @@ export class FastResponse extends EventEmitter implements DownstreamResponse {
     return this;
   }
 
+  on(_event: 'close', listener: () => void): this {
+    (this.#onClose ??= []).push(listener);
+    return this;
+  }
+
+  once(_event: 'drain', listener: () => void): this {
+    (this.#onDrain ??= []).push(listener);
+    return this;
+  }
+
+  /** emitDrain tells the listeners waiting for it that the socket has room again. */
+  emitDrain(): void {
+    const listeners = this.#onDrain;
+    if (listeners === null) return;
+    this.#onDrain = null;
+    for (const listener of listeners) listener.call(this);
+  }
+
   /** emitClose tells the listeners, once, that the response is over (finished, or the client gone). */
   emitClose(): void {
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#finished) this.destroyed = true;
-    this.emit('close');
+    const listeners = this.#onClose;
+    if (listeners !== null) for (const listener of listeners) listener.call(this);
   }
 }
 
