@@ -11,7 +11,10 @@ import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { startRawServer, urlOf } from '../helpers/backends.js';
+import { makeCerts, opensslAvailable, type TestCerts } from '../helpers/certs.js';
 import { startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
 
 // ---------------------------------------------------------------------------
@@ -115,6 +118,15 @@ class RawClient {
     socket.on('end', () => { this.ended = true; this.#notify(); });
     socket.on('close', () => { this.ended = true; this.closed = true; this.#notify(); });
     socket.on('error', () => undefined);
+  }
+
+  /** connectTls: the same over TLS (the fast path serves HTTP/1.1 TLS listeners too). */
+  static connectTls(port: number, ca: Buffer): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ port, host: '127.0.0.1', servername: 'a.test', ca, ALPNProtocols: ['http/1.1'] });
+      socket.once('secureConnect', () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
   }
 
   static connect(port: number): Promise<RawClient> {
@@ -778,6 +790,37 @@ describe('fast path: limits', () => {
     } finally {
       await lb.close();
       await ref.close();
+      await backend.close();
+    }
+  });
+});
+
+describe('fast path over TLS', { skip: !opensslAvailable() && 'openssl is not installed' }, () => {
+  let certs: TestCerts;
+  before(() => { certs = makeCerts(); });
+  after(() => certs.remove());
+
+  test('17. TLS: keep-alive on the fast path, then a hand-off (a body) and back on one TLS connection', async () => {
+    const backend = await startTestBackend();
+    const lb = await startBalancer({ ...base, backends: [backend.url], listen: { host: '127.0.0.1', port: 0, tls: { cert: certs.a.cert, key: certs.a.key } } });
+    const c = await RawClient.connectTls(lb.port, readFileSync(certs.ca));
+    try {
+      const r1 = await c.request(GET('/echo?tls=1'));
+      assert.equal(JSON.parse(bodyText(r1)).url, '/echo?tls=1');
+      assert.equal(header(r1, 'keep-alive'), 'timeout=5');
+      const r2 = await c.request('POST /echo?tls=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+      const e2 = JSON.parse(bodyText(r2));
+      assert.deepEqual([e2.method, e2.url, e2.body], ['POST', '/echo?tls=2', 'hello']);
+      // Pipelined after the hand-off: node:http serves the rest of the connection.
+      c.write(GET('/echo?tls=3') + GET('/echo?tls=4'));
+      const r3 = JSON.parse(bodyText(await c.read()));
+      const r4 = JSON.parse(bodyText(await c.read()));
+      assert.deepEqual([r3.url, r4.url], ['/echo?tls=3', '/echo?tls=4']);
+      const seen = backend.seen.slice(-4);
+      assert.ok(seen.every((r) => r.headers['x-forwarded-proto'] === 'https'), 'x-forwarded-proto is https on both paths');
+    } finally {
+      c.destroy();
+      await lb.close();
       await backend.close();
     }
   });
