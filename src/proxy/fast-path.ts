@@ -1,23 +1,23 @@
 /**
  * The fast path: plain proxied HTTP/1.1 requests served without node:http's
- * per-request machinery. The listener's node:http server still owns the
- * socket's lifecycle rules; the fast path takes each new connection first
- * and serves its requests for as long as they are the common kind
- * (fast-request.ts: a whole, plain, bodiless head for a proxied path). At
- * the first request that is not (a body, an upgrade, a partial or
- * malformed head, one of the balancer's own routes) it puts the unread
- * bytes back and hands the connection to node:http, which serves it from
- * there on exactly as it would have from the start. So everything unusual
- * keeps node:http's tested behaviour, and the fast path stays small.
+ * per-request machinery. The listener is still a node:http server (it
+ * accepts, and draining and hand-offs go through it); the fast path takes
+ * each new connection first and serves its requests for as long as they
+ * are the common kind (fast-request.ts: a whole, plain, bodiless head for
+ * a proxied path). At the first request that is not (a body, an upgrade, a
+ * partial or malformed head, one of the balancer's own routes) it puts the
+ * unread bytes back and hands the connection to node:http, which serves it
+ * from there on exactly as it would have from the start. So everything
+ * unusual keeps node:http's tested behaviour, and the fast path stays small.
  *
  * A connection serves one request at a time: bytes that arrive meanwhile
- * (pipelining) wait, with reading paused, until the response is finished.
- * Idle connections are closed after `limits.keepAliveTimeout` (or
- * `limits.headersTimeout` before a first request), by one sweep timer per
- * listener rather than a timer per request.
+ * (pipelining) wait until the response is finished, and reading pauses
+ * when 64 KiB of them wait. One sweep timer per listener, rather than a
+ * timer per request, closes connections idle for longer than
+ * `limits.keepAliveTimeout` (plus node:http's one-second grace) and
+ * answers 408 to those that sent nothing within `limits.headersTimeout`.
  */
-import type { Server } from 'node:net';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { ProxyRuntime } from './runtime.js';
 import { onClientError } from './client-error.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
