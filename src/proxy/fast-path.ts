@@ -46,7 +46,7 @@ class FastConnection implements FastResponseOwner {
   #current: FastResponse | null = null;
   /** #waiting: bytes received while a response was in progress, or left after a head. */
   #waiting: Buffer | null = null;
-  #requests = 0;
+  #served = false;
   #ending = false;
   #consuming = false;
   readonly #onData = (chunk: Buffer): void => this.#data(chunk);
@@ -67,8 +67,13 @@ class FastConnection implements FastResponseOwner {
     return this.#current === null;
   }
 
+  /** servedAny: the connection has served a request (an idle one is then timed by the keep-alive timeout). */
   get servedAny(): boolean {
-    return this.#requests > 0;
+    return this.#served;
+  }
+
+  get keepAliveHeader(): string {
+    return this.front.keepAliveHeader();
   }
 
   #data(chunk: Buffer): void {
@@ -103,10 +108,10 @@ class FastConnection implements FastResponseOwner {
   }
 
   #serve(method: string, url: string, rawHeaders: string[], close: boolean): void {
-    this.#requests++;
+    this.#served = true;
     this.idleSince = 0;
-    const keepAlive = !close && !this.front.rt.draining;
-    const res = new FastResponse(this, { isHead: method === 'HEAD', keepAlive, keepAliveHeader: this.front.keepAliveHeader() });
+    // Draining is the exchange's to apply (a response that starts while draining is the last).
+    const res = new FastResponse(this, method === 'HEAD', !close);
     this.#current = res;
     this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket), res);
   }

@@ -24,18 +24,10 @@ const COPY_LIMIT = 16 * 1024;
 /** FastResponseOwner is the connection a response belongs to. */
 export interface FastResponseOwner {
   readonly socket: Socket;
+  /** keepAliveHeader: the connection headers of a kept-alive response (`Connection: keep-alive` and its `Keep-Alive`). */
+  readonly keepAliveHeader: string;
   /** finished: the response is complete; keepAlive false ends the connection after it. */
   finished(res: FastResponse, keepAlive: boolean): void;
-}
-
-/** ResponseOptions are decided by the connection, per request. */
-export interface ResponseOptions {
-  /** isHead: the request was HEAD (its response has no body). */
-  isHead: boolean;
-  /** keepAlive: the connection may serve another request after this one. */
-  keepAlive: boolean;
-  /** keepAliveHeader: the connection headers of a kept-alive response (`Connection: keep-alive` and its `Keep-Alive`). */
-  keepAliveHeader: string;
 }
 
 function invalidHeader(what: string, value: string): TypeError & { code: string } {
@@ -122,7 +114,6 @@ export class FastResponse implements DownstreamResponse {
   destroyed = false;
 
   readonly #owner: FastResponseOwner;
-  readonly #options: ResponseOptions;
   /** #head: the head, until it goes out with the first body bytes (then ''). */
   #head = '';
   #hasBody: boolean;
@@ -136,15 +127,11 @@ export class FastResponse implements DownstreamResponse {
   #onClose: (() => void)[] | null = null;
   #onDrain: (() => void)[] | null = null;
 
-  constructor(owner: FastResponseOwner, options: ResponseOptions) {
+  /** isHead: the request was HEAD (no body); keepAlive: the connection may serve another request after this one. */
+  constructor(owner: FastResponseOwner, isHead: boolean, keepAlive: boolean) {
     this.#owner = owner;
-    this.#options = options;
-    this.shouldKeepAlive = options.keepAlive;
-    this.#hasBody = !options.isHead;
-  }
-
-  get finished(): boolean {
-    return this.#finished;
+    this.shouldKeepAlive = keepAlive;
+    this.#hasBody = !isHead;
   }
 
   writeHead(statusCode: number, reasonOrHeaders?: string | HeaderInput, maybeHeaders?: HeaderInput): this {
@@ -190,7 +177,7 @@ export class FastResponse implements DownstreamResponse {
     if (state.connection) {
       this.#last = state.close || !this.shouldKeepAlive;
     } else if (this.shouldKeepAlive) {
-      state.text += this.#options.keepAliveHeader;
+      state.text += this.#owner.keepAliveHeader;
     } else {
       this.#last = true;
       state.text += 'Connection: close\r\n';
@@ -219,10 +206,6 @@ export class FastResponse implements DownstreamResponse {
     for (const v of typeof value === 'object' ? value : [value]) checkValue(`header content`, String(v));
     (this.#set ??= new Map()).set(name.toLowerCase(), [name, value]);
     return this;
-  }
-
-  getHeader(name: string): string | number | readonly string[] | undefined {
-    return this.#set?.get(name.toLowerCase())?.[1];
   }
 
   getHeaderNames(): string[] {

@@ -185,6 +185,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     if (this.#clientGone) return false;
     const res = this.res;
     // A response that starts while the listener drains is the connection's last (RFC 9112 9.6).
+    // HTTP/2 has no per-response keep-alive: draining closes its sessions with GOAWAY instead.
     if (this.rt.draining && !this.#h2) res.shouldKeepAlive = false;
     try {
       res.sendDate = false;

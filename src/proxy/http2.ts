@@ -17,7 +17,8 @@
 import http from 'node:http';
 import http2, { type Http2SecureServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { createHttpServer, http1Options, onClientError, type ListenerFactoryParts, type ListenerServer } from './server.js';
+import { onClientError } from './client-error.js';
+import { createHttpServer, http1Options, type ListenerFactoryParts, type ListenerServer } from './server.js';
 import type { ProxyRuntime } from './runtime.js';
 import type { TlsTermination } from './tls.js';
 

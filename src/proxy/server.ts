@@ -118,4 +118,3 @@ export async function drain(listeners: readonly BoundListener[], tunnels: Upgrad
 }
 
 export type { Socket };
-export { onClientError };
