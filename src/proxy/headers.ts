@@ -12,9 +12,44 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ]);
 
-/** HOP_BY_HOP_LENGTHS[n] is 1 when a hop-by-hop header name has n characters. */
-const HOP_BY_HOP_LENGTHS = new Uint8Array(32);
-for (const name of HOP_BY_HOP) HOP_BY_HOP_LENGTHS[name.length] = 1;
+/**
+ * A name's shape is its length and first letter (case-folded). ShapeTable
+ * holds the shapes of a few lower-case names, so that most names can be
+ * passed over without being lower-cased and looked up.
+ */
+class ShapeTable {
+  readonly #shapes = new Uint8Array(64 * 128);
+
+  constructor(names: Iterable<string>) {
+    for (const name of names) this.#shapes[name.length * 128 + name.charCodeAt(0)] = 1;
+  }
+
+  /** mayHold: name may be one of the table's names (false means it is none of them). */
+  mayHold(name: string): boolean {
+    const c = name.charCodeAt(0) | 0x20;
+    return name.length < 64 && c < 128 && this.#shapes[name.length * 128 + c] === 1;
+  }
+}
+
+/** Names downstreamHeaders drops. */
+const DOWNSTREAM_SPECIAL = new ShapeTable(HOP_BY_HOP);
+/** Names upstreamHeaders drops, replaces or reads. */
+const UPSTREAM_SPECIAL = new ShapeTable([
+  ...HOP_BY_HOP, 'host', 'content-length', 'cookie', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect',
+]);
+
+/** lowerName: a header name in lower case, without a copy for the usual spellings of the names looked up most. */
+function lowerName(name: string): string {
+  switch (name) {
+    case 'Host': return 'host';
+    case 'Connection': return 'connection';
+    case 'Keep-Alive': return 'keep-alive';
+    case 'Content-Length': return 'content-length';
+    case 'Transfer-Encoding': return 'transfer-encoding';
+    case 'Cookie': return 'cookie';
+    default: return name.toLowerCase();
+  }
+}
 
 /** TrustedProxies matches peer addresses against CIDR ranges. */
 export class TrustedProxies {
@@ -53,10 +88,10 @@ export class TrustedProxies {
 }
 
 /** headerValue finds the first value of a header in the raw list, trimmed (without building req.headers). */
-export function headerValue(raw: readonly string[], lowerName: string): string | undefined {
+export function headerValue(raw: readonly string[], lower: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1]!.trim();
+    if (name.length === lower.length && name.toLowerCase() === lower) return raw[i + 1]!.trim();
   }
   return undefined;
 }
@@ -110,9 +145,23 @@ export function newRequestMeta(): RequestMeta {
   return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined };
 }
 
-function forwardedFor(address: string): string {
-  // After stripMappedPrefix only IPv6 addresses contain ":" (cheaper than net.isIPv6's regex, per request).
-  return address.includes(':') ? `"[${address}]"` : address;
+/** The inputs and result of the last forwardedElement call: consecutive requests usually share them (one client, one Host). */
+let lastPeer = '';
+let lastProto = '';
+let lastHost: string | undefined;
+let lastElement = '';
+
+/** forwardedElement is this proxy's element of the Forwarded header (RFC 7239). */
+function forwardedElement(peer: string, proto: string, host: string | undefined): string {
+  if (peer === lastPeer && proto === lastProto && host === lastHost && lastElement !== '') return lastElement;
+  // After stripMappedPrefix only IPv6 addresses contain ":" (cheaper than net.isIPv6's regex).
+  let element = `for=${peer.includes(':') ? `"[${peer}]"` : peer};proto=${proto}`;
+  if (host !== undefined) element += `;host="${host.replace(/["\\]/g, '')}"`;
+  lastPeer = peer;
+  lastProto = proto;
+  lastHost = host;
+  lastElement = element;
+  return element;
 }
 
 /**
@@ -136,7 +185,12 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
+    if (!UPSTREAM_SPECIAL.mayHold(name)) {
+      // HTTP/2 pseudo-headers (":path", ":scheme"...) are not headers to forward.
+      if (name.charCodeAt(0) !== 58 /* ":" */) out.push(name, value);
+      continue;
+    }
+    const lower = lowerName(name);
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
       else if (lower === 'transfer-encoding') meta.chunked = true;
@@ -187,8 +241,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
   if (xfh !== undefined || host !== undefined) out.push('x-forwarded-host', xfh ?? host!);
-  let element = `for=${forwardedFor(peer)};proto=${info.proto}`;
-  if (host !== undefined) element += `;host="${host.replace(/["\\]/g, '')}"`;
+  const element = forwardedElement(peer, info.proto, host);
   out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
   if (connection !== undefined) return dropConnectionTokens(out, connection);
   return out;
@@ -225,9 +278,9 @@ export function downstreamHeaders(raw: RawHeaders): string[] {
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!);
-    // Only names as long as a hop-by-hop one need the case-insensitive look-up (most do not).
-    if (HOP_BY_HOP_LENGTHS[name.length] === 1) {
-      const lower = name.toLowerCase();
+    // Only names shaped like a hop-by-hop one need the case-insensitive look-up (most are not).
+    if (DOWNSTREAM_SPECIAL.mayHold(name)) {
+      const lower = lowerName(name);
       if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
           const value = latin1(raw[i + 1]!);
