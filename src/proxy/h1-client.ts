@@ -53,6 +53,21 @@ export interface H1PoolOptions {
 /** Methods that may be sent twice (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+/**
+ * READ_BUFFER: every backend connection reads into this one buffer (net's
+ * `onread`), rather than into a new 64 KiB allocation per read, as a
+ * socket's 'data' events do. A read is handled before the next one, and
+ * what must outlive it (body chunks, bytes kept while paused) is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** copyOf: a chunk of READ_BUFFER as a Buffer of its own (small ones come from Node's pool). */
+function copyOf(chunk: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(chunk.length);
+  copy.set(chunk);
+  return copy;
+}
+
 /** What a connection's request timer is timing. */
 const PHASE_NONE = 0;
 const PHASE_CONNECT = 1;
@@ -135,10 +150,12 @@ class H1Connection implements ResponseSink {
 
   constructor(private readonly pool: H1Pool, host: string, port: number, connectTimeout: number, maxHeaderSize: number) {
     this.parser = new ResponseParser(this, maxHeaderSize);
-    this.socket = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    this.socket = net.connect({
+      host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000,
+      onread: { buffer: READ_BUFFER, callback: this.#onRead },
+    });
     this.socket
       .on('connect', this.#onConnect)
-      .on('data', this.#onData)
       .on('end', this.#onEnd)
       .on('error', this.#onError)
       .on('close', this.#onClose);
@@ -196,10 +213,18 @@ class H1Connection implements ResponseSink {
 
   onBody(chunk: Buffer): boolean {
     const req = this.request;
-    return req !== null && req.handler.onData(chunk);
+    // The handler may keep the chunk (a write that waits for the socket): it gets its own copy.
+    return req !== null && req.handler.onData(copyOf(chunk));
   }
 
-  #onData = (chunk: Buffer): void => {
+  /** #onRead: nread bytes were read into READ_BUFFER (the socket keeps reading: true). */
+  #onRead = (nread: number): boolean => {
+    this.#onData(READ_BUFFER.subarray(0, nread));
+    return true;
+  };
+
+  /** #onData handles bytes read into READ_BUFFER: it copies any it keeps. */
+  #onData(chunk: Buffer): void {
     const req = this.request;
     if (req === null) {
       // Bytes nobody asked for (on an idle connection, or after a response ended early): the stream is out of step.
@@ -208,12 +233,12 @@ class H1Connection implements ResponseSink {
     }
     this.#received += chunk.length;
     if (this.#paused) {
-      this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+      this.#pending = this.#pending === null ? copyOf(chunk) : Buffer.concat([this.#pending, chunk]);
       return;
     }
     if (this.#phase === PHASE_BODY) this.#timer!.refresh();
     this.#execute(req, chunk);
-  };
+  }
 
   #execute(req: H1Request, buf: Buffer): void {
     const parser = this.parser;
@@ -245,7 +270,8 @@ class H1Connection implements ResponseSink {
         return;
       }
       // PAUSED: keep the rest until resume(), unless the handler already asked for it.
-      const rest = parser.offset < buf.length ? buf.subarray(parser.offset) : null;
+      // Copied: buf may be READ_BUFFER, which the next read overwrites.
+      const rest = parser.offset < buf.length ? copyOf(buf.subarray(parser.offset)) : null;
       if (!this.#resumeAsked) {
         this.#paused = true;
         this.#pending = rest;
