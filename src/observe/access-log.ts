@@ -47,8 +47,36 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 
 /** MILLIS[n] is n as three digits, for the milliseconds of a timestamp. */
 const MILLIS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
+/** FRACTIONS[n] is n thousandths as the decimals String() writes for them: "" for 0, ".12" for 120, ".005" for 5. */
+const FRACTIONS = MILLIS.map((digits) => `.${digits}`.replace(/\.?0+$/, ''));
 
 const jsonString = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+/**
+ * decimalMs writes a duration in ms with at most three decimals (as the
+ * pipeline rounds it) the way String() does, from integers: converting a
+ * fractional double to its shortest decimal costs far more.
+ */
+function decimalMs(ms: number): string {
+  const thousandths = Math.round(ms * 1000);
+  if (!Number.isSafeInteger(thousandths) || thousandths < 0) return String(ms);
+  const whole = Math.floor(thousandths / 1000);
+  return `${whole}${FRACTIONS[thousandths - whole * 1000]!}`;
+}
+
+/** JsonMemo keeps the JSON of the last string it was given: consecutive lines mostly share their method, backend and client. */
+class JsonMemo {
+  #last = '';
+  #json = '""';
+
+  of(s: string): string {
+    if (s !== this.#last) {
+      this.#last = s;
+      this.#json = jsonString(s);
+    }
+    return this.#json;
+  }
+}
 
 class BatchedAccessLog implements AccessLog {
   readonly #sink: LineSink;
@@ -57,10 +85,14 @@ class BatchedAccessLog implements AccessLog {
   #batch = '';
   #timer: NodeJS.Timeout | null = null;
   #timeMs = 0;
-  #timeIso = '';
-  /** #second: the second #secondIso is the ISO time of, up to its "." (Date's formatting, in C++, costs a few µs: once a second). */
+  /** #second: the second #secondIso is the ISO time of, up to its "." (Date's formatting costs thousands of instructions: once a second). */
   #second = -1;
   #secondIso = '';
+  /** #start: the line's start up to its method, for the current millisecond. */
+  #start = '';
+  readonly #method = new JsonMemo();
+  readonly #backend = new JsonMemo();
+  readonly #client = new JsonMemo();
 
   constructor(sink: LineSink, bindings: string) {
     this.#sink = sink;
@@ -72,14 +104,14 @@ class BatchedAccessLog implements AccessLog {
     const now = Date.now();
     if (now !== this.#timeMs) {
       this.#timeMs = now;
-      const ms = now % 1000;
-      if (now - ms !== this.#second) {
-        this.#second = now - ms;
-        this.#secondIso = new Date(now - ms).toISOString().slice(0, -4); // "2026-11-22T00:40:00."
+      const milli = now % 1000;
+      if (now - milli !== this.#second) {
+        this.#second = now - milli;
+        this.#secondIso = new Date(now - milli).toISOString().slice(0, -4); // "2026-11-22T00:40:00."
       }
-      this.#timeIso = `${this.#secondIso}${MILLIS[ms]!}Z`;
+      this.#start = `{"level":30,"time":"${this.#secondIso}${MILLIS[milli]!}Z"${this.#bindings},"method":`;
     }
-    this.#batch += `{"level":30,"time":"${this.#timeIso}"${this.#bindings},"method":${jsonString(method)},"url":${jsonString(url)},"status":${status},"backend":${jsonString(backend)},"client":${jsonString(client)},"ms":${ms},"attempts":${attempts}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+    this.#batch += `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
     if (this.#batch.length >= BATCH_BYTES) this.#handOver();
     else if (this.#timer === null) this.#timer = setTimeout(this.#onTimer, FLUSH_DELAY_MS).unref();
   }

@@ -54,8 +54,11 @@ class FastConnection implements FastResponseOwner {
   readonly #onClose = (): void => this.#close();
   readonly #onDrain = (): void => { this.#current?.emitDrain(); };
 
+  readonly #peer: string;
+
   constructor(readonly socket: Socket, private readonly front: FastPath) {
     this.idleSince = Date.now();
+    this.#peer = socket.remoteAddress ?? '';
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
@@ -113,7 +116,7 @@ class FastConnection implements FastResponseOwner {
     // Draining is the exchange's to apply (a response that starts while draining is the last).
     const res = new FastResponse(this, method === 'HEAD', !close);
     this.#current = res;
-    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket), res);
+    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket, this.#peer), res);
   }
 
   /** finished is called by the response when its last bytes are written. */

@@ -147,6 +147,8 @@ export class FastRequest {
     public url: string,
     readonly rawHeaders: string[],
     readonly socket: Socket,
+    /** peer: the client's address, read once per connection (socket.remoteAddress asks the kernel the first time and goes through several getters after). */
+    readonly peer: string,
   ) {}
 
   get httpVersionMajor(): number { return 1; }

@@ -116,7 +116,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     // on, not once: a response closes once, and once() would allocate a wrapper per request.
     res.on('close', onResponseClose);
     const h2 = req.httpVersionMajor === 2;
-    const peer = req.socket.remoteAddress ?? '';
+    const peer = req instanceof FastRequest ? req.peer : req.socket.remoteAddress ?? '';
     if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer));
       return;

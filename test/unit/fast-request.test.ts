@@ -523,7 +523,7 @@ describe('FastRequest#headers against IncomingMessage#headers', () => {
       const node = await sendRaw(c.raw);
       assert.equal(node.status, 200);
       assert.deepEqual(head.rawHeaders, node.rawHeaders);
-      const request = new FastRequest(head.method, head.url, head.rawHeaders, null as unknown as Socket);
+      const request = new FastRequest(head.method, head.url, head.rawHeaders, null as unknown as Socket, "127.0.0.1");
       // Compared as JSON: node's object comes back through the wire.
       assert.deepEqual(JSON.parse(JSON.stringify(request.headers)), node.headers);
       assert.equal(request.headers, request.headers, 'built once');
