@@ -42,6 +42,8 @@ interface SendOptions {
   /** pauseEvery: return false from every Nth onData, resuming after pauseMs. */
   pauseEvery?: number;
   pauseMs?: number;
+  /** pauseHead: return false from onHeaders, resuming after pauseMs (body bytes read with the head wait meanwhile). */
+  pauseHead?: boolean;
   /** onConnect: gets the request's abort function. */
   onConnect?: (abort: (err?: Error) => void) => void;
   onFirstData?: () => void;
@@ -78,6 +80,12 @@ function send(pool: UpstreamDispatcher, request: Partial<UpstreamRequest> & { pa
         out.statusText = statusText;
         out.headers = rawHeaders.map((b) => b.toString('latin1'));
         resume = resumeFn;
+        if (options.pauseHead === true) {
+          out.pauses++;
+          paused = true;
+          setTimeout(() => { paused = false; resume(); }, options.pauseMs ?? 1);
+          return false;
+        }
         return true;
       },
       onData(chunk) {
@@ -675,4 +683,52 @@ describe('HTTP/1.1 upstream client: large bodies with back-pressure', { timeout:
       assert.ok(pauses() > 0, 'the body was paused while the socket was full');
     });
   }
+});
+
+describe('HTTP/1.1 upstream client: body chunks outlive the read', { timeout: 60_000 }, () => {
+  // The client reads every backend connection into one shared buffer (net's onread): each chunk it
+  // hands on must be its own, since the handler may keep it (send() keeps them all until the end).
+  const SIZE = 256 * 1024;
+  /** pattern: SIZE bytes that differ from one seed to the next at every position. */
+  const pattern = (seed: number): Buffer => {
+    const b = Buffer.allocUnsafe(SIZE);
+    for (let i = 0; i < SIZE; i++) b[i] = (i * 31 + seed * 97 + (i >> 8)) & 0xff;
+    return b;
+  };
+  let server: RawServer;
+  let pool: H1Pool;
+  before(async () => {
+    server = await startRawServer((socket) => {
+      onRequests(socket, (path) => {
+        const body = pattern(Number(path.slice(1)));
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\n\r\n`, 'latin1');
+        // Pieces of uneven sizes across turns of the event loop, so that reads of different connections interleave.
+        let at = 0;
+        const next = (): void => {
+          if (socket.destroyed || at >= SIZE) return;
+          const n = Math.min(SIZE - at, 1000 + ((at * 7) % 9000));
+          socket.write(body.subarray(at, at + n));
+          at += n;
+          setImmediate(next);
+        };
+        next();
+      });
+    });
+    pool = new H1Pool(`http://127.0.0.1:${server.port}`, OPTIONS);
+  });
+  after(async () => {
+    await pool.destroy();
+    await server.close();
+  });
+
+  test('8 concurrent responses with different bodies, chunks kept uncopied by the handler, some paused at the head or in the body: every body byte for byte', async () => {
+    const outs = await Promise.all(Array.from({ length: 8 }, (_, seed) => send(pool, { path: `/${seed}` }, seed % 3 === 0 ? { pauseEvery: 7 } : seed % 3 === 1 ? { pauseHead: true, pauseMs: 5 } : {})));
+    outs.forEach((out, seed) => {
+      assertContract(out);
+      assert.equal(out.error, null);
+      assert.equal(out.body.length, SIZE);
+      assert.ok(out.body.equals(pattern(seed)), `body ${seed} differs from what the backend sent`);
+    });
+    assert.ok(outs.some((out) => out.pauses > 0), 'some handlers paused their bodies');
+  });
 });
