@@ -19,6 +19,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { FastRequest, parseRequestHead, type RequestHead } from '../../src/proxy/fast-request.js';
+import { mutants, show } from '../helpers/mutants.js';
 
 const MAX_HEAD = 16384;
 
@@ -98,10 +99,6 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return out;
 }
 
-/** show renders raw bytes readably for failure messages. */
-function show(raw: string): string {
-  return JSON.stringify(raw).replace(/[\u0080-\u00ff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
-}
 
 /** connectionClose: whether some Connection field of rawHeaders lists the token "close" (the expected `close`). */
 function connectionClose(rawHeaders: string[]): boolean {
@@ -307,17 +304,6 @@ const CASES: Case[] = [
 // ---------------------------------------------------------------------------
 // Seeded random mutants of valid heads.
 
-/** mulberry32 is a small seeded PRNG, so the mutants are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BASES = [
   get(`${H}User-Agent: curl/8.5.0\r\nAccept: */*\r\n`),
@@ -328,42 +314,9 @@ const BASES = [
 ];
 const INTERESTING = [0x20, 0x09, 0x0d, 0x0a, 0x00, 0x3a, 0x2c, 0x7f, 0x80, 0xff, 0x61, 0x2f, 0x30, 0x0b, 0x0c, 0x41, 0x3f, 0x23, 0x22, 0x2d];
 
-function mutate(raw: string, rand: () => number): string {
-  const pos = Math.floor(rand() * raw.length);
-  const byte = String.fromCharCode(INTERESTING[Math.floor(rand() * INTERESTING.length)]!);
-  switch (Math.floor(rand() * 3)) {
-    case 0: return raw.slice(0, pos) + byte + raw.slice(pos);
-    case 1: return raw.slice(0, pos) + byte + raw.slice(pos + 1);
-    default: return raw.slice(0, pos) + raw.slice(pos + 1);
-  }
-}
 
-const MUTANTS: string[] = (() => {
-  const rand = mulberry32(0x5eed_f00d);
-  const seen = new Set<string>(BASES);
-  const out: string[] = [];
-  const add = (m: string): void => {
-    if (!seen.has(m)) {
-      seen.add(m);
-      out.push(m);
-    }
-  };
-  for (let n = 0; n < 800 && out.length < 600; n++) {
-    const base = BASES[n % BASES.length]!;
-    let m = mutate(base, rand);
-    if (n % 4 === 3) m = mutate(m, rand); // a quarter with two mutations
-    add(m);
-  }
-  // Systematically, SP and HT inserted beside each byte where whitespace rules differ most: around
-  // ":", ",", CR and whitespace already there, and at the end of every value (before its CRLF).
-  for (const base of BASES) {
-    for (let i = 1; i < base.length; i++) {
-      if (!':, \t\r'.includes(base[i - 1]!) && !':, \t\r'.includes(base[i]!)) continue;
-      for (const ws of [' ', '\t', ' \t', '\t ']) add(base.slice(0, i) + ws + base.slice(i));
-    }
-  }
-  return out;
-})();
+const MUTANTS = mutants(BASES, { seed: 0x5eed_f00d, count: 600, tries: 800, twiceEvery: 4, bytes: INTERESTING });
+
 
 // ---------------------------------------------------------------------------
 
@@ -523,7 +476,7 @@ describe('FastRequest#headers against IncomingMessage#headers', () => {
       const node = await sendRaw(c.raw);
       assert.equal(node.status, 200);
       assert.deepEqual(head.rawHeaders, node.rawHeaders);
-      const request = new FastRequest(head.method, head.url, head.rawHeaders, null as unknown as Socket, "127.0.0.1");
+      const request = new FastRequest(head.method, head.url, head.rawHeaders, null as unknown as Socket, '127.0.0.1');
       // Compared as JSON: node's object comes back through the wire.
       assert.deepEqual(JSON.parse(JSON.stringify(request.headers)), node.headers);
       assert.equal(request.headers, request.headers, 'built once');
