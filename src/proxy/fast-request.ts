@@ -16,7 +16,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { HT, SECTION_END, SP, isField, matchLower, nextToken, tokenEnd } from './h1-chars.js';
+import { SECTION_END, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from './h1-chars.js';
 
 /** More fields than this go to node:http, whose maxHeadersCount then applies. */
 const MAX_FIELDS = 500;
@@ -78,10 +78,8 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadSize: number
   for (let s = urlEnd + 11; s < end;) {
     const lineEnd = t.indexOf('\r', s);
     const nameEnd = t.indexOf(':', s);
-    let valueStart = nameEnd + 1;
-    let valueEnd = lineEnd;
-    for (let c = t.charCodeAt(valueStart); valueStart < valueEnd && (c === SP || c === HT); c = t.charCodeAt(++valueStart));
-    for (let c = t.charCodeAt(valueEnd - 1); valueEnd > valueStart && (c === SP || c === HT); c = t.charCodeAt(--valueEnd - 1));
+    const valueStart = trimStart(t, nameEnd + 1, lineEnd);
+    const valueEnd = trimEnd(t, valueStart, lineEnd);
     const name = t.slice(s, nameEnd);
     // Fields that decide framing or the connection's fate: the fast path serves only their plain forms.
     switch (name.length) {

@@ -45,6 +45,18 @@ export function isField(name: string, lower: string, canonical: string): boolean
   return (name.charCodeAt(0) | 0x20) === lower.charCodeAt(0) && name.toLowerCase() === lower;
 }
 
+/** trimStart: the index of the first character of t[s..e) that is not SP or HTAB (e if there is none). */
+export function trimStart(t: string, s: number, e: number): number {
+  for (let c = t.charCodeAt(s); s < e && (c === SP || c === HT); c = t.charCodeAt(++s));
+  return s;
+}
+
+/** trimEnd: the index after the last character of t[s..e) that is not SP or HTAB (s if there is none). */
+export function trimEnd(t: string, s: number, e: number): number {
+  for (let c = t.charCodeAt(e - 1); e > s && (c === SP || c === HT); c = t.charCodeAt(--e - 1));
+  return e;
+}
+
 /** tokenEnd: where the element nextToken found ends (a second return value, without allocating). */
 export let tokenEnd = 0;
 

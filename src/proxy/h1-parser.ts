@@ -25,7 +25,7 @@
  * closes. Interim 1xx responses (100, 102, 103...) are skipped; 101 is an
  * error, since the proxy never asks for an upgrade on this path.
  */
-import { COLON, CR, HT, LF, SECTION_END, SP, TOKEN, VISIBLE, isField, matchLower, nextToken, tokenEnd } from './h1-chars.js';
+import { COLON, CR, HT, LF, SECTION_END, SP, TOKEN, VISIBLE, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from './h1-chars.js';
 import { H1Error, type H1ErrorCode } from './h1-errors.js';
 
 const SEMICOLON = 59;
@@ -336,10 +336,8 @@ export class ResponseParser {
     let s = lf + 1;
     for (let e = t.indexOf('\r', s); e !== s; e = t.indexOf('\r', s)) {
       const colon = t.indexOf(':', s);
-      let vs = colon + 1;
-      let ve = e;
-      for (let c = t.charCodeAt(vs); vs < ve && (c === SP || c === HT); c = t.charCodeAt(++vs));
-      for (let c = t.charCodeAt(ve - 1); ve > vs && (c === SP || c === HT); c = t.charCodeAt(--ve - 1));
+      const vs = trimStart(t, colon + 1, e);
+      const ve = trimEnd(t, vs, e);
       const name = t.slice(s, colon);
       const value = t.slice(vs, ve);
       headers.push(name, value);
@@ -433,9 +431,8 @@ export class ResponseParser {
         }
         return true;
       case 10: {
-        const lower = name === 'Connection' || name === 'connection' ? 'connection'
-          : name === 'Keep-Alive' || name === 'keep-alive' ? 'keep-alive' : name.toLowerCase();
-        if (lower === 'connection') {
+        // isField lower-cases at most one of the two (their first letters differ).
+        if (isField(name, 'connection', 'Connection')) {
           if (value === 'keep-alive') this.#connKeepAlive = true;
           else if (value === 'close') this.#connClose = true;
           else {
@@ -445,7 +442,7 @@ export class ResponseParser {
               else if (length === 10 && matchLower(value, ts, 'keep-alive')) this.#connKeepAlive = true;
             }
           }
-        } else if (lower === 'keep-alive') {
+        } else if (isField(name, 'keep-alive', 'Keep-Alive')) {
           if (PLAIN_TIMEOUT.test(value)) {
             this.keepAliveHint = Number(value.slice(8)) * 1000;
           } else {
