@@ -13,8 +13,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import type { UpstreamDispatcher, UpstreamHandler } from '../src/proxy/dispatch.js';
-import { H1Pool } from '../src/proxy/h1-client.js';
+import type { UpstreamDispatcher, UpstreamHandler } from '../src/upstream/dispatch.js';
+import { H1Pool } from '../src/upstream/h1-client.js';
 import { latin1 } from '../src/proxy/headers.js';
 import { freePort } from './net.js';
 

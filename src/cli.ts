@@ -16,7 +16,7 @@ import { ConfigError, loadConfig, type CliOverrides } from './config/load.js';
 import { createLogger } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
-import type { Fulcrum } from './fulcrum.js';
+import type { Fulcrum } from './app/fulcrum.js';
 import { isFulcrumWorker, workerCount } from './cluster/env.js';
 import { runPrimary } from './cluster/primary.js';
 import { serveAsWorker, workerLogger } from './cluster/worker.js';

@@ -7,19 +7,19 @@
  *   ...
  *   await lb.close();
  */
-import { Fulcrum, type FulcrumOptions } from './fulcrum.js';
+import { Fulcrum, type FulcrumOptions } from './app/fulcrum.js';
 import type { FulcrumConfig, FulcrumConfigInput } from './config/schema.js';
-import { installFeatures } from './features.js';
+import { installFeatures } from './app/features.js';
 
-export { Fulcrum, type FulcrumOptions, type ReloadResult, type ListenAddress } from './fulcrum.js';
+export { Fulcrum, type FulcrumOptions, type ReloadResult, type ListenAddress } from './app/fulcrum.js';
 export type { FulcrumConfig, FulcrumConfigInput, BackendConfig } from './config/schema.js';
 export { loadConfig, validateConfig, ConfigError, type ConfigProblem } from './config/load.js';
 export type { Backend, BackendState } from './backends/backend.js';
 export { Reason, reasonNames } from './backends/reasons.js';
 export type { Picker, PickerFactory, PickContext } from './balancer/picker.js';
 export { registerPicker, knownAlgorithms } from './balancer/registry.js';
-export { FulcrumError, ERRORS, type ErrorCode } from './proxy/errors.js';
-export { requestChannel, healthChannel, poolChannel, type RequestEvent, type HealthEvent } from './observe/events.js';
+export { FulcrumError, ERRORS, type ErrorCode } from './core/errors.js';
+export { requestChannel, healthChannel, poolChannel, type RequestEvent, type HealthEvent } from './core/events.js';
 
 /**
  * createBalancer validates the config (throwing a ConfigError listing every

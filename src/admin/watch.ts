@@ -12,7 +12,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname } from 'node:path';
-import type { Fulcrum, ReloadResult } from '../fulcrum.js';
+import type { Fulcrum, ReloadResult } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 
 /** DEBOUNCE_MS: quiet time after the last event before the file is read. */

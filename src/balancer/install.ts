@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { clusterStickySecret } from '../cluster/env.js';
 import type { FulcrumConfig } from '../config/schema.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { Picker } from './picker.js';
 import { hashKeyFunction } from './hash-key.js';
 import { getPickerFactory } from './registry.js';

@@ -9,7 +9,7 @@
  * with `max`, not `sum`. Alone, they equal the process's own counts.
  */
 import { Counter, Gauge } from 'prom-client';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import { STATUS_CLASSES } from '../state/store.js';
 import type { StateSync } from '../state/sync.js';
 

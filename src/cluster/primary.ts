@@ -20,7 +20,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import type { ReloadResult } from '../fulcrum.js';
+import type { ReloadResult } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged, type StateCallMessage } from '../state/ipc.js';
 import { SECRET_ENV, WORKER_ENV } from './env.js';

@@ -10,7 +10,7 @@
  * a terminal signals the primary and every worker together, and the
  * primary's shutdown message then finds the worker already draining.
  */
-import type { Fulcrum, ReloadResult } from '../fulcrum.js';
+import type { Fulcrum, ReloadResult } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged } from '../state/ipc.js';
 import { workerSlot } from './env.js';

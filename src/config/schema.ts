@@ -159,7 +159,7 @@ export const limitsSchema = z.object({
 
 /** upstreamSchema: the client that talks to http:// backends (https:// ones always use undici). */
 export const upstreamSchema = z.object({
-  /** client: `fulcrum`, the hand-tuned HTTP/1.1 client (src/proxy/h1-client.ts), or `undici`; see docs/performance.md. */
+  /** client: `fulcrum`, the hand-tuned HTTP/1.1 client (src/upstream/h1-client.ts), or `undici`; see docs/performance.md. */
   client: z.enum(['fulcrum', 'undici']).default('fulcrum'),
 }).strict();
 

@@ -3,7 +3,7 @@
  * `port` in front of them, in one process, in-memory state.
  */
 import { createBalancer } from '../index.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { startDemoBackend, type DemoBackend } from './backend.js';
 

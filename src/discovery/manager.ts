@@ -14,7 +14,7 @@
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig, DiscoveryConfig, FulcrumConfig } from '../config/schema.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { DnsSource } from './dns.js';
 import { KubernetesSource } from './kubernetes.js';

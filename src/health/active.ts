@@ -10,7 +10,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendPool } from '../backends/pool.js';
 import { Reason } from '../backends/reasons.js';
 import type { HealthCheckConfig } from '../config/schema.js';
-import { tlsConnector, type BackendTlsOptions } from '../proxy/backend-tls.js';
+import { tlsConnector, type BackendTlsOptions } from '../upstream/backend-tls.js';
 
 export interface CheckResult {
   readonly ok: boolean;

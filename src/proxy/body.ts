@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import { FulcrumError } from './errors.js';
+import { FulcrumError } from '../core/errors.js';
 
 /** collectBody reads a body of known, small length into one Buffer. */
 export function collectBody(req: IncomingMessage, expected: number, done: (err: FulcrumError | null, body: Buffer | null) => void): void {

@@ -4,7 +4,7 @@
  * incoming forwarded headers are trusted only from configured proxies.
  */
 import { BlockList, isIPv6 } from 'node:net';
-import type { RawHeaders } from './dispatch.js';
+import type { RawHeaders } from '../upstream/dispatch.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1), plus the non-standard ones proxies also drop. */
 const HOP_BY_HOP = new Set([

@@ -9,14 +9,14 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { requestChannel, type RequestEvent } from '../observe/events.js';
+import { requestChannel, type RequestEvent } from '../core/events.js';
 import type { AccessLog } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
-import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
-import type { FastPathHandler } from './fast-path.js';
-import { FastRequest } from './fast-request.js';
-import { FulcrumError } from './errors.js';
-import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './forward.js';
+import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
+import type { FastPathHandler } from '../listen/fast-path.js';
+import { FastRequest } from '../listen/fast-request.js';
+import { FulcrumError } from '../core/errors.js';
+import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './exchange.js';
 import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
 

@@ -11,8 +11,8 @@ import type { OutlierDetector } from '../health/passive.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { TrustedProxies, type ForwardOptions } from './headers.js';
-import { RetryPolicy } from './retry.js';
-import type { UpstreamClients } from './upstream.js';
+import { RetryPolicy } from '../service/retry.js';
+import type { UpstreamClients } from '../upstream/clients.js';
 
 /** EWMA_DECAY weighs the latest latency sample against the running average (p2c). */
 const EWMA_DECAY = 0.2;

@@ -12,7 +12,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Backend } from '../backends/backend.js';
-import { FulcrumError, fromUpstreamError } from './errors.js';
+import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
 

@@ -5,7 +5,7 @@
  * by address), or `global` (one allowance shared by everyone).
  */
 import { createHash } from 'node:crypto';
-import type { DownstreamRequest } from '../proxy/downstream.js';
+import type { DownstreamRequest } from '../core/downstream.js';
 import { headerValue } from '../proxy/headers.js';
 
 export type ClientKeyFn = (req: DownstreamRequest, clientAddress: string) => string;

@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { FulcrumConfig, RateLimitConfig } from '../config/schema.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
 import { RedisStore } from './redis-store.js';

@@ -13,9 +13,9 @@
  * In memory mode the decision is synchronous: a Map lookup and integer
  * arithmetic, written into one reused Decision.
  */
-import type { DownstreamRequest, DownstreamResponse } from '../proxy/downstream.js';
+import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
 import type { Metrics } from '../observe/metrics.js';
-import { FulcrumError } from '../proxy/errors.js';
+import { FulcrumError } from '../core/errors.js';
 import type { FilterReject, RequestFilter } from '../proxy/pipeline.js';
 import { rateLimitHeader, retryAfter } from './headers.js';
 import type { RedisStore } from './redis-store.js';

@@ -15,7 +15,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendOp, OpEvent } from '../backends/ops.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig } from '../config/schema.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { findByUrl } from './health-share.js';
 import type { BackendOverride, SharedBackendState, StateStore, Unsubscribe } from './store.js';

@@ -10,7 +10,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { SharedHealth, StateStore, Unsubscribe } from './store.js';
 
 export const HEALTH_LEASE = 'health';

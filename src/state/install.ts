@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import { BackendSharing } from './backend-share.js';
 import { CounterCollector } from './counters.js';
 import { HealthSharing } from './health-share.js';

@@ -3,7 +3,7 @@
  * from what the sync loop last read (at most one flush interval old): the
  * balancer's own endpoints never wait on the store.
  */
-import type { Fulcrum } from '../fulcrum.js';
+import type { Fulcrum } from '../app/fulcrum.js';
 import type { StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 

@@ -1,7 +1,7 @@
 /** Test helpers: a balancer on port 0 with a silent logger, and small HTTP clients. */
 import http from 'node:http';
 import { createBalancer, loadConfig, type FulcrumConfigInput } from '../../src/index.js';
-import type { Fulcrum } from '../../src/fulcrum.js';
+import type { Fulcrum } from '../../src/app/fulcrum.js';
 import { silentLogger, type Logger } from '../../src/observe/log.js';
 
 export interface TestBalancer {

@@ -1,5 +1,5 @@
 /**
- * The fast path (src/proxy/fast-path.ts) seen from the wire: raw sockets to
+ * The fast path (src/listen/fast-path.ts) seen from the wire: raw sockets to
  * the balancer, exact bytes checked. Plain bodiless requests are served by
  * the fast path; at the first request that is not, the connection is handed
  * to node:http with its unread bytes put back. Either way the client must

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { freePort, startBackends, startRawServer, urlOf, type DemoBackend, type RawServer } from '../helpers/backends.js';
 import { get, request, startBalancer, type TestBalancer } from '../helpers/balancer.js';
-import { H1Pool } from '../../src/proxy/h1-client.js';
+import { H1Pool } from '../../src/upstream/h1-client.js';
 
 describe('proxying through the fulcrum upstream client', { timeout: 60_000 }, () => {
   let backends: DemoBackend[];

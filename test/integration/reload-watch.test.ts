@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Fulcrum } from '../../src/fulcrum.js';
+import type { Fulcrum } from '../../src/app/fulcrum.js';
 import { request, startFileBalancer, waitFor } from '../helpers/balancer.js';
 import { startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 

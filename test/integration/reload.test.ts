@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import type { Fulcrum } from '../../src/fulcrum.js';
+import type { Fulcrum } from '../../src/app/fulcrum.js';
 import { request, startFileBalancer, waitFor, type SimpleResponse } from '../helpers/balancer.js';
 import { freePort, startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 import { CLI } from '../helpers/cli.js';

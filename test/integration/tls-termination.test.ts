@@ -17,7 +17,7 @@ import { startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 import { get, startBalancer, waitFor, silentLogger, type TestBalancer } from '../helpers/balancer.js';
 import { handshake, makeCerts, type TestCerts } from '../helpers/certs.js';
 import { captureLogger } from '../helpers/logs.js';
-import { httpsLocation } from '../../src/proxy/redirect.js';
+import { httpsLocation } from '../../src/listen/redirect.js';
 
 interface HttpsResponse {
   status: number;

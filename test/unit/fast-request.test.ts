@@ -1,5 +1,5 @@
 /**
- * The fast path's request-head parser (src/proxy/fast-request.ts) against
+ * The fast path's request-head parser (src/listen/fast-request.ts) against
  * node:http's own parser, differentially: every head parseRequestHead
  * accepts must be accepted by a real node:http server (configured as the
  * balancer configures it) with the same method, url and rawHeaders, `end`
@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { FastRequest, parseRequestHead, type RequestHead } from '../../src/proxy/fast-request.js';
+import { FastRequest, parseRequestHead, type RequestHead } from '../../src/listen/fast-request.js';
 import { mutants, show } from '../helpers/mutants.js';
 
 const MAX_HEAD = 16384;

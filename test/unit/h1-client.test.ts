@@ -1,5 +1,5 @@
 /**
- * Fulcrum's HTTP/1.1 upstream client (src/proxy/h1-client.ts) against a
+ * Fulcrum's HTTP/1.1 upstream client (src/upstream/h1-client.ts) against a
  * corpus of backend responses served as raw bytes: framing (Content-Length,
  * chunked with extensions and trailers, close-delimited, HEAD, 204, 304,
  * 1xx), connection reuse, malformed and oversized heads, timeouts, early
@@ -17,9 +17,9 @@ import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { freePort, startBackends, startRawServer, type DemoBackend, type RawServer } from '../helpers/backends.js';
 import { waitFor } from '../helpers/balancer.js';
-import { H1Pool, type H1PoolOptions } from '../../src/proxy/h1-client.js';
-import type { UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from '../../src/proxy/dispatch.js';
-import { fromUpstreamError } from '../../src/proxy/errors.js';
+import { H1Pool, type H1PoolOptions } from '../../src/upstream/h1-client.js';
+import type { UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from '../../src/upstream/dispatch.js';
+import { fromUpstreamError } from '../../src/core/errors.js';
 
 interface Outcome {
   status: number;

@@ -1,6 +1,6 @@
 /**
  * The upstream response parser's two ways of reading a head
- * (src/proxy/h1-parser.ts), differentially: the fast path (the whole head
+ * (src/http1/response-parser.ts), differentially: the fast path (the whole head
  * matched against VALID_HEAD, then split with indexOf) against the
  * character loops alone (`new ResponseParser(sink, max, false)`), which are
  * the reference since they name every error. For each raw input (a head,
@@ -21,7 +21,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { DONE, FAILED, NEED_MORE, PAUSED, ResponseParser, VALID_HEAD, type ResponseSink } from '../../src/proxy/h1-parser.js';
+import { DONE, FAILED, NEED_MORE, PAUSED, ResponseParser, VALID_HEAD, type ResponseSink } from '../../src/http1/response-parser.js';
 import { mutants, show } from '../helpers/mutants.js';
 
 const MAX_HEAD = 65536;

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Fulcrum } from '../../fulcrum.js';
+import type { Fulcrum } from '../../app/fulcrum.js';
 import { pathOf, sendText } from '../http.js';
 import { DashboardFeed, FEED_PATH } from './feed.js';
 import { Sampler } from './sampler.js';

@@ -4,8 +4,8 @@
  * what features add there, such as the Redis cluster's instances, shows up
  * too) trimmed to what the page draws, with the sampler's live figures.
  */
-import type { Fulcrum } from '../../fulcrum.js';
-import type { HealthEvent } from '../../observe/events.js';
+import type { Fulcrum } from '../../app/fulcrum.js';
+import type { HealthEvent } from '../../core/events.js';
 import type { LiveFigures, Sampler } from './sampler.js';
 
 /** RECENT_EVENTS: how many health events the page lists. */

@@ -18,7 +18,7 @@ import type { Backend } from '../backends/backend.js';
 import { ConfigError, type ConfigProblem } from '../config/load.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
-import { FulcrumError } from './errors.js';
+import { FulcrumError } from '../core/errors.js';
 
 type TlsClientConfig = FulcrumConfig['backendTls'];
 type BackendTlsConfig = Partial<TlsClientConfig>;

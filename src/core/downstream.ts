@@ -6,7 +6,7 @@
  * path's objects honest: the compiler checks they offer what is used.
  */
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { FastRequest } from './fast-request.js';
+import type { FastRequest } from '../listen/fast-request.js';
 
 export type DownstreamRequest = IncomingMessage | FastRequest;
 

@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { UpstreamRequest } from './dispatch.js';
-import { H1Error } from './h1-errors.js';
+import { H1Error } from '../http1/errors.js';
 
 /** The request target must be visible ASCII or latin1, as in undici. */
 const INVALID_PATH = /[^\u0021-\u00ff]/;

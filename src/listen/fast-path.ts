@@ -18,7 +18,7 @@
  * answers 408 to those that sent nothing within `limits.headersTimeout`.
  */
 import type { Server, Socket } from 'node:net';
-import type { ProxyRuntime } from './runtime.js';
+import type { ProxyRuntime } from '../proxy/runtime.js';
 import { onClientError } from './client-error.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
 import { FastResponse, type FastResponseOwner } from './fast-response.js';

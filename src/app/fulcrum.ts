@@ -3,34 +3,34 @@
  * pool, the picker, health checks, the proxy listeners and the balancer's
  * own endpoints, and it owns their life cycle (listen, reload, close).
  */
-import { Backend } from './backends/backend.js';
-import { BackendPool, type PoolChange } from './backends/pool.js';
-import { BackendOps } from './backends/ops.js';
-import { reasonNames } from './backends/reasons.js';
-import { getPickerFactory } from './balancer/registry.js';
-import type { PickerFactory } from './balancer/picker.js';
-import { effectiveWeight } from './balancer/slow-start.js';
-import { ConfigError, validateConfig } from './config/load.js';
-import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from './config/schema.js';
-import { AdminRoutes } from './admin/routes.js';
-import { ActiveHealthChecker, HttpHealthCheck } from './health/active.js';
-import { OutlierDetector } from './health/passive.js';
-import { healthChannel, poolChannel, type HealthEvent } from './observe/events.js';
-import { createAccessLog, type AccessLog } from './observe/access-log.js';
-import { createLogger, type Logger } from './observe/log.js';
-import { Metrics } from './observe/metrics.js';
-import { createPipeline, type HashKeyFn, type Pipeline, type RequestFilter } from './proxy/pipeline.js';
-import { ProxyRuntime } from './proxy/runtime.js';
-import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from './proxy/server.js';
-import { BackendTls } from './proxy/backend-tls.js';
-import { createH2cServer, createHttp2SecureServer } from './proxy/http2.js';
-import { createRedirectServer } from './proxy/redirect.js';
-import { TlsListeners } from './proxy/tls.js';
-import { createUpgradeListener, UpgradeTracker, type InternalUpgrade } from './proxy/upgrade.js';
-import { UpstreamClients } from './proxy/upstream.js';
+import { Backend } from '../backends/backend.js';
+import { BackendPool, type PoolChange } from '../backends/pool.js';
+import { BackendOps } from '../backends/ops.js';
+import { reasonNames } from '../backends/reasons.js';
+import { getPickerFactory } from '../balancer/registry.js';
+import type { PickerFactory } from '../balancer/picker.js';
+import { effectiveWeight } from '../balancer/slow-start.js';
+import { ConfigError, validateConfig } from '../config/load.js';
+import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from '../config/schema.js';
+import { AdminRoutes } from '../admin/routes.js';
+import { ActiveHealthChecker, HttpHealthCheck } from '../health/active.js';
+import { OutlierDetector } from '../health/passive.js';
+import { healthChannel, poolChannel, type HealthEvent } from '../core/events.js';
+import { createAccessLog, type AccessLog } from '../observe/access-log.js';
+import { createLogger, type Logger } from '../observe/log.js';
+import { Metrics } from '../observe/metrics.js';
+import { createPipeline, type HashKeyFn, type Pipeline, type RequestFilter } from '../proxy/pipeline.js';
+import { ProxyRuntime } from '../proxy/runtime.js';
+import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from '../listen/server.js';
+import { BackendTls } from '../upstream/backend-tls.js';
+import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
+import { createRedirectServer } from '../listen/redirect.js';
+import { TlsListeners } from '../listen/tls.js';
+import { createUpgradeListener, UpgradeTracker, type InternalUpgrade } from '../proxy/upgrade.js';
+import { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
 
-const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
 export interface FulcrumOptions {
   /** logger: a pino logger; by default one is made from `logLevel`, writing to stdout. */

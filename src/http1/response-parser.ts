@@ -25,8 +25,8 @@
  * closes. Interim 1xx responses (100, 102, 103...) are skipped; 101 is an
  * error, since the proxy never asks for an upgrade on this path.
  */
-import { COLON, CR, HT, LF, SECTION_END, SP, TOKEN, VISIBLE, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from './h1-chars.js';
-import { H1Error, type H1ErrorCode } from './h1-errors.js';
+import { COLON, CR, HT, LF, SECTION_END, SP, TOKEN, VISIBLE, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from './chars.js';
+import { H1Error, type H1ErrorCode } from './errors.js';
 
 const SEMICOLON = 59;
 

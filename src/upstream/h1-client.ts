@@ -6,7 +6,7 @@
  *
  * It exists for speed: it does per request only what a proxy needs (one
  * latin1 string for the request head and one for the response head, parsed
- * by h1-parser.ts,
+ * by http1/response-parser.ts,
  * timers re-armed rather than re-created) and nothing of undici's
  * generality. It covers what a backend may send (chunked and close-delimited
  * bodies, 1xx, HEAD, 204/304, trailers, `Connection: close`, `Keep-Alive:
@@ -27,8 +27,8 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
-import { H1Error } from './h1-errors.js';
-import { DONE, FAILED, NEED_MORE, ResponseParser, type ExecuteResult, type ResponseSink } from './h1-parser.js';
+import { H1Error } from '../http1/errors.js';
+import { DONE, FAILED, NEED_MORE, ResponseParser, type ExecuteResult, type ResponseSink } from '../http1/response-parser.js';
 import { BodyStreamer, encodeHead, type EncodedHead } from './h1-request.js';
 
 export { H1Error };

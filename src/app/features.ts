@@ -5,13 +5,13 @@
  * hooks) so that the core knows none of them.
  */
 import type { Fulcrum } from './fulcrum.js';
-import { installAdminApi } from './admin/api.js';
-import { installDashboard } from './admin/dashboard/index.js';
-import { installConfigWatch } from './admin/watch.js';
-import { installBalancing } from './balancer/install.js';
-import { installDiscovery } from './discovery/manager.js';
-import { installRateLimit } from './ratelimit/feature.js';
-import { installStateStore } from './state/install.js';
+import { installAdminApi } from '../admin/api.js';
+import { installDashboard } from '../admin/dashboard/index.js';
+import { installConfigWatch } from '../admin/watch.js';
+import { installBalancing } from '../balancer/install.js';
+import { installDiscovery } from '../discovery/manager.js';
+import { installRateLimit } from '../ratelimit/feature.js';
+import { installStateStore } from '../state/install.js';
 
 export function installFeatures(balancer: Fulcrum): void {
   // The state store (memory, or Redis shared by many instances); installed first so that it closes last.

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { createHttpServer } from './server.js';
-import type { ProxyRuntime } from './runtime.js';
+import type { ProxyRuntime } from '../proxy/runtime.js';
 
 /** A host name, IPv4 address or bracketed IPv6 address, optionally with a port: nothing that could break a URL. */
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;

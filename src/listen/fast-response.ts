@@ -15,8 +15,8 @@
  */
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { DownstreamResponse, HeaderInput } from './downstream.js';
-import { HT, SP, TOKEN, VISIBLE, isField } from './h1-chars.js';
+import type { DownstreamResponse, HeaderInput } from '../core/downstream.js';
+import { HT, SP, TOKEN, VISIBLE, isField } from '../http1/chars.js';
 
 /** Bodies up to this size are copied behind the head into one buffer; larger ones are written beside it (corked). */
 const COPY_LIMIT = 16 * 1024;

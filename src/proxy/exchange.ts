@@ -12,9 +12,9 @@
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
-import type { RawHeaders, UpstreamHandler, UpstreamRequest } from './dispatch.js';
-import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
-import { FulcrumError, fromUpstreamError } from './errors.js';
+import type { RawHeaders, UpstreamHandler, UpstreamRequest } from '../upstream/dispatch.js';
+import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
+import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import { downstreamHeaders, latin1 } from './headers.js';
 import type { ProxyRuntime } from './runtime.js';
 

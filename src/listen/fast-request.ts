@@ -16,7 +16,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { SECTION_END, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from './h1-chars.js';
+import { SECTION_END, isField, matchLower, nextToken, tokenEnd, trimEnd, trimStart } from '../http1/chars.js';
 
 /** More fields than this go to node:http, whose maxHeadersCount then applies. */
 const MAX_FIELDS = 500;

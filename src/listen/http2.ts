@@ -19,7 +19,7 @@ import http2, { type Http2SecureServer, type Http2Server, type Http2ServerReques
 import type { Socket } from 'node:net';
 import { onClientError } from './client-error.js';
 import { createHttpServer, http1Options, type ListenerFactoryParts, type ListenerServer } from './server.js';
-import type { ProxyRuntime } from './runtime.js';
+import type { ProxyRuntime } from '../proxy/runtime.js';
 import type { TlsTermination } from './tls.js';
 
 /** MAX_CONCURRENT_STREAMS per session: enough for browsers (which open ~100), bounded for abusers. */

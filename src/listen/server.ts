@@ -11,9 +11,9 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import { onClientError } from './client-error.js';
 import { FastPath, type FastPathHandler } from './fast-path.js';
-import type { ProxyRuntime } from './runtime.js';
+import type { ProxyRuntime } from '../proxy/runtime.js';
 import type { TlsTermination } from './tls.js';
-import type { UpgradeListener, UpgradeTracker } from './upgrade.js';
+import type { UpgradeListener, UpgradeTracker } from '../proxy/upgrade.js';
 
 /**
  * ListenerServer is what binding and draining need from a listener's
