@@ -8,7 +8,6 @@ import type { Fulcrum } from './fulcrum.js';
 import { installAdminApi } from '../admin/api.js';
 import { installDashboard } from '../admin/dashboard/index.js';
 import { installConfigWatch } from '../admin/watch.js';
-import { installBalancing } from '../balancer/install.js';
 import { installDiscovery } from '../discovery/manager.js';
 import { installRateLimit } from '../ratelimit/feature.js';
 import { installStateStore } from '../state/install.js';
@@ -16,8 +15,6 @@ import { installStateStore } from '../state/install.js';
 export function installFeatures(balancer: Fulcrum): void {
   // The state store (memory, or Redis shared by many instances); installed first so that it closes last.
   installStateStore(balancer);
-  // Sticky sessions and the hash key of the hash policies, re-applied on reload.
-  installBalancing(balancer);
   // DNS and Kubernetes discovery: started now, re-read on reload, stopped on close.
   installDiscovery(balancer);
   // Rate limiting: a request filter when `rateLimit` is configured, rebuilt on reload.

@@ -3,31 +3,33 @@
  * pool, the picker, health checks, the proxy listeners and the balancer's
  * own endpoints, and it owns their life cycle (listen, reload, close).
  */
-import { Backend } from '../backends/backend.js';
-import { BackendPool, type PoolChange } from '../backends/pool.js';
-import { BackendOps } from '../backends/ops.js';
+import { randomBytes } from 'node:crypto';
+import type { Backend } from '../backends/backend.js';
+import type { BackendPool } from '../backends/pool.js';
+import type { BackendOps } from '../backends/ops.js';
 import { reasonNames } from '../backends/reasons.js';
-import { getPickerFactory } from '../balancer/registry.js';
-import type { PickerFactory } from '../balancer/picker.js';
-import { effectiveWeight } from '../balancer/slow-start.js';
+import { clusterStickySecret } from '../cluster/env.js';
 import { ConfigError, validateConfig } from '../config/load.js';
 import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from '../config/schema.js';
 import { AdminRoutes } from '../admin/routes.js';
-import { ActiveHealthChecker, HttpHealthCheck } from '../health/active.js';
-import { OutlierDetector } from '../health/passive.js';
-import { healthChannel, poolChannel, type HealthEvent } from '../core/events.js';
+import type { ActiveHealthChecker } from '../health/active.js';
+import type { OutlierDetector } from '../health/passive.js';
+import { healthChannel, type HealthEvent } from '../core/events.js';
+import type { ProxyEntry } from '../core/downstream.js';
+import type { RequestFilter } from '../core/request-filter.js';
 import { createAccessLog, type AccessLog } from '../observe/access-log.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
-import { createPipeline, type HashKeyFn, type Pipeline, type RequestFilter } from '../proxy/pipeline.js';
-import { ProxyRuntime } from '../proxy/runtime.js';
+import { ProxyContext, type TunnelSet } from '../proxy/context.js';
+import { createPipeline, type InternalUpgrade } from '../proxy/pipeline.js';
 import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from '../listen/server.js';
-import { BackendTls } from '../upstream/backend-tls.js';
+import { requestListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
 import { createRedirectServer } from '../listen/redirect.js';
 import { TlsListeners } from '../listen/tls.js';
-import { createUpgradeListener, UpgradeTracker, type InternalUpgrade } from '../proxy/upgrade.js';
-import { UpstreamClients } from '../upstream/clients.js';
+import { DEFAULT_SERVICE, ServiceRegistry } from '../service/registry.js';
+import { Service, type PreparedService } from '../service/service.js';
+import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
@@ -63,28 +65,22 @@ export class Fulcrum {
   config: FulcrumConfig;
   readonly version = VERSION;
   readonly log: Logger;
-  readonly pool = new BackendPool();
-  /** ops applies run-time backend changes (admin API, peers, discovery) and announces them. */
-  readonly ops: BackendOps;
   readonly metrics: Metrics;
-  readonly runtime: ProxyRuntime;
+  /** services are the pools requests go to, by name; today's config builds one, `default`. */
+  readonly services = new ServiceRegistry();
+  /** proxy is what the request path reads outside any service (settings, counters, draining). */
+  readonly proxy: ProxyContext;
   readonly admin: AdminRoutes;
   readonly events: HealthEvent[] = [];
   readonly startedAt = Date.now();
   readonly filters: RequestFilter[] = [];
-  hashKeyFn: HashKeyFn | null = null;
   /** internalUpgrade serves WebSocket upgrades of the balancer's own endpoints (dashboard). */
   internalUpgrade: InternalUpgrade | null = null;
   lastReload: ReloadResult | null = null;
   #listeners: BoundListener[] = [];
   #adminListener: BoundListener | null = null;
-  readonly #tunnels = new UpgradeTracker();
-  readonly #upstream: UpstreamClients;
   /** #tls holds the certificates of the TLS listeners (loaded at listen, swapped on reload). */
   readonly #tls: TlsListeners;
-  readonly #outlier: OutlierDetector;
-  #health: ActiveHealthChecker;
-  #healthCheck: HttpHealthCheck;
   readonly #accessLog: AccessLog;
   readonly #loadConfig: (() => FulcrumConfig) | undefined;
   /** configFile is the config file's path, when there is one (the `watch: true` watcher follows it). */
@@ -101,25 +97,21 @@ export class Fulcrum {
     this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
     this.#accessLog = createAccessLog(this.log);
-    this.metrics = new Metrics(this.pool);
-    this.#upstream = new UpstreamClients(config, this.log);
-    this.#tls = new TlsListeners(this.log);
-    this.#outlier = new OutlierDetector(config.outlierDetection, this.pool, (b, detail) => this.#flipped(b, detail));
-    this.pool.replaceAll(config.backends);
-    this.ops = new BackendOps(this.pool, () => undefined);
-    this.runtime = new ProxyRuntime({
+    this.metrics = new Metrics({ get snapshot() { return services.default.pool.snapshot; } } as BackendPool);
+    const services = this.services;
+    // One random secret for the life of the process, so that sticky cookies survive reloads; in a
+    // `workers: N` cluster, the primary's, so that every worker honours every worker's cookies.
+    const stickySecret = clusterStickySecret() ?? randomBytes(32);
+    services.add(new Service({
+      name: DEFAULT_SERVICE,
       config,
-      pool: this.pool,
-      factory: this.#factory(config),
-      upstream: this.#upstream,
-      outlier: this.#outlier,
-      metrics: this.metrics,
       log: this.log,
-      onDrained: (b) => this.#drained(b),
-    });
-    this.#healthCheck = this.#makeHealthCheck(config);
-    this.#health = this.#makeHealthChecker(config);
-    this.pool.on('change', (change) => this.#poolChanged(change));
+      metrics: this.metrics,
+      stickySecret,
+      onFlip: (b, detail) => this.#flipped(b, detail),
+    }));
+    this.proxy = new ProxyContext(config, services, this.metrics, this.log);
+    this.#tls = new TlsListeners(this.log);
     this.admin = new AdminRoutes({
       status: () => this.status(),
       metricsJson: () => this.metrics.json(),
@@ -128,16 +120,35 @@ export class Fulcrum {
     }, this.log);
   }
 
+  /** service is the default service (the one pool today's configuration describes). */
+  get service(): Service {
+    return this.services.default;
+  }
+
+  /** pool, ops, health, outlier and upstream are the default service's. */
+  get pool(): BackendPool {
+    return this.services.default.pool;
+  }
+
+  get ops(): BackendOps {
+    return this.services.default.ops;
+  }
+
   get health(): ActiveHealthChecker {
-    return this.#health;
+    return this.services.default.health;
   }
 
   get upstream(): UpstreamClients {
-    return this.#upstream;
+    return this.services.default.upstream;
   }
 
   get outlier(): OutlierDetector {
-    return this.#outlier;
+    return this.services.default.outlier;
+  }
+
+  /** activeRequests counts proxied requests in flight (not open tunnels). */
+  get activeRequests(): number {
+    return this.proxy.active;
   }
 
   /** listeners are the bound proxy listeners (after listen()). */
@@ -149,30 +160,13 @@ export class Fulcrum {
     return this.#adminListener;
   }
 
-  get tunnels(): UpgradeTracker {
-    return this.#tunnels;
+  get tunnels(): TunnelSet {
+    return this.proxy.tunnels;
   }
 
   /** onClose registers cleanup run by close(), after the listeners have drained. */
   onClose(hook: () => Promise<void> | void): void {
     this.#closeHooks.push(hook);
-  }
-
-  #factory(config: FulcrumConfig): PickerFactory {
-    const factory = getPickerFactory(config.algorithm);
-    if (factory === undefined) throw new ConfigError([{ source: 'config', path: 'algorithm', message: `unknown algorithm "${config.algorithm}"` }]);
-    return factory;
-  }
-
-  #makeHealthCheck(config: FulcrumConfig): HttpHealthCheck {
-    return new HttpHealthCheck(config.healthCheck, this.#upstream.tls);
-  }
-
-  #makeHealthChecker(config: FulcrumConfig): ActiveHealthChecker {
-    const checker = new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, (b, detail) => this.#flipped(b, detail));
-    checker.onPass = (b) => this.#outlier.activeCheckPassed(b);
-    this.#outlier.requireActivePass = config.healthCheck.enabled;
-    return checker;
   }
 
   #flipped(backend: Backend, detail: string): void {
@@ -191,47 +185,24 @@ export class Fulcrum {
     this.#flipped(backend, detail);
   }
 
-  #poolChanged(change: PoolChange): void {
-    this.runtime.rebuildPicker();
-    for (const b of change.removed) {
-      this.#upstream.release(b.id);
-      this.#outlier.forget(b.id);
-      this.metrics.forget(b.id);
-    }
-    for (const b of change.updated) this.#upstream.reset(b.id);
-    // New backends are checked at once rather than at the next interval.
-    if (this.config.healthCheck.enabled && this.#health.shouldRun()) for (const b of change.added) void this.#health.checkBackend(b);
-    if (poolChannel.hasSubscribers) poolChannel.publish({ added: change.added.map((b) => b.id), removed: change.removed.map((b) => b.id), updated: change.updated.map((b) => b.id) });
-  }
-
-  #drained(backend: Backend): void {
-    if (this.pool.get(backend.id) === backend) {
-      this.pool.remove(backend.id);
-      this.log.info({ backend: backend.id, url: backend.url.href }, 'drained backend removed');
-    }
-  }
-
   /** listen binds every listener (and the admin listener) and starts health checks. */
   async listen(): Promise<ListenAddress[]> {
     const adminOnMain = this.config.admin.port === undefined;
     // Every certificate is checked before any listener is bound: a bad one is a ConfigError naming it.
     this.#tls.load(this.config.listen);
     for (const lc of this.config.listen) {
-      const proto = lc.tls !== undefined ? 'https' : 'http';
-      const pipeline = createPipeline({
-        runtime: this.runtime,
-        proto,
+      const entry = createPipeline({
+        context: this.proxy,
+        proto: lc.tls !== undefined ? 'https' : 'http',
         internal: adminOnMain ? this.admin : null,
+        internalUpgrade: adminOnMain ? () => this.internalUpgrade : null,
         filters: () => this.filters,
-        hashKey: () => this.hashKeyFn,
         accessLog: this.#accessLog,
       });
-      const internal = adminOnMain ? () => this.internalUpgrade : null;
-      const server = this.createServer(lc, pipeline, createUpgradeListener(this.runtime, proto, this.#tunnels, internal));
-      this.#listeners.push(await bind(server, lc));
+      this.#listeners.push(await bind(this.createServer(lc, entry), lc));
     }
     if (!adminOnMain) {
-      const server = createHttpServer(this.runtime, {
+      const server = createHttpServer(this.proxy, {
         handler: this.admin.listener,
         upgrade: (req, socket, head) => {
           socket.on('error', () => socket.destroy());
@@ -240,7 +211,7 @@ export class Fulcrum {
       });
       this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false, fastPath: false });
     }
-    this.#health.start();
+    for (const service of this.services.values()) service.start();
     if (this.config.watch) this.#tls.watch(() => this.config.listen);
     const addresses = this.addresses();
     this.log.info({
@@ -257,12 +228,13 @@ export class Fulcrum {
   }
 
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
-  createServer(lc: FulcrumConfig['listen'][number], pipeline: Pipeline, upgrade: ReturnType<typeof createUpgradeListener>): ListenerServer {
-    const parts = { handler: pipeline.listener, upgrade, fast: lc.fastPath ? pipeline.fast : null };
+  createServer(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
+    const parts = { handler: requestListener(entry), upgrade: entry.upgrade, fast: lc.fastPath ? entry : null };
     const tls = this.#tls.termination(lc);
-    if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(this.runtime, parts, tls) : createHttpsServer(this.runtime, parts, tls);
-    if (lc.redirectHttps) return createRedirectServer(this.runtime, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);
-    return lc.http2 ? createH2cServer(this.runtime, parts) : createHttpServer(this.runtime, parts);
+    const limits = this.proxy;
+    if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(limits, parts, tls) : createHttpsServer(limits, parts, tls);
+    if (lc.redirectHttps) return createRedirectServer(limits, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);
+    return lc.http2 ? createH2cServer(limits, parts) : createHttpServer(limits, parts);
   }
 
   addresses(): ListenAddress[] {
@@ -285,15 +257,14 @@ export class Fulcrum {
     const at = new Date().toISOString();
     let next: FulcrumConfig;
     let commitTls: () => void;
-    let backendTls: BackendTls;
+    let prepared: PreparedService;
     try {
       if (input !== undefined) next = validateConfig(input, 'reload');
       else if (this.#loadConfig !== undefined) next = this.#loadConfig();
       else throw new Error('no config file to reload: pass a config to reload()');
-      this.#factory(next);
-      // Certificates are read and checked before anything changes: a bad one rejects the whole reload.
+      // Everything that can fail (the policy, certificates, backend TLS files) is checked before anything changes.
+      prepared = this.service.prepare(next);
       commitTls = this.#tls.prepare(next.listen);
-      backendTls = BackendTls.load(next, this.log);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map((p) => (p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`)) : [(err as Error).message];
       const result: ReloadResult = { ok: false, error: 'invalid configuration; the previous one stays in force', problems, added: [], removed: [], updated: [], at };
@@ -306,28 +277,14 @@ export class Fulcrum {
       || before.admin.port !== next.admin.port;
     if (listenChanged) this.log.warn('listener addresses changed in the config; they take effect at the next restart');
     this.config = next;
-    const backendTlsChanged = backendTls.fingerprint !== this.#upstream.tls.fingerprint;
-    this.#upstream.reconfigure(next, backendTls);
     commitTls();
     if (next.watch !== before.watch && this.#listeners.length > 0) {
       if (next.watch) this.#tls.watch(() => this.config.listen);
       else this.#tls.unwatch();
     }
-    this.#outlier.reconfigure(next.outlierDetection);
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
-    if (JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck) || backendTlsChanged) {
-      const shouldRun = this.#health.shouldRun;
-      const onResult = this.#health.onResult;
-      this.#health.stop();
-      void this.#healthCheck.close();
-      this.#healthCheck = this.#makeHealthCheck(next);
-      this.#health = this.#makeHealthChecker(next);
-      this.#health.shouldRun = shouldRun;
-      this.#health.onResult = onResult;
-      if (this.#listeners.length > 0) this.#health.start();
-    }
-    this.runtime.reconfigure(next, this.#factory(next));
-    const change = this.pool.replaceAll(this.extraBackends === null ? next.backends : [...next.backends, ...this.extraBackends(next.backends)]);
+    this.proxy.reconfigure(next);
+    const change = this.service.commit(prepared, this.extraBackends === null ? [] : this.extraBackends(next.backends));
     const result: ReloadResult = {
       ok: true,
       added: change.added.map((b) => b.id),
@@ -360,15 +317,15 @@ export class Fulcrum {
   /** status is the /status document. */
   status(): Record<string, unknown> {
     const now = Date.now();
-    const backends = this.pool.snapshot.map((b) => this.backendStatus(b, now));
+    const service = this.service.status(now);
     const out: Record<string, unknown> = {
       version: VERSION,
-      algorithm: this.config.algorithm,
+      algorithm: service.algorithm,
       totalRequests: this.metrics.totalRequests,
       uptimeSeconds: Math.round((now - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
-      healthyBackends: backends.filter((b) => b.healthy).length,
-      backends,
+      healthyBackends: service.healthyBackends,
+      backends: service.backends,
       lastReload: this.lastReload,
     };
     for (const ext of this.statusExtensions) ext(out);
@@ -376,33 +333,12 @@ export class Fulcrum {
   }
 
   backendStatus(b: Backend, now = Date.now()): Record<string, unknown> & { healthy: boolean } {
-    const m = this.metrics.byBackend.get(b.id);
-    const s = b.state;
-    return {
-      id: b.id,
-      url: b.url.href,
-      healthy: s.reasons === 0,
-      reasons: reasonNames(s.reasons),
-      state: (s.reasons & 8) !== 0 ? 'disabled' : (s.reasons & 4) !== 0 ? 'draining' : 'enabled',
-      weight: b.weight,
-      effectiveWeight: this.effectiveWeight(b, now),
-      activeConnections: s.inflight,
-      requests: m?.requests ?? 0,
-      failures: s.failures,
-      responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, ...statusClasses(m?.codes) },
-      latencyMs: m === undefined || m.latency.count === 0 ? null : { p50: round(m.latency.quantile(0.5) * 1000), p99: round(m.latency.quantile(0.99) * 1000) },
-      lastCheck: s.lastCheck === undefined ? null : new Date(s.lastCheck).toISOString(),
-      lastCheckOk: s.lastCheckOk ?? null,
-      lastCheckError: s.lastCheckError ?? null,
-      since: new Date(s.since).toISOString(),
-      ejections: s.ejections,
-      ejectedUntil: s.ejectedUntil === 0 ? null : new Date(s.ejectedUntil).toISOString(),
-    };
+    return this.service.backendStatus(b, now);
   }
 
   /** effectiveWeight is the weight a policy uses now (lower during slow start). */
   effectiveWeight(b: Backend, now = Date.now()): number {
-    return round(effectiveWeight(b, this.config.slowStart, now));
+    return this.service.effectiveWeight(b, now);
   }
 
   /**
@@ -416,34 +352,17 @@ export class Fulcrum {
   }
 
   async #close(drainTimeout: number): Promise<void> {
-    this.runtime.draining = true;
-    this.#health.stop();
+    this.proxy.draining = true;
+    for (const service of this.services.values()) service.stop();
     this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
-    const inTime = await drain(listeners, this.#tunnels, () => this.runtime.active, drainTimeout, this.log);
-    this.#outlier.close();
+    const inTime = await drain(listeners, this.proxy.tunnels, () => this.proxy.active, drainTimeout, this.log);
     for (const hook of this.#closeHooks.reverse()) {
       try { await hook(); } catch (err) { this.log.error({ err }, 'error during shutdown'); }
     }
-    await (inTime ? this.#upstream.close() : this.#upstream.destroy());
-    await this.#healthCheck.close();
+    await Promise.all([...this.services.values()].map((service) => service.close(inTime)));
     this.#accessLog.close();
     this.log.info({ drained: inTime }, 'fulcrum stopped');
     this.log.flush();
   }
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
-}
-
-function statusClasses(codes: Map<number, number> | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (codes === undefined) return out;
-  for (const [code, n] of codes) {
-    if (code < 100) continue;
-    const key = `${Math.floor(code / 100)}xx`;
-    out[key] = (out[key] ?? 0) + n;
-  }
-  return out;
 }

@@ -11,15 +11,18 @@
  * It returns undefined when the request has no such key; the hash policies
  * then use the client address.
  */
-import type { HashKeyFn } from '../proxy/pipeline.js';
+import type { RequestView } from '../core/request-view.js';
 import { cookieValue } from './cookie.js';
 import { headerValue } from '../proxy/headers.js';
 
+/** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
+export type HashKeyFn = (req: RequestView) => string | undefined;
+
 export function hashKeyFunction(spec: string): HashKeyFn {
-  if (spec === 'ip') return (_req, _meta, clientAddress) => clientAddress;
+  if (spec === 'ip') return (req) => req.clientAddress;
   if (spec === 'path') {
     return (req) => {
-      const url = req.url ?? '/';
+      const url = req.url;
       const q = url.indexOf('?');
       return q < 0 ? url : url.slice(0, q);
     };
@@ -33,10 +36,10 @@ export function hashKeyFunction(spec: string): HashKeyFn {
       return (req) => headerValue(req.rawHeaders, lower);
     }
     case 'cookie':
-      return (_req, meta) => cookieValue(meta.cookie, name);
+      return (req) => cookieValue(req.cookie, name);
     case 'query':
       return (req) => {
-        const url = req.url ?? '';
+        const url = req.url;
         const q = url.indexOf('?');
         return q < 0 ? undefined : new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined;
       };

@@ -16,11 +16,16 @@
 import { createHmac } from 'node:crypto';
 import type { Backend } from '../backends/backend.js';
 import type { FulcrumConfig } from '../config/schema.js';
-import type { ResponseHeadContext } from '../proxy/runtime.js';
 import { cookieValue } from './cookie.js';
 import { available, type PickContext, type Picker } from './picker.js';
 
 export type StickyConfig = NonNullable<FulcrumConfig['sticky']>;
+
+/** ResponseHeadContext is what sticky sessions read of an exchange when its response head goes out. */
+export interface ResponseHeadContext {
+  readonly backend: Backend | null;
+  readonly cookie: string | undefined;
+}
 
 /** TOKEN_LENGTH: 22 base64url characters carry 132 bits of the HMAC. */
 const TOKEN_LENGTH = 22;

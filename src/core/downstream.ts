@@ -5,10 +5,27 @@
  * the fast path (fast-path.ts). Naming these few members keeps the fast
  * path's objects honest: the compiler checks they offer what is used.
  */
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { FastRequest } from '../listen/fast-request.js';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
 
-export type DownstreamRequest = IncomingMessage | FastRequest;
+/**
+ * DownstreamRequest is a client's request as the proxy phases read it. The
+ * listeners hand over what only they know (the peer address, HTTP/2's
+ * :authority, whether a body follows) as arguments, so nothing above the
+ * listeners tests which server made the object.
+ */
+export interface DownstreamRequest {
+  readonly method?: string | undefined;
+  /** url is the request target; the pipeline rewrites an absolute-form target to origin form. */
+  url?: string | undefined;
+  readonly rawHeaders: string[];
+  /** headers builds an object of the fields (the fast path builds it only when read). */
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersionMajor: number;
+  /** complete: the whole request, body included, has been read. */
+  readonly complete: boolean;
+  readonly socket: { readonly destroyed: boolean };
+}
 
 /** HeaderInput: a flat [name, value, ...] list, or an object (values may repeat as arrays). */
 export type HeaderInput = string[] | OutgoingHttpHeaders;
@@ -34,4 +51,39 @@ export interface DownstreamResponse {
   destroy(error?: Error): unknown;
   on(event: 'close', listener: () => void): unknown;
   once(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * DownstreamTunnel is the client side of an upgrade request (WebSocket):
+ * the protocol asked for, the bytes that came after the head, and the
+ * switch to the tunnel once the backend agreed.
+ */
+export interface DownstreamTunnel {
+  /** protocol is the client's Upgrade header. */
+  readonly protocol: string;
+  /** head holds the bytes the client sent after the request head (the tunnel's first bytes). */
+  readonly head: Buffer;
+  /** switchProtocols writes the 101 head with `headers` (and any set with setHeader) and returns the client's socket. */
+  switchProtocols(statusText: string, headers: readonly string[]): Duplex;
+}
+
+/**
+ * ProxyEntry is how the listeners hand requests to the proxy: every server
+ * (node:http, HTTP/2's compatibility layer, the fast path) calls these, and
+ * passes what only it knows as arguments, so that the request path itself
+ * never asks which server made a request.
+ */
+export interface ProxyEntry {
+  /** isInternal: the target is one of the balancer's own endpoints (served by `internal`). */
+  isInternal(url: string): boolean;
+  internal(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * proxy sends a request to a backend. `peer` is the client's address,
+   * `body` the stream a body comes on (null when none can follow: the fast
+   * path's requests, an HTTP/2 stream ended with its headers), `authority`
+   * HTTP/2's :authority.
+   */
+  proxy(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined): void;
+  /** upgrade takes an upgrade request (node:http's 'upgrade' event). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }

@@ -19,6 +19,8 @@ export interface RequestEvent {
   readonly durationMs: number;
   readonly attempts: number;
   readonly error: string | null;
+  /** tunnel: for an upgraded connection (published when it closes), the bytes that went through it each way. */
+  readonly tunnel?: { readonly bytesIn: number; readonly bytesOut: number };
 }
 
 export interface HealthEvent {

@@ -17,18 +17,15 @@
  * `limits.keepAliveTimeout` (plus node:http's one-second grace) and
  * answers 408 to those that sent nothing within `limits.headersTimeout`.
  */
+import type { LimitsSource } from './limits.js';
+import type { ProxyEntry } from '../core/downstream.js';
 import type { Server, Socket } from 'node:net';
-import type { ProxyRuntime } from '../proxy/runtime.js';
 import { onClientError } from './client-error.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
 import { FastResponse, type FastResponseOwner } from './fast-response.js';
 
-/** FastPathHandler is the pipeline's side of the fast path. */
-export interface FastPathHandler {
-  /** isInternal: the URL is one of the balancer's own routes, served by node:http. */
-  isInternal(url: string): boolean;
-  proxy(req: FastRequest, res: FastResponse): void;
-}
+/** FastPathHandler is the proxy's side of the fast path: internal targets are left to node:http. */
+export type FastPathHandler = Pick<ProxyEntry, 'isInternal' | 'proxy'>;
 
 /** Reading stops while this much pipelined input waits for the current response. */
 const MAX_WAITING = 64 * 1024;
@@ -94,7 +91,7 @@ class FastConnection implements FastResponseOwner {
     this.#consuming = true;
     while (this.#waiting !== null && this.#current === null && !this.#ending) {
       const buf = this.#waiting;
-      const head = parseRequestHead(buf, 0, this.front.rt.config.limits.maxHeaderSize);
+      const head = parseRequestHead(buf, 0, this.front.rt.limits.maxHeaderSize);
       if (head === null || this.front.handler.isInternal(head.url)) {
         this.#consuming = false;
         this.#handOff(buf);
@@ -116,7 +113,7 @@ class FastConnection implements FastResponseOwner {
     // Draining is the exchange's to apply (a response that starts while draining is the last).
     const res = new FastResponse(this, method === 'HEAD', !close);
     this.#current = res;
-    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket, this.#peer), res);
+    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket, this.#peer), res, this.#peer, null, undefined);
   }
 
   /** finished is called by the response when its last bytes are written. */
@@ -197,13 +194,13 @@ export class FastPath {
   #keepAliveFor = -1;
 
   constructor(
-    readonly rt: ProxyRuntime,
+    readonly rt: LimitsSource,
     readonly handler: FastPathHandler,
     readonly handOff: (socket: Socket) => void,
   ) {}
 
   /** install makes the fast path the first to see the server's new connections; node:http gets them on hand-off. */
-  static install(server: Server, event: 'connection' | 'secureConnection', rt: ProxyRuntime, handler: FastPathHandler): FastPath {
+  static install(server: Server, event: 'connection' | 'secureConnection', rt: LimitsSource, handler: FastPathHandler): FastPath {
     const nodeListener = server.listeners(event)[0] as (socket: Socket) => void;
     server.removeListener(event, nodeListener);
     const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket));
@@ -215,13 +212,13 @@ export class FastPath {
   accept(socket: Socket): void {
     // node:http counts a connection's requests from the moment it gets it, so a count that must
     // span a later hand-off is left to node:http from the start.
-    if (this.rt.config.limits.maxRequestsPerSocket > 0) {
+    if (this.rt.limits.maxRequestsPerSocket > 0) {
       this.handOff(socket);
       return;
     }
     this.#connections.add(new FastConnection(socket, this));
     if (this.#sweeper === null) {
-      const period = Math.max(250, Math.min(1000, Math.floor(this.rt.config.limits.keepAliveTimeout / 4)));
+      const period = Math.max(250, Math.min(1000, Math.floor(this.rt.limits.keepAliveTimeout / 4)));
       this.#sweeper = setInterval(() => this.#sweep(), period);
       this.#sweeper.unref();
     }
@@ -233,7 +230,7 @@ export class FastPath {
 
   /** keepAliveHeader: the connection headers of a kept-alive response, as node:http writes them. */
   keepAliveHeader(): string {
-    const limits = this.rt.config.limits;
+    const limits = this.rt.limits;
     if (limits.keepAliveTimeout !== this.#keepAliveFor) {
       this.#keepAliveFor = limits.keepAliveTimeout;
       // No Keep-Alive header when there is no timeout to announce (node:http's rule).
@@ -251,7 +248,7 @@ export class FastPath {
    */
   #sweep(): void {
     const now = Date.now();
-    const { keepAliveTimeout, headersTimeout } = this.rt.config.limits;
+    const { keepAliveTimeout, headersTimeout } = this.rt.limits;
     for (const conn of this.#connections) {
       if (conn.idleSince === 0) continue;
       if (conn.servedAny) {

@@ -14,12 +14,12 @@
  * 1000 resets, then 33 per second); each reset stream cancels its upstream
  * request through the response's 'close' event, as an HTTP/1 abort does.
  */
+import type { LimitsSource } from './limits.js';
 import http from 'node:http';
 import http2, { type Http2SecureServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { onClientError } from './client-error.js';
 import { createHttpServer, http1Options, type ListenerFactoryParts, type ListenerServer } from './server.js';
-import type { ProxyRuntime } from '../proxy/runtime.js';
 import type { TlsTermination } from './tls.js';
 
 /** MAX_CONCURRENT_STREAMS per session: enough for browsers (which open ~100), bounded for abusers. */
@@ -30,10 +30,10 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 type Http2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
-function http2Settings(rt: ProxyRuntime): http2.Settings {
+function http2Settings(rt: LimitsSource): http2.Settings {
   return {
     maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-    maxHeaderListSize: rt.config.limits.maxHeaderSize,
+    maxHeaderListSize: rt.limits.maxHeaderSize,
     enablePush: false,
   };
 }
@@ -85,8 +85,8 @@ class SessionTracker {
  * createHttp2SecureServer is a TLS listener that speaks HTTP/2 (ALPN "h2")
  * and HTTP/1.1 on the same port.
  */
-export function createHttp2SecureServer(rt: ProxyRuntime, parts: ListenerFactoryParts, tls: TlsTermination): ListenerServer {
-  const limits = rt.config.limits;
+export function createHttp2SecureServer(rt: LimitsSource, parts: ListenerFactoryParts, tls: TlsTermination): ListenerServer {
+  const limits = rt.limits;
   const h1 = http1Options(limits);
   const server = http2.createSecureServer({
     ...tls.serverOptions(),
@@ -122,8 +122,8 @@ export function createHttp2SecureServer(rt: ProxyRuntime, parts: ListenerFactory
  * that know it in advance, HTTP/2 (h2c). The HTTP/1 server is the one bound;
  * its connection handler is wrapped to hand HTTP/2 connections over.
  */
-export function createH2cServer(rt: ProxyRuntime, parts: ListenerFactoryParts): ListenerServer {
-  const limits = rt.config.limits;
+export function createH2cServer(rt: LimitsSource, parts: ListenerFactoryParts): ListenerServer {
+  const limits = rt.limits;
   const server = createHttpServer(rt, parts);
   const h2 = http2.createServer({ settings: http2Settings(rt) }, parts.handler as unknown as Http2Handler);
   const sessions = new SessionTracker(limits.keepAliveTimeout);

@@ -4,9 +4,9 @@
  * the same host and path over https, on the port of the balancer's TLS
  * listener (443, and then left out of the URL, when there is none).
  */
+import type { LimitsSource } from './limits.js';
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { createHttpServer } from './server.js';
-import type { ProxyRuntime } from '../proxy/runtime.js';
 
 /** A host name, IPv4 address or bracketed IPv6 address, optionally with a port: nothing that could break a URL. */
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
@@ -33,7 +33,7 @@ function originForm(target: string): string {
   }
 }
 
-export function createRedirectServer(rt: ProxyRuntime, tlsPort: () => number): Server {
+export function createRedirectServer(rt: LimitsSource, tlsPort: () => number): Server {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const location = httpsLocation(req.headers.host, req.url ?? '/', tlsPort());
     const body = location === undefined ? '400 Bad Request: a Host header is needed to redirect to https\n' : `308 Permanent Redirect: ${location}\n`;

@@ -7,13 +7,21 @@
 import http, { type RequestListener, type Server } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
+import type { LimitsSource } from './limits.js';
 import type { Logger } from '../observe/log.js';
 import { onClientError } from './client-error.js';
 import { FastPath, type FastPathHandler } from './fast-path.js';
-import type { ProxyRuntime } from '../proxy/runtime.js';
 import type { TlsTermination } from './tls.js';
-import type { UpgradeListener, UpgradeTracker } from '../proxy/upgrade.js';
+
+/** UpgradeListener takes node:http's 'upgrade' event. */
+export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** Tunnels are the open upgraded connections, which the drain closes last. */
+export interface Tunnels {
+  closeAll(): void;
+}
 
 /**
  * ListenerServer is what binding and draining need from a listener's
@@ -41,7 +49,7 @@ export interface ListenerFactoryParts {
 }
 
 /** http1Options are the HTTP/1 server settings every listener shares (plain, TLS, or HTTP/1 fallback of HTTP/2). */
-export function http1Options(limits: ProxyRuntime['config']['limits']): http.ServerOptions {
+export function http1Options(limits: LimitsSource['limits']): http.ServerOptions {
   return {
     maxHeaderSize: limits.maxHeaderSize,
     headersTimeout: limits.headersTimeout,
@@ -53,8 +61,8 @@ export function http1Options(limits: ProxyRuntime['config']['limits']): http.Ser
   };
 }
 
-function attach(server: Server, rt: ProxyRuntime, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): void {
-  if (rt.config.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.config.limits.maxRequestsPerSocket;
+function attach(server: Server, rt: LimitsSource, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): void {
+  if (rt.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.limits.maxRequestsPerSocket;
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
   if (parts.fast != null) {
@@ -67,15 +75,15 @@ function attach(server: Server, rt: ProxyRuntime, parts: ListenerFactoryParts, e
   }
 }
 
-export function createHttpServer(rt: ProxyRuntime, parts: ListenerFactoryParts): Server {
-  const server = http.createServer(http1Options(rt.config.limits), parts.handler);
+export function createHttpServer(rt: LimitsSource, parts: ListenerFactoryParts): Server {
+  const server = http.createServer(http1Options(rt.limits), parts.handler);
   attach(server, rt, parts, 'connection');
   return server;
 }
 
 /** createHttpsServer is an HTTP/1.1 listener behind TLS; `tls` picks the certificate per SNI name and swaps it on reload. */
-export function createHttpsServer(rt: ProxyRuntime, parts: ListenerFactoryParts, tls: TlsTermination): https.Server {
-  const server = https.createServer({ ...http1Options(rt.config.limits), ...tls.serverOptions() }, parts.handler);
+export function createHttpsServer(rt: LimitsSource, parts: ListenerFactoryParts, tls: TlsTermination): https.Server {
+  const server = https.createServer({ ...http1Options(rt.limits), ...tls.serverOptions() }, parts.handler);
   attach(server, rt, parts, 'secureConnection');
   tls.attach(server);
   return server;
@@ -100,7 +108,7 @@ export async function bind(server: ListenerServer, config: ListenerConfig): Prom
  * upgraded tunnels and whatever remains. Returns true when the requests
  * finished in time.
  */
-export async function drain(listeners: readonly BoundListener[], tunnels: UpgradeTracker, active: () => number, timeoutMs: number, log: Logger): Promise<boolean> {
+export async function drain(listeners: readonly BoundListener[], tunnels: Tunnels, active: () => number, timeoutMs: number, log: Logger): Promise<boolean> {
   for (const l of listeners) {
     l.server.close();
     l.server.closeIdleConnections();

@@ -13,6 +13,12 @@ import { ownSink, type LineSink, type Logger } from './log.js';
 
 export interface AccessLog {
   write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void;
+  /**
+   * writeTunnel is the line of an upgraded connection, written when it
+   * closes: `ms` is its whole life, bytesIn what the client sent through it
+   * and bytesOut what it received (after the heads).
+   */
+  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void;
   /** close hands the lines still batched to the destination (when the balancer stops). */
   close(): void;
 }
@@ -32,6 +38,10 @@ class PinoAccessLog implements AccessLog {
 
   write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
     this.#log.info({ method, url, status, backend, client, ms, attempts, error });
+  }
+
+  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
+    this.#log.info({ method, url, status, backend, client, ms, attempts, bytesIn, bytesOut });
   }
 
   close(): void { /* pino writes each line as it comes */ }
@@ -101,6 +111,17 @@ class BatchedAccessLog implements AccessLog {
   }
 
   write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
+    this.#batch += `${this.#lineStart(method, url, status, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+    this.#added();
+  }
+
+  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
+    this.#batch += `${this.#lineStart(method, url, status, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}}\n`;
+    this.#added();
+  }
+
+  /** #lineStart is a line up to its attempts field, with the time of now. */
+  #lineStart(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number): string {
     const now = Date.now();
     if (now !== this.#timeMs) {
       this.#timeMs = now;
@@ -111,7 +132,10 @@ class BatchedAccessLog implements AccessLog {
       }
       this.#start = `{"level":30,"time":"${this.#secondIso}${MILLIS[milli]!}Z"${this.#bindings},"method":`;
     }
-    this.#batch += `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+    return `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}`;
+  }
+
+  #added(): void {
     if (this.#batch.length >= BATCH_BYTES) this.#handOver();
     else if (this.#timer === null) this.#timer = setTimeout(this.#onTimer, FLUSH_DELAY_MS).unref();
   }

@@ -2,12 +2,11 @@
  * Request body helpers: buffer a small body so that the request can be
  * retried, and enforce `limits.maxBodySize` on bodies of unknown length.
  */
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { FulcrumError } from '../core/errors.js';
 
 /** collectBody reads a body of known, small length into one Buffer. */
-export function collectBody(req: IncomingMessage, expected: number, done: (err: FulcrumError | null, body: Buffer | null) => void): void {
+export function collectBody(req: Readable, expected: number, done: (err: FulcrumError | null, body: Buffer | null) => void): void {
   const chunks: Buffer[] = [];
   let received = 0;
   let settled = false;
@@ -27,7 +26,8 @@ export function collectBody(req: IncomingMessage, expected: number, done: (err: 
   };
   const onEnd = (): void => settle(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
   const onError = (err: Error): void => settle(new FulcrumError('FULCRUM_ERR_CLIENT_BODY', err.message), null);
-  const onClose = (): void => { if (!req.complete) settle(new FulcrumError('FULCRUM_ERR_CLIENT_ABORTED'), null); };
+  // 'end' comes before 'close' when the body was read whole.
+  const onClose = (): void => { if (!req.readableEnded) settle(new FulcrumError('FULCRUM_ERR_CLIENT_ABORTED'), null); };
   req.on('data', onData);
   req.on('end', onEnd);
   req.on('error', onError);

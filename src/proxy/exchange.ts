@@ -8,15 +8,23 @@
  *
  * Phases: choose upstream -> dispatch -> response head -> body -> finish,
  * and on error: classify -> retry on another backend, or answer 502/504.
+ * An upgrade request (a `tunnel`) takes the same phases to the backend's
+ * answer; a 101 then turns the exchange into a tunnel, which finishes when
+ * either side closes.
  */
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
-import type { RawHeaders, UpstreamHandler, UpstreamRequest } from '../upstream/dispatch.js';
-import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
+import type { ResponseHeadContext } from '../balancer/sticky.js';
+import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel } from '../core/downstream.js';
 import { FulcrumError, fromUpstreamError } from '../core/errors.js';
+import type { RequestView } from '../core/request-view.js';
+import type { Service } from '../service/service.js';
+import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
+import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
+import type { ProxyContext } from './context.js';
 import { downstreamHeaders, latin1 } from './headers.js';
-import type { ProxyRuntime } from './runtime.js';
 
 type Abort = (reason?: Error) => void;
 
@@ -27,7 +35,7 @@ export interface ExchangeCarrier { [EXCHANGE]?: Exchange | null }
 /** ExchangeBody is the request body: none, buffered (replayable), or streamed. */
 export type ExchangeBody = Buffer | Readable | null;
 
-export class Exchange implements PickContext, UpstreamHandler {
+export class Exchange implements PickContext, RequestView, ResponseHeadContext, TunnelHandler {
   // PickContext
   clientAddress: string;
   hashKey: string | undefined = undefined;
@@ -40,6 +48,10 @@ export class Exchange implements PickContext, UpstreamHandler {
   status = 0;
   error: FulcrumError | null = null;
   readonly startedAt: number;
+  /** For a tunnel: the time to the backend's 101 (what metrics record), and the bytes each way after the heads. */
+  handshakeMs = 0;
+  bytesIn = 0;
+  bytesOut = 0;
 
   #body: ExchangeBody;
   #bodyReplayable: boolean;
@@ -57,31 +69,39 @@ export class Exchange implements PickContext, UpstreamHandler {
   #attemptStartedAt = 0;
 
   constructor(
-    private readonly rt: ProxyRuntime,
+    private readonly ctx: ProxyContext,
+    readonly service: Service,
     readonly req: DownstreamRequest,
     readonly res: DownstreamResponse,
     private readonly headers: string[],
     body: ExchangeBody,
     clientAddress: string,
     private readonly onFinish: (ex: Exchange) => void,
+    /** tunnel: the client side of an upgrade request, or null for an ordinary request. */
+    readonly tunnel: DownstreamTunnel | null = null,
   ) {
     this.startedAt = performance.now();
     this.clientAddress = clientAddress;
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
     this.#h2 = req.httpVersionMajor === 2;
-    this.#hostFromBackend = headers.length > 1 && (!rt.config.preserveHost || headers[1] === '');
+    this.#hostFromBackend = headers.length > 1 && (!ctx.forward.preserveHost || headers[1] === '');
     // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
     (res as ExchangeCarrier)[EXCHANGE] = this;
-    const total = rt.config.timeouts.total;
+    const total = service.config.timeouts.total;
     if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
   }
+
+  // RequestView: what the hash key and other request-reading policies see.
+  get method(): string { return this.req.method!; }
+  get url(): string { return this.req.url!; }
+  get rawHeaders(): readonly string[] { return this.req.rawHeaders; }
 
   /** start picks a backend and dispatches; called once, then again per retry or when leaving the queue. */
   start(): void {
     if (this.#done) return;
-    let backend = this.rt.pick(this);
-    if (backend !== undefined && this.rt.isFull(backend)) {
+    let backend = this.service.pick(this);
+    if (backend !== undefined && this.service.isFull(backend)) {
       backend = this.#pickNotFull(backend);
       if (backend === undefined) {
         this.#enqueue();
@@ -101,10 +121,10 @@ export class Exchange implements PickContext, UpstreamHandler {
     const skip = new Set(saved);
     skip.add(first);
     this.tried = skip;
-    let backend = this.rt.pick(this);
-    while (backend !== undefined && this.rt.isFull(backend)) {
+    let backend = this.service.pick(this);
+    while (backend !== undefined && this.service.isFull(backend)) {
       skip.add(backend);
-      backend = this.rt.pick(this);
+      backend = this.service.pick(this);
     }
     this.tried = saved;
     return backend;
@@ -114,16 +134,18 @@ export class Exchange implements PickContext, UpstreamHandler {
 
   /** #enqueue waits (bounded by limits.queueTimeout) for a backend to free a slot. */
   #enqueue(): void {
-    this.rt.queue.push(this);
+    const service = this.service;
+    service.queue.push(this);
     if (this.#queueTimer === null) {
+      const timeout = service.config.limits.queueTimeout;
       this.#queueTimer = setTimeout(() => {
         this.#queueTimer = null;
-        this.fail(new FulcrumError('FULCRUM_ERR_QUEUE_TIMEOUT', `waited ${this.rt.config.limits.queueTimeout}ms`));
-      }, this.rt.config.limits.queueTimeout);
+        this.fail(new FulcrumError('FULCRUM_ERR_QUEUE_TIMEOUT', `waited ${timeout}ms`));
+      }, timeout);
     }
   }
 
-  /** leaveQueue is called by the runtime when a slot frees up. */
+  /** leaveQueue is called by the service's queue when a slot frees up. */
   leaveQueue(): void {
     if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
     this.#queueTimer = null;
@@ -139,11 +161,15 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.attempts++;
     this.#inAttempt = true;
     this.#abort = null;
-    backend.state.inflight++;
+    const service = this.service;
+    service.acquire(backend);
     this.#attemptStartedAt = performance.now();
-    const rt = this.rt;
     // upstreamHeaders left Host empty when it is not preserved or the client sent none (index 1: see headers.ts).
     if (this.#hostFromBackend) this.headers[1] = backend.hostHeader;
+    if (this.tunnel !== null) {
+      this.#openTunnel(backend, this.tunnel);
+      return;
+    }
     const timeouts = backend.config.timeouts;
     const opts: UpstreamRequest & { servername: string } = {
       path: this.req.url!,
@@ -159,13 +185,28 @@ export class Exchange implements PickContext, UpstreamHandler {
       if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
     }
     try {
-      rt.upstream.get(backend).dispatch(opts, this);
+      service.upstream.get(backend).dispatch(opts, this);
     } catch (err) {
       this.onError(err as Error);
     }
   }
 
-  // --- upstream handler interface (dispatch.ts) ------------------------
+  /** #openTunnel sends the upgrade request on a connection of its own (tunnel.ts). */
+  #openTunnel(backend: Backend, tunnel: DownstreamTunnel): void {
+    const headers = this.headers;
+    headers.push('connection', 'Upgrade', 'upgrade', tunnel.protocol);
+    const timeouts = { ...this.service.config.timeouts, ...backend.config.timeouts };
+    const tls = backend.url.protocol === 'https:' ? this.service.upstream.tls.optionsFor(backend) : null;
+    try {
+      openTunnel(backend, tls, { method: this.req.method!, path: this.req.url!, headers, connectTimeout: timeouts.connect, responseTimeout: timeouts.response }, this);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+    // A retry sends the list again: take the upgrade fields off (they are added per attempt).
+    headers.length -= 4;
+  }
+
+  // --- upstream handler interface (dispatch.ts, tunnel.ts) -------------
 
   onConnect(abort: Abort): void {
     this.#abort = abort;
@@ -179,18 +220,18 @@ export class Exchange implements PickContext, UpstreamHandler {
     if (statusCode < 200) return true; // 1xx: the listener answers Expect itself; others are dropped.
     this.#resume = resume;
     const backend = this.backend!;
-    this.rt.observeLatency(backend, performance.now() - this.#attemptStartedAt);
-    if (statusCode >= 500) this.rt.outlier.failure(backend, `status ${statusCode}`);
-    else this.rt.outlier.success(backend);
+    this.service.observeLatency(backend, performance.now() - this.#attemptStartedAt);
+    if (statusCode >= 500) this.service.outlier.failure(backend, `status ${statusCode}`);
+    else this.service.outlier.success(backend);
     if (this.#clientGone) return false;
     const res = this.res;
     // A response that starts while the listener drains is the connection's last (RFC 9112 9.6).
     // HTTP/2 has no per-response keep-alive: draining closes its sessions with GOAWAY instead.
-    if (this.rt.draining && !this.#h2) res.shouldKeepAlive = false;
+    if (this.ctx.draining && !this.#h2) res.shouldKeepAlive = false;
     try {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
-      if (this.rt.onResponseHead !== null) this.rt.onResponseHead(this, headers);
+      this.service.onResponseHead(this, headers);
       const head = headersForWriteHead(res, headers);
       if (this.#h2) res.writeHead(statusCode, head); // HTTP/2 has no reason phrase
       else res.writeHead(statusCode, statusText || undefined, head);
@@ -211,6 +252,53 @@ export class Exchange implements PickContext, UpstreamHandler {
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
     return false;
+  }
+
+  onUpgrade(rawHeaders: readonly string[], statusText: string, upstream: Socket, upstreamHead: Buffer): void {
+    const tunnel = this.tunnel;
+    upstream.on('error', () => upstream.destroy());
+    if (this.#done || this.#clientGone || tunnel === null) {
+      upstream.destroy();
+      this.#endAttempt();
+      return;
+    }
+    const backend = this.backend!;
+    this.handshakeMs = performance.now() - this.startedAt;
+    this.service.observeLatency(backend, performance.now() - this.#attemptStartedAt);
+    this.service.outlier.success(backend);
+    // A tunnel lives as long as its two sides: the total deadline is for reaching this point.
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    // The ClientRequest no longer owns the backend's socket: nothing to abort from here on.
+    this.#abort = null;
+    this.#responseStarted = true;
+    this.status = 101;
+    const headers = rawHeaders.slice();
+    this.service.onResponseHead(this, headers);
+    const client = tunnel.switchProtocols(statusText, headers);
+    if (upstreamHead.length > 0) client.write(upstreamHead);
+    if (tunnel.head.length > 0) upstream.write(tunnel.head);
+    this.bytesIn = tunnel.head.length;
+    this.bytesOut = upstreamHead.length;
+    (client as Socket).setNoDelay?.(true);
+    const tunnels = this.ctx.tunnels.sockets;
+    tunnels.add(client);
+    let open = true;
+    const close = (): void => {
+      if (!open) return;
+      open = false;
+      tunnels.delete(client);
+      client.destroy();
+      upstream.destroy();
+      this.#endAttempt();
+      this.#finish();
+    };
+    client.on('data', (chunk: Buffer) => { this.bytesIn += chunk.length; });
+    upstream.on('data', (chunk: Buffer) => { this.bytesOut += chunk.length; });
+    client.once('close', close);
+    upstream.once('close', close);
+    client.pipe(upstream);
+    upstream.pipe(client);
   }
 
   onComplete(rawTrailers: RawHeaders | null): void {
@@ -240,8 +328,8 @@ export class Exchange implements PickContext, UpstreamHandler {
     }
     if (backend !== null && wasInAttempt && error.source === 'upstream') {
       backend.state.failures++;
-      if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.rt.upstream.tls.reportFailure(backend, error);
-      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.rt.outlier.failure(backend, error.code);
+      if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.service.upstream.tls.reportFailure(backend, error);
+      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.service.outlier.failure(backend, error.code);
     }
     if (this.#responseStarted || this.res.headersSent) {
       // Part of the response reached the client: the only honest signal left is an aborted response.
@@ -251,7 +339,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     }
     if (this.#mayRetry(error)) {
       (this.tried ??= new Set()).add(backend!);
-      this.rt.metrics.retries++;
+      this.ctx.metrics.retries++;
       this.start();
       return;
     }
@@ -261,7 +349,7 @@ export class Exchange implements PickContext, UpstreamHandler {
   // --- lifecycle -------------------------------------------------------
 
   #mayRetry(error: FulcrumError): boolean {
-    const retry = this.rt.retry;
+    const retry = this.service.retry;
     if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
     // attempts counts the tries made so far: the first one plus the retries.
     if (this.attempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
@@ -281,8 +369,7 @@ export class Exchange implements PickContext, UpstreamHandler {
   #endAttempt(): void {
     if (!this.#inAttempt) return;
     this.#inAttempt = false;
-    this.backend!.state.inflight--;
-    this.rt.attemptEnded(this.backend!);
+    this.service.release(this.backend!);
   }
 
   onClientClose(): void {
@@ -301,7 +388,7 @@ export class Exchange implements PickContext, UpstreamHandler {
     this.status = error.status;
     const res = this.res;
     // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
-    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.rt.draining)) res.shouldKeepAlive = false;
+    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {

@@ -1,176 +1,189 @@
 /**
- * The request pipeline, as the list of phases it is:
- *   internal route? -> request checks (target, limits) -> request filters
- *   (rate limit...) -> forwarded headers -> body (stream, or buffer to make
- *   it retryable) -> choose upstream + forward (Exchange) -> log and count.
+ * The request path, written once, as its phases in order. Every request
+ * goes through it, whichever listener took it (node:http, HTTP/2, the fast
+ * path: they call the ProxyEntry below) and whether it is an ordinary
+ * request or an upgrade:
+ *
+ *   1. internal   the balancer's own endpoints (when served on this listener)
+ *   2. checks     the target, the header pass (hop-by-hop fields out, the client
+ *                 address, forwarded fields in: one pass over the fields, since
+ *                 the filters need the address), the body size limit
+ *   3. filters    request filters (the rate limiter): go on, or answer
+ *   4. body       none, buffered to be replayable, or streamed (upgrades: none)
+ *   5. choose     the service, then its backend (policy, hash key, sticky
+ *                 cookie, connection limit and queue)          ┐
+ *   6. exchange   dispatch, retries, the response head         │ exchange.ts
+ *   7. response   the body, or for an upgrade the tunnel       ┘
+ *   8. log        metrics, the access log line, the request event (for a
+ *                 tunnel: when it closes, with the bytes each way)
+ *
  * Nothing here waits on shared state; the only I/O is to the client and
  * the chosen backend.
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel, ProxyEntry } from '../core/downstream.js';
+import { FulcrumError } from '../core/errors.js';
 import { requestChannel, type RequestEvent } from '../core/events.js';
 import type { AccessLog } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
-import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
-import type { FastPathHandler } from '../listen/fast-path.js';
-import { FastRequest } from '../listen/fast-request.js';
-import { FulcrumError } from '../core/errors.js';
+import type { ProxyContext } from './context.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './exchange.js';
 import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
-import type { ProxyRuntime } from './runtime.js';
+import type { InternalRoutes } from '../core/internal-routes.js';
+import type { FilterReject, RequestFilter } from '../core/request-filter.js';
+import { UpgradeResponse } from './upgrade-response.js';
 
-/** InternalRoutes are the balancer's own endpoints served on a proxy listener. */
-export interface InternalRoutes {
-  matches(url: string): boolean;
-  handle(req: IncomingMessage, res: ServerResponse): void;
-}
-
-/**
- * RequestFilter runs before a backend is chosen: it calls `next()` to let the
- * request go on, or `reject(error, headers)` to answer it (e.g. the rate
- * limiter's 429), which goes through the same error answer, metrics and
- * access log as every other refusal. It must not do I/O except where
- * documented (rate limiting with a shared store).
- */
-export type FilterReject = (error: FulcrumError, headers?: Readonly<Record<string, string>>) => void;
-
-export interface RequestFilter {
-  filter(req: DownstreamRequest, res: DownstreamResponse, clientAddress: string, next: () => void, reject: FilterReject): void;
-}
-
-/** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
-export type HashKeyFn = (req: DownstreamRequest, meta: RequestMeta, clientAddress: string) => string | undefined;
+/** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
+export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 export interface PipelineOptions {
-  runtime: ProxyRuntime;
+  context: ProxyContext;
   proto: 'http' | 'https';
+  /** internal: the balancer's own endpoints, when this listener serves them. */
   internal: InternalRoutes | null;
+  internalUpgrade: (() => InternalUpgrade | null) | null;
   filters: () => readonly RequestFilter[];
-  hashKey: () => HashKeyFn | null;
   accessLog: AccessLog | null;
 }
 
-/**
- * Pipeline: the same request handling behind both servers of a listener:
- * node:http's request listener, and the fast path's (fast-path.ts).
- */
-export interface Pipeline {
-  listener: RequestListener;
-  fast: FastPathHandler;
-}
+export function createPipeline(options: PipelineOptions): ProxyEntry {
+  const { context: ctx, proto, internal } = options;
 
-export function createPipeline(options: PipelineOptions): Pipeline {
-  const { runtime: rt, proto, internal } = options;
-
+  // --- 8. log ------------------------------------------------------------
   const finish = (ex: Exchange): void => {
+    const tunnel = ex.tunnel !== null && ex.status === 101;
     const seconds = (performance.now() - ex.startedAt) / 1000;
     const backendId = ex.backend?.id ?? 'none';
-    rt.metrics.record(backendId, ex.status, seconds);
-    const log = rt.config.accessLog ? options.accessLog : null;
-    if (log !== null) log.write(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, Math.round(seconds * 1e6) / 1000, ex.attempts, ex.error?.code);
+    // A tunnel's life is not a latency: metrics take the time to its 101.
+    ctx.metrics.record(backendId, ex.status, tunnel ? ex.handshakeMs / 1000 : seconds);
+    const log = ctx.settings.accessLog ? options.accessLog : null;
+    const ms = Math.round(seconds * 1e6) / 1000;
+    if (log !== null) {
+      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code);
+    }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
         backend: ex.backend?.id ?? null, method: ex.req.method ?? '', path: ex.req.url ?? '', status: ex.status,
         durationMs: seconds * 1000, attempts: ex.attempts, error: ex.error?.code ?? null,
+        ...(tunnel ? { tunnel: { bytesIn: ex.bytesIn, bytesOut: ex.bytesOut } } : {}),
       };
       requestChannel.publish(event);
     }
   };
 
-  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>): void => {
-    const ex = new Exchange(rt, req, res, [], null, clientAddress, finish);
+  /** reject answers a request that goes no further, through the one error answer (Exchange.fail). */
+  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null): void => {
+    const ex = new Exchange(ctx, ctx.serviceFor(), req, res, [], null, clientAddress, finish, tunnel);
     ex.fail(error, headers);
   };
 
   // One shared listener (no per-request closure) keeps the count of requests in
   // flight and tells the exchange, if any, that the response is closed.
   const onResponseClose = function (this: DownstreamResponse): void {
-    rt.active--;
+    ctx.active--;
+    const ex = (this as ExchangeCarrier)[EXCHANGE];
+    if (ex != null) ex.onClientClose();
+  };
+  // Upgrades are not counted as requests in flight: the drain closes open tunnels itself.
+  const onUpgradeClose = function (this: DownstreamResponse): void {
     const ex = (this as ExchangeCarrier)[EXCHANGE];
     if (ex != null) ex.onClientClose();
   };
 
-  const listener = function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    // At maxRequestsPerSocket node:http writes "Connection: close" but keeps the connection open
-    // (answering the next request 503): close it, as the header says.
-    if ((res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) res.shouldKeepAlive = false;
-    if (internal !== null && internal.matches(req.url!)) {
-      internal.handle(req, res);
-      return;
-    }
-    proxy(req, res);
-  };
-
-  const fast: FastPathHandler = {
+  return {
+    // --- 1. internal -------------------------------------------------------
     isInternal: (url) => internal !== null && internal.matches(url),
-    proxy,
+    internal: (req, res) => internal!.handle(req, res),
+    proxy: (req, res, peer, body, authority) => {
+      ctx.active++;
+      // on, not once: a response closes once, and once() would allocate a wrapper per request.
+      res.on('close', onResponseClose);
+      check(req, res, peer, body, authority, null);
+    },
+    upgrade: (req, socket, head) => {
+      socket.on('error', destroySocket);
+      const own = options.internalUpgrade?.() ?? null;
+      if (own !== null && own(req, socket, head)) return;
+      const protocol = req.headers.upgrade;
+      const res = new UpgradeResponse(socket, typeof protocol === 'string' ? protocol.trim() : '', head);
+      res.on('close', onUpgradeClose);
+      const peer = req.socket.remoteAddress ?? '';
+      if (ctx.draining || res.protocol === '') {
+        const error = ctx.draining ? new FulcrumError('FULCRUM_ERR_SHUTTING_DOWN') : new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'invalid Upgrade header');
+        reject(req, res, error, stripMappedPrefix(peer), undefined, res);
+        return;
+      }
+      check(req, res, peer, null, undefined, res);
+    },
   };
 
-  return { listener, fast };
-
-  /** proxy handles a request for a backend, from either server. */
-  function proxy(req: DownstreamRequest, res: DownstreamResponse): void {
+  // --- 2. checks ---------------------------------------------------------
+  function check(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, tunnel: DownstreamTunnel | null): void {
     const url = req.url!;
-    rt.active++;
-    // on, not once: a response closes once, and once() would allocate a wrapper per request.
-    res.on('close', onResponseClose);
-    const h2 = req.httpVersionMajor === 2;
-    const peer = req instanceof FastRequest ? req.peer : req.socket.remoteAddress ?? '';
     if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer));
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel);
       return;
     }
     const meta = newRequestMeta();
-    const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority: h2 ? (req as unknown as Http2ServerRequest).authority : undefined }, rt.forward, meta);
+    const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority }, ctx.forward, meta);
     // An HTTP/2 body needs no Content-Length: a stream not ended with its headers has one, of unknown length.
-    if (h2 && meta.contentLength < 0 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders) meta.chunked = true;
-    const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, rt.forward.trusted);
+    if (body !== null && meta.contentLength < 0 && req.httpVersionMajor === 2) meta.chunked = true;
+    const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, ctx.forward.trusted);
 
-    const maxBody = rt.config.limits.maxBodySize;
+    const maxBody = ctx.settings.limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel);
       return;
     }
 
+    // --- 3. filters --------------------------------------------------------
     const filters = options.filters();
     if (filters.length === 0) {
-      proceed(req, res, headers, client, meta);
+      readBody(req, res, headers, client, meta, body, tunnel);
       return;
     }
-    runFilters(filters, 0, req, res, client, () => proceed(req, res, headers, client, meta), (error, extra) => reject(req, res, error, client, extra));
+    runFilters(filters, 0, req, res, client,
+      () => readBody(req, res, headers, client, meta, body, tunnel),
+      (error, extra) => reject(req, res, error, client, extra, tunnel));
   }
 
-  /** proceed chooses how the body travels (none, buffered to be retryable, streamed) and forwards. */
-  function proceed(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta): void {
-    rt.retry.budget.recordRequest();
+  // --- 4. body -----------------------------------------------------------
+  /** readBody chooses how the body travels (none, buffered to be retryable, streamed), then forwards. */
+  function readBody(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null): void {
+    const service = ctx.serviceFor();
+    service.retry.budget.recordRequest();
     const hasBody = meta.chunked || meta.contentLength > 0;
-    if (!hasBody) return forward(req, res, headers, null, client, meta);
-    // The fast path hands every request with a body to node:http (fast-request.ts).
-    if (req instanceof FastRequest) throw new Error('a fast-path request cannot have a body');
-    const stream: Readable = req;
-    if (!meta.chunked && meta.contentLength <= rt.retry.maxBodySize && rt.retry.methodAllows(req.method!)) {
-      collectBody(req, meta.contentLength, (err, body) => {
+    if (!hasBody || tunnel !== null) return forward(req, res, headers, null, client, meta, tunnel);
+    if (body === null) {
+      // A body announced where none can follow (an HTTP/2 stream that ended with its headers).
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client);
+      return;
+    }
+    if (!meta.chunked && meta.contentLength <= service.retry.maxBodySize && service.retry.methodAllows(req.method!)) {
+      collectBody(body, meta.contentLength, (err, buffered) => {
         if (err !== null) reject(req, res, err, client);
-        else forward(req, res, headers, body, client, meta);
+        else forward(req, res, headers, buffered, client, meta, null);
       });
       return;
     }
-    const maxBody = rt.config.limits.maxBodySize;
+    const maxBody = ctx.settings.limits.maxBodySize;
     if (meta.chunked && maxBody > 0) {
       const limited = new BodyLimit(maxBody);
-      stream.on('error', (err) => limited.destroy(err));
-      forward(req, res, headers, stream.pipe(limited), client, meta);
+      body.on('error', (err) => limited.destroy(err));
+      forward(req, res, headers, body.pipe(limited), client, meta, null);
       return;
     }
-    forward(req, res, headers, stream, client, meta);
+    forward(req, res, headers, body, client, meta, null);
   }
 
-  function forward(req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta): void {
-    const ex = new Exchange(rt, req, res, headers, body, client, finish);
-    const hashKey = options.hashKey();
-    if (hashKey !== null) ex.hashKey = hashKey(req, meta, client);
+  // --- 5.-7. choose, exchange, response (exchange.ts) ----------------------
+  function forward(req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null): void {
+    const service = ctx.serviceFor();
+    const ex = new Exchange(ctx, service, req, res, headers, body, client, finish, tunnel);
     ex.cookie = meta.cookie;
+    if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
     ex.start();
   }
 }
@@ -178,6 +191,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 function runFilters(filters: readonly RequestFilter[], i: number, req: DownstreamRequest, res: DownstreamResponse, client: string, done: () => void, reject: FilterReject): void {
   if (i === filters.length) return done();
   filters[i]!.filter(req, res, client, () => runFilters(filters, i + 1, req, res, client, done, reject), reject);
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 /**

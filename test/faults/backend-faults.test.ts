@@ -187,7 +187,7 @@ describe('resets and aborts', () => {
         req.on('error', () => undefined);
       });
       await waitFor(() => backend.state.inflight === 0);
-      assert.equal(lb.balancer.runtime.active, 0);
+      assert.equal(lb.balancer.activeRequests, 0);
       assert.equal((await get(`${lb.url}/`)).status, 200);
     } finally {
       await lb.close();

@@ -58,7 +58,7 @@ test('no descriptors or memory leak after thousands of aborted and failed reques
   });
   const round = async (n: number): Promise<void> => {
     for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => one(i + k)));
-    await waitFor(() => lb.balancer.runtime.active === 0 && lb.balancer.pool.snapshot.every((b) => b.state.inflight === 0), 10_000);
+    await waitFor(() => lb.balancer.activeRequests === 0 && lb.balancer.pool.snapshot.every((b) => b.state.inflight === 0), 10_000);
   };
   try {
     await round(600); // warm-up: pools, JIT, lazily created structures

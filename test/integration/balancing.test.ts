@@ -111,7 +111,7 @@ describe('in-flight counts never drift', () => {
     assert.ok(reset.received.length > 0 && partial.received.length > 0);
 
     const backends = lb.balancer.pool.snapshot;
-    await waitFor(() => backends.every((b) => b.state.inflight === 0) && lb.balancer.runtime.active === 0, 5000);
+    await waitFor(() => backends.every((b) => b.state.inflight === 0) && lb.balancer.activeRequests === 0, 5000);
     const s = await status(lb);
     assert.deepEqual(s.backends.map((b) => b.activeConnections), [0, 0, 0, 0]);
     assert.equal(s.backends.reduce((sum, b) => sum + b.requests, 0), 24);
@@ -215,7 +215,7 @@ describe('hash keys, reload and slow start through the proxy', () => {
     for (const b of lb.balancer.pool.snapshot) b.state.healthySince = Date.now() - 7_200_000;
     const result = await lb.balancer.reload({ ...config, algorithm: 'wrr', slowStart: '1h', backends: demos.map(urlOf) });
     assert.equal(result.ok, true, result.problems?.join('; '));
-    assert.equal(lb.balancer.hashKeyFn, null, 'no hash key is computed for a policy that does not read it');
+    assert.equal(lb.balancer.service.hashKey, null, 'no hash key is computed for a policy that does not read it');
 
     const s = await status(lb);
     assert.equal(s.algorithm, 'weighted-round-robin');

@@ -603,12 +603,12 @@ describe('fast path: limits', () => {
     try {
       const c = await RawClient.connect(lb.port);
       c.write(GET('/never'));
-      await waitFor(() => lb.balancer.pool.snapshot[0]!.state.inflight === 1 && lb.balancer.runtime.active === 1);
+      await waitFor(() => lb.balancer.pool.snapshot[0]!.state.inflight === 1 && lb.balancer.activeRequests === 1);
       await waitFor(() => raw.received.length > 0);
       assert.match(Buffer.concat(raw.received).toString('latin1'), /^GET \/never HTTP\/1\.1\r\n/);
       c.destroy();
       await waitFor(() => upstreamClosed, 3000);
-      await waitFor(() => lb.balancer.pool.snapshot[0]!.state.inflight === 0 && lb.balancer.runtime.active === 0, 3000);
+      await waitFor(() => lb.balancer.pool.snapshot[0]!.state.inflight === 0 && lb.balancer.activeRequests === 0, 3000);
     } finally {
       await lb.close();
       await raw.close();
@@ -733,7 +733,7 @@ describe('fast path: limits', () => {
     try {
       assert.equal((await idle.request(GET('/echo?idle'))).status, 200);
       busy.write(GET('/slow?ms=700'));
-      await waitFor(() => lb.balancer.runtime.active === 1);
+      await waitFor(() => lb.balancer.activeRequests === 1);
       const closing = lb.balancer.close({ drainTimeout: 5000 });
       assert.ok(await idle.waitEnd(1000), 'the idle kept-alive connection is closed at once');
       assert.ok(await fresh.waitEnd(1000), 'a connection with no request yet is closed at once');

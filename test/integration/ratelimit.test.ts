@@ -48,7 +48,7 @@ describe('rate limiting (memory store)', () => {
     assert.match(prom.body, /^fulcrum_ratelimited_total 2$/m);
     assert.match(prom.body, /^fulcrum_requests_total\{backend="none",code="429"\} 2$/m);
     // Nothing left in flight: the 429s ended their responses.
-    assert.equal(lb.balancer.runtime.active, 0);
+    assert.equal(lb.balancer.activeRequests, 0);
     const status = lb.balancer.status().rateLimit as Record<string, unknown>;
     assert.equal(status.rejected, 2);
     assert.equal(status.trackedKeys, 1);

@@ -195,7 +195,7 @@ describe('HTTP/2', () => {
       });
       await waitFor(() => backend.state.inflight === 60, 10_000);
       for (const s of streams) s.close(NGHTTP2_CANCEL);
-      await waitFor(() => backend.state.inflight === 0 && lb.balancer.runtime.active === 0, 10_000);
+      await waitFor(() => backend.state.inflight === 0 && lb.balancer.activeRequests === 0, 10_000);
 
       // Rapid resets (CVE-2023-44487): streams opened and reset at once, in rounds, until
       // the server closes the connection (nghttp2 allows a burst of 1000).
@@ -211,7 +211,7 @@ describe('HTTP/2', () => {
         await new Promise((r) => setImmediate(r));
       }
       await waitFor(() => goaway, 10_000);
-      await waitFor(() => backend.state.inflight === 0 && lb.balancer.runtime.active === 0, 10_000);
+      await waitFor(() => backend.state.inflight === 0 && lb.balancer.activeRequests === 0, 10_000);
     } finally {
       session.destroy();
     }
@@ -292,7 +292,7 @@ describe('HTTP/2 timeouts and drain', () => {
     let goaway = false;
     session.on('goaway', () => { goaway = true; });
     const pending = h2request(session, { [PATH]: '/delay?ms=200' });
-    await waitFor(() => lb.balancer.runtime.active === 1, 5000);
+    await waitFor(() => lb.balancer.activeRequests === 1, 5000);
     const closing = lb.close();
     const res = await pending;
     assert.equal(res.status, 200);

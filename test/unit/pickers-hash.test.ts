@@ -1,6 +1,5 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { Backend } from '../../src/backends/backend.js';
 import { Reason } from '../../src/backends/reasons.js';
 import { ConsistentHashPicker } from '../../src/balancer/consistent-hash.js';
@@ -8,7 +7,7 @@ import { cookieValue } from '../../src/balancer/cookie.js';
 import { hashKeyFunction } from '../../src/balancer/hash-key.js';
 import { IpHashPicker } from '../../src/balancer/ip-hash.js';
 import type { PickContext, Picker } from '../../src/balancer/picker.js';
-import { newRequestMeta } from '../../src/proxy/headers.js';
+import type { RequestView } from '../../src/core/request-view.js';
 
 const KEYS = Array.from({ length: 10_000 }, (_, i) => `user-${i}`);
 /** TOLERANCE: a backend's share of the ring deviates by a few % of the keys; the bounds below allow 3 points. */
@@ -134,24 +133,26 @@ describe('ip-hash', () => {
 });
 
 describe('hash keys', () => {
-  const req = (url: string, headers: Record<string, string | string[]> = {}): IncomingMessage => ({
+  /** view builds the RequestView a hash key reads: a plain object, no server needed. */
+  const view = (url: string, options: { headers?: Record<string, string>; cookie?: string; client?: string } = {}): RequestView => ({
+    method: 'GET',
     url,
-    headers,
-    rawHeaders: Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])),
-  }) as unknown as IncomingMessage;
-  const meta = (cookie?: string) => ({ ...newRequestMeta(), cookie });
+    rawHeaders: Object.entries(options.headers ?? {}).flat(),
+    clientAddress: options.client ?? '',
+    cookie: options.cookie,
+  });
 
   test('ip, path, header, cookie and query keys', () => {
-    assert.equal(hashKeyFunction('ip')(req('/a'), meta(), '203.0.113.5'), '203.0.113.5');
-    assert.equal(hashKeyFunction('path')(req('/a/b?x=1'), meta(), ''), '/a/b');
-    assert.equal(hashKeyFunction('path')(req('/a/b'), meta(), ''), '/a/b');
-    assert.equal(hashKeyFunction('header:X-User')(req('/', { 'x-user': 'alice' }), meta(), ''), 'alice');
-    assert.equal(hashKeyFunction('header:X-User')(req('/'), meta(), ''), undefined);
-    assert.equal(hashKeyFunction('cookie:sid')(req('/'), meta('a=1; sid=s3cr3t; b=2'), ''), 's3cr3t');
-    assert.equal(hashKeyFunction('cookie:sid')(req('/'), meta('xsid=1'), ''), undefined);
-    assert.equal(hashKeyFunction('query:tenant')(req('/p?a=1&tenant=acme%20co'), meta(), ''), 'acme co');
-    assert.equal(hashKeyFunction('query:tenant')(req('/p?a=1'), meta(), ''), undefined);
-    assert.equal(hashKeyFunction('query:tenant')(req('/p'), meta(), ''), undefined);
+    assert.equal(hashKeyFunction('ip')(view('/a', { client: '203.0.113.5' })), '203.0.113.5');
+    assert.equal(hashKeyFunction('path')(view('/a/b?x=1')), '/a/b');
+    assert.equal(hashKeyFunction('path')(view('/a/b')), '/a/b');
+    assert.equal(hashKeyFunction('header:X-User')(view('/', { headers: { 'X-User': 'alice' } })), 'alice');
+    assert.equal(hashKeyFunction('header:X-User')(view('/')), undefined);
+    assert.equal(hashKeyFunction('cookie:sid')(view('/', { cookie: 'a=1; sid=s3cr3t; b=2' })), 's3cr3t');
+    assert.equal(hashKeyFunction('cookie:sid')(view('/', { cookie: 'xsid=1' })), undefined);
+    assert.equal(hashKeyFunction('query:tenant')(view('/p?a=1&tenant=acme%20co')), 'acme co');
+    assert.equal(hashKeyFunction('query:tenant')(view('/p?a=1')), undefined);
+    assert.equal(hashKeyFunction('query:tenant')(view('/p')), undefined);
   });
 
   test('cookieValue finds one cookie by exact name', () => {

@@ -5,13 +5,13 @@ import { Reason } from '../../src/backends/reasons.js';
 import type { PickContext } from '../../src/balancer/picker.js';
 import { RoundRobinPicker } from '../../src/balancer/round-robin.js';
 import { StickySessions } from '../../src/balancer/sticky.js';
-import type { ResponseHeadContext } from '../../src/proxy/runtime.js';
+import type { ResponseHeadContext } from '../../src/balancer/sticky.js';
 
 function makeBackends(n: number): Backend[] {
   return Array.from({ length: n }, (_, i) => new Backend({ id: `b${i}`, config: { url: `http://10.1.2.${i + 1}:9000`, weight: 1, healthy: true } }));
 }
 const ctx = (cookie: string | undefined, tried?: Set<Backend>): PickContext => ({ clientAddress: '192.0.2.1', hashKey: undefined, tried, cookie });
-const head = (backend: Backend | null, cookie: string | undefined): ResponseHeadContext => ({ backend, cookie, clientAddress: '192.0.2.1', tried: undefined });
+const head = (backend: Backend | null, cookie: string | undefined): ResponseHeadContext => ({ backend, cookie });
 
 describe('sticky sessions', () => {
   const config = { cookie: 'lb', ttl: 0, secret: 'a shared secret of the fleet' };

@@ -1,0 +1,71 @@
+/**
+ * ProxyContext is what the request path reads that belongs to the balancer
+ * rather than to one service: the listener-level settings (limits, the
+ * access log switch, forwarded headers), the services requests go to, the
+ * counters of requests and tunnels in flight, and whether the balancer is
+ * draining. Derived from the config once, and again on reload, so that
+ * per-request work is lookups.
+ */
+import type { Duplex } from 'node:stream';
+import type { FulcrumConfig } from '../config/schema.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { ServiceRegistry } from '../service/registry.js';
+import type { Service } from '../service/service.js';
+import { TrustedProxies, type ForwardOptions } from './headers.js';
+
+/** ProxySettings is the part of the config the request path reads outside any service. */
+export type ProxySettings = Pick<FulcrumConfig, 'limits' | 'accessLog' | 'preserveHost' | 'trustedProxies'>;
+
+/** TunnelSet holds the client sockets of open tunnels, so that shutdown can close them last. */
+export class TunnelSet {
+  readonly sockets = new Set<Duplex>();
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  closeAll(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+}
+
+export class ProxyContext {
+  settings: ProxySettings;
+  forward: ForwardOptions;
+  /** draining: shutting down; answer with `Connection: close`. */
+  draining = false;
+  /** active counts proxied requests in flight (not open tunnels), for graceful drain. */
+  active = 0;
+  readonly tunnels = new TunnelSet();
+
+  constructor(
+    settings: ProxySettings,
+    readonly services: ServiceRegistry,
+    readonly metrics: Metrics,
+    readonly log: Logger,
+  ) {
+    this.settings = settings;
+    this.forward = forwardOptions(settings);
+  }
+
+  /** limits are the listener limits in force (the listeners read them through this, so that a reload applies). */
+  get limits(): ProxySettings['limits'] {
+    return this.settings.limits;
+  }
+
+  /** serviceFor chooses the service of a request: the default one until routing exists. */
+  serviceFor(): Service {
+    return this.services.default;
+  }
+
+  reconfigure(settings: ProxySettings): void {
+    this.settings = settings;
+    this.forward = forwardOptions(settings);
+  }
+}
+
+function forwardOptions(settings: ProxySettings): ForwardOptions {
+  return { trusted: new TrustedProxies(settings.trustedProxies), preserveHost: settings.preserveHost };
+}
