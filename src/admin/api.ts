@@ -18,7 +18,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendStateName } from '../backends/ops.js';
 import { backendSchema } from '../config/schema.js';
 import type { Fulcrum } from '../app/fulcrum.js';
-import { stripMappedPrefix } from '../proxy/headers.js';
+import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import { authorize } from './auth.js';
 import { pathOf, queryOf, readJsonBody, sendJson } from './http.js';
 

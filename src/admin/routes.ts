@@ -5,7 +5,7 @@
  * is set (then the main listener proxies every path).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { InternalRoutes } from '../proxy/pipeline.js';
+import type { InternalRoutes } from '../core/internal-routes.js';
 import { pathOf, queryOf, sendJson, sendText, type RouteHandler } from './http.js';
 import type { Logger } from '../observe/log.js';
 

@@ -13,7 +13,7 @@
  */
 import type { HashKeyFn } from '../proxy/pipeline.js';
 import { cookieValue } from './cookie.js';
-import { headerValue } from '../proxy/headers.js';
+import { headerValue } from '../core/header-value.js';
 
 export function hashKeyFunction(spec: string): HashKeyFn {
   if (spec === 'ip') return (_req, _meta, clientAddress) => clientAddress;

@@ -17,27 +17,11 @@ import type { FastPathHandler } from '../listen/fast-path.js';
 import { FastRequest } from '../listen/fast-request.js';
 import { FulcrumError } from '../core/errors.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './exchange.js';
-import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
+import { clientAddressOf, newRequestMeta, upstreamHeaders, type RequestMeta } from './headers.js';
+import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import type { ProxyRuntime } from './runtime.js';
-
-/** InternalRoutes are the balancer's own endpoints served on a proxy listener. */
-export interface InternalRoutes {
-  matches(url: string): boolean;
-  handle(req: IncomingMessage, res: ServerResponse): void;
-}
-
-/**
- * RequestFilter runs before a backend is chosen: it calls `next()` to let the
- * request go on, or `reject(error, headers)` to answer it (e.g. the rate
- * limiter's 429), which goes through the same error answer, metrics and
- * access log as every other refusal. It must not do I/O except where
- * documented (rate limiting with a shared store).
- */
-export type FilterReject = (error: FulcrumError, headers?: Readonly<Record<string, string>>) => void;
-
-export interface RequestFilter {
-  filter(req: DownstreamRequest, res: DownstreamResponse, clientAddress: string, next: () => void, reject: FilterReject): void;
-}
+import type { InternalRoutes } from '../core/internal-routes.js';
+import type { FilterReject, RequestFilter } from '../core/request-filter.js';
 
 /** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
 export type HashKeyFn = (req: DownstreamRequest, meta: RequestMeta, clientAddress: string) => string | undefined;

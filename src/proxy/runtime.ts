@@ -10,7 +10,8 @@ import type { FulcrumConfig } from '../config/schema.js';
 import type { OutlierDetector } from '../health/passive.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { TrustedProxies, type ForwardOptions } from './headers.js';
+import type { ForwardOptions } from './headers.js';
+import { TrustedProxies } from '../core/trusted-proxies.js';
 import { RetryPolicy } from '../service/retry.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 

@@ -13,7 +13,8 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Backend } from '../backends/backend.js';
 import { FulcrumError, fromUpstreamError } from '../core/errors.js';
-import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders } from './headers.js';
+import { clientAddressOf, newRequestMeta, upstreamHeaders } from './headers.js';
+import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import type { ProxyRuntime } from './runtime.js';
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'trailer', 'upgrade', 'content-length']);

@@ -16,7 +16,7 @@
 import type { DownstreamRequest, DownstreamResponse } from '../core/downstream.js';
 import type { Metrics } from '../observe/metrics.js';
 import { FulcrumError } from '../core/errors.js';
-import type { FilterReject, RequestFilter } from '../proxy/pipeline.js';
+import type { FilterReject, RequestFilter } from '../core/request-filter.js';
 import { rateLimitHeader, retryAfter } from './headers.js';
 import type { RedisStore } from './redis-store.js';
 import type { RateLimitRule } from './rules.js';

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration, parseSize } from '../../src/config/duration.js';
-import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+import { loadConfig, validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/config-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-config-'));
 function file(name: string, text: string): string {
