@@ -8,10 +8,10 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type FulcrumConfig } from './schema.js';
-import { knownAlgorithms } from '../balancer/registry.js';
 import { TrustedProxies } from '../core/trusted-proxies.js';
 import { isNormalized, markNormalized } from './normalized.js';
 import { ConfigError, type ConfigProblem } from '../core/config-error.js';
+import { algorithmNames } from './algorithms.js';
 
 type Raw = Record<string, unknown>;
 
@@ -136,7 +136,7 @@ function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: u
 /** semanticProblems finds what a schema cannot see: unknown algorithms, duplicate backends. */
 function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliases): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const algorithms = knownAlgorithms();
+  const algorithms = algorithmNames();
   if (!algorithms.includes(normalizeAlgorithmName(config.algorithm))) {
     problems.push({ source, path: formatPath(['algorithm'], aliases), message: `unknown algorithm "${config.algorithm}": expected one of ${algorithms.join(', ')}` });
   }
