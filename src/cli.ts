@@ -18,7 +18,7 @@ import { createLogger } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
 import type { Fulcrum } from './app/fulcrum.js';
-import { isFulcrumWorker, workerCount } from './cluster/env.js';
+import { isFulcrumWorker, workerCount } from './core/cluster-env.js';
 import { runPrimary } from './cluster/primary.js';
 import { serveAsWorker, workerLogger } from './cluster/worker.js';
 

@@ -5,7 +5,7 @@
  * applies the config at start and again after every reload.
  */
 import { randomBytes } from 'node:crypto';
-import { clusterStickySecret } from '../cluster/env.js';
+import { clusterStickySecret } from '../core/cluster-env.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Fulcrum } from '../app/fulcrum.js';
 import type { Picker } from './picker.js';

@@ -13,7 +13,7 @@
 import type { Fulcrum, ReloadResult } from '../app/fulcrum.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged } from '../state/ipc.js';
-import { workerSlot } from './env.js';
+import { workerSlot } from '../core/cluster-env.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { MetricsRequestMessage, MetricsResultMessage, ReadyMessage, ReloadAllResultMessage, ReloadedMessage, ReloadMessage, ReloadRequestMessage } from './protocol.js';
 

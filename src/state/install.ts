@@ -16,8 +16,8 @@ import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import { installStatus } from './status.js';
 import { IpcStore } from './ipc.js';
-import { isFulcrumWorker } from '../cluster/env.js';
-import { registerClusterMetrics } from '../cluster/metrics.js';
+import { isFulcrumWorker } from '../core/cluster-env.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
 import type { StateStore } from './store.js';
 import { StateSync } from './sync.js';
 

@@ -10,8 +10,8 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Fulcrum } from '../app/fulcrum.js';
-import { STATUS_CLASSES } from '../state/store.js';
-import type { StateSync } from '../state/sync.js';
+import { STATUS_CLASSES } from './store.js';
+import type { StateSync } from './sync.js';
 
 export function registerClusterMetrics(balancer: Fulcrum, sync: StateSync): void {
   const registers = [balancer.metrics.registry];
