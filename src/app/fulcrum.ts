@@ -103,7 +103,7 @@ export class Fulcrum {
     this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
     this.#accessLog = createAccessLog(this.log);
-    this.metrics = new Metrics(this.pool);
+    this.metrics = new Metrics(() => this.pool.snapshot);
     this.#upstream = new UpstreamClients(config, this.log);
     this.#tls = new TlsListeners(this.log);
     this.#outlier = new OutlierDetector(config.outlierDetection, this.pool, (b, detail) => this.#flipped(b, detail));
