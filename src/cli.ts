@@ -12,12 +12,13 @@ import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createBalancer } from './index.js';
-import { ConfigError, loadConfig, type CliOverrides } from './config/load.js';
+import { loadConfig, type CliOverrides } from './config/load.js';
+import { ConfigError } from './core/config-error.js';
 import { createLogger } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
 import type { Fulcrum } from './app/fulcrum.js';
-import { isFulcrumWorker, workerCount } from './cluster/env.js';
+import { isFulcrumWorker, workerCount } from './core/cluster-env.js';
 import { runPrimary } from './cluster/primary.js';
 import { serveAsWorker, workerLogger } from './cluster/worker.js';
 

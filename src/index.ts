@@ -13,7 +13,8 @@ import { installFeatures } from './app/features.js';
 
 export { Fulcrum, type FulcrumOptions, type ReloadResult, type ListenAddress } from './app/fulcrum.js';
 export type { FulcrumConfig, FulcrumConfigInput, BackendConfig } from './config/schema.js';
-export { loadConfig, validateConfig, ConfigError, type ConfigProblem } from './config/load.js';
+export { loadConfig, validateConfig } from './config/load.js';
+export { ConfigError, type ConfigProblem } from './core/config-error.js';
 export type { Backend, BackendState } from './backends/backend.js';
 export { Reason, reasonNames } from './backends/reasons.js';
 export type { Picker, PickerFactory, PickContext } from './balancer/picker.js';

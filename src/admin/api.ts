@@ -17,8 +17,8 @@ import { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import type { BackendStateName } from '../backends/ops.js';
 import { backendSchema } from '../config/schema.js';
-import type { Fulcrum } from '../app/fulcrum.js';
-import { stripMappedPrefix } from '../proxy/headers.js';
+import type { BalancerHost } from '../app/host.js';
+import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import { authorize } from './auth.js';
 import { pathOf, queryOf, readJsonBody, sendJson } from './http.js';
 
@@ -128,7 +128,7 @@ function redactUrlPassword(text: string): string {
 
 /** AdminApi serves /admin/*; one instance per balancer. */
 export class AdminApi {
-  constructor(private readonly balancer: Fulcrum) {}
+  constructor(private readonly balancer: BalancerHost) {}
 
   /** handle authenticates, then routes. */
   handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -268,7 +268,7 @@ function safeDecode(segment: string): string {
 }
 
 /** installAdminApi mounts /admin and /admin/* on the balancer's own endpoints. */
-export function installAdminApi(balancer: Fulcrum): AdminApi {
+export function installAdminApi(balancer: BalancerHost): AdminApi {
   const api = new AdminApi(balancer);
   balancer.admin.mount('/admin', api.handle);
   balancer.admin.mount('/admin/', api.handle);

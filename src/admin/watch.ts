@@ -12,7 +12,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname } from 'node:path';
-import type { Fulcrum, ReloadResult } from '../app/fulcrum.js';
+import type { BalancerHost, ReloadResult } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 
 /** DEBOUNCE_MS: quiet time after the last event before the file is read. */
@@ -141,7 +141,7 @@ function digestOf(content: Buffer | (() => Buffer)): string | null {
  * installConfigWatch watches the balancer's config file while `watch` is
  * true, following the setting across reloads.
  */
-export function installConfigWatch(balancer: Fulcrum): void {
+export function installConfigWatch(balancer: BalancerHost): void {
   const file = balancer.configFile;
   let watcher: ConfigWatcher | null = null;
   const apply = (): void => {

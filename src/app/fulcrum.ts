@@ -8,8 +8,9 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { BackendOps } from '../backends/ops.js';
 import { reasonNames } from '../backends/reasons.js';
-import { clusterStickySecret } from '../cluster/env.js';
-import { ConfigError, validateConfig } from '../config/load.js';
+import { clusterStickySecret } from '../core/cluster-env.js';
+import { ConfigError } from '../core/config-error.js';
+import { validateConfig } from '../config/load.js';
 import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from '../config/schema.js';
 import { AdminRoutes } from '../admin/routes.js';
 import type { ActiveHealthChecker } from '../health/active.js';
@@ -21,7 +22,7 @@ import { createAccessLog, type AccessLog } from '../observe/access-log.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { ProxyContext, type TunnelSet } from '../proxy/context.js';
-import { createPipeline, type InternalUpgrade } from '../proxy/pipeline.js';
+import { createPipeline } from '../proxy/pipeline.js';
 import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from '../listen/server.js';
 import { requestListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
@@ -31,6 +32,9 @@ import { DEFAULT_SERVICE, ServiceRegistry } from '../service/registry.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
+import type { BalancerHost, InternalUpgrade, ReloadResult } from './host.js';
+
+export type { ReloadResult } from './host.js';
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
@@ -43,16 +47,6 @@ export interface FulcrumOptions {
   configFile?: string;
 }
 
-export interface ReloadResult {
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly problems?: readonly string[];
-  readonly added: readonly string[];
-  readonly removed: readonly string[];
-  readonly updated: readonly string[];
-  readonly at: string;
-}
-
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
@@ -61,7 +55,7 @@ export interface ListenAddress {
 
 const MAX_EVENTS = 100;
 
-export class Fulcrum {
+export class Fulcrum implements BalancerHost {
   config: FulcrumConfig;
   readonly version = VERSION;
   readonly log: Logger;
@@ -97,7 +91,7 @@ export class Fulcrum {
     this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
     this.#accessLog = createAccessLog(this.log);
-    this.metrics = new Metrics({ get snapshot() { return services.default.pool.snapshot; } } as BackendPool);
+    this.metrics = new Metrics(() => this.pool.snapshot);
     const services = this.services;
     // One random secret for the life of the process, so that sticky cookies survive reloads; in a
     // `workers: N` cluster, the primary's, so that every worker honours every worker's cookies.

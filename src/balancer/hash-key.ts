@@ -13,7 +13,7 @@
  */
 import type { RequestView } from '../core/request-view.js';
 import { cookieValue } from './cookie.js';
-import { headerValue } from '../proxy/headers.js';
+import { headerValue } from '../core/header-value.js';
 
 /** HashKeyFn extracts the consistent-hash key of a request, for the hash policies. */
 export type HashKeyFn = (req: RequestView) => string | undefined;

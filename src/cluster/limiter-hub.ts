@@ -7,7 +7,7 @@
  */
 import { createMemoryStore, type AnyMemoryStore } from '../ratelimit/algorithm.js';
 import { Decision } from '../ratelimit/types.js';
-import type { LimitCallMessage, LimitReplyMessage } from './limiter-ipc.js';
+import type { LimitCallMessage, LimitReplyMessage } from '../ratelimit/ipc-store.js';
 import { sendTo, type Peer } from './state-hub.js';
 
 export class LimiterHub {

@@ -14,18 +14,18 @@
  * - on SIGHUP asks every worker to reload its config file and logs one
  *   result for all of them.
  *
- * The sticky-session secret is made here and handed to every worker (env.ts),
- * so that a cookie from one worker is honoured by all.
+ * The sticky-session secret is made here and handed to every worker
+ * (core/cluster-env.ts), so that a cookie from one worker is honoured by all.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import type { ReloadResult } from '../app/fulcrum.js';
+import type { ReloadResult } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged, type StateCallMessage } from '../state/ipc.js';
-import { SECRET_ENV, WORKER_ENV } from './env.js';
+import { SECRET_ENV, WORKER_ENV } from '../core/cluster-env.js';
 import { LimiterHub } from './limiter-hub.js';
-import type { LimitCallMessage } from './limiter-ipc.js';
+import type { LimitCallMessage } from '../ratelimit/ipc-store.js';
 import type { ReloadedMessage, ReloadMessage, ShutdownMessage, ReloadRequestMessage, ReloadAllResultMessage, MetricsRequestMessage, MetricsResultMessage } from './protocol.js';
 import { AggregatorRegistry, type RegistryContentType } from 'prom-client';
 import { StateHub, sendTo } from './state-hub.js';

@@ -4,7 +4,7 @@
  * stores). Every message carries a `fulcrum` tag, which tells it from any
  * other IPC traffic.
  */
-import type { ReloadResult } from '../app/fulcrum.js';
+import type { ReloadResult } from '../app/host.js';
 
 /** ReadyMessage: the worker's listeners are bound and it serves. */
 export interface ReadyMessage {

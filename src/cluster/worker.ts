@@ -10,10 +10,10 @@
  * a terminal signals the primary and every worker together, and the
  * primary's shutdown message then finds the worker already draining.
  */
-import type { Fulcrum, ReloadResult } from '../app/fulcrum.js';
+import type { BalancerHost, ReloadResult } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { isTagged } from '../state/ipc.js';
-import { workerSlot } from './env.js';
+import { workerSlot } from '../core/cluster-env.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { MetricsRequestMessage, MetricsResultMessage, ReadyMessage, ReloadAllResultMessage, ReloadedMessage, ReloadMessage, ReloadRequestMessage } from './protocol.js';
 
@@ -27,7 +27,7 @@ const CLUSTER_RELOAD_TIMEOUT_MS = 15_000;
 export type WorkerReload = () => Promise<ReloadResult | null>;
 
 /** serveAsWorker runs a listening balancer as a cluster worker until it is told (or signalled) to stop. */
-export function serveAsWorker(balancer: Fulcrum, reload: WorkerReload): void {
+export function serveAsWorker(balancer: BalancerHost, reload: WorkerReload): void {
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
@@ -95,7 +95,7 @@ export function serveAsWorker(balancer: Fulcrum, reload: WorkerReload): void {
   send({ fulcrum: 'ready' } satisfies ReadyMessage);
 }
 
-async function answerReload(balancer: Fulcrum, id: number, reload: WorkerReload): Promise<void> {
+async function answerReload(balancer: BalancerHost, id: number, reload: WorkerReload): Promise<void> {
   let result: ReloadResult;
   try {
     result = await reload() ?? failed('no config file to reload');

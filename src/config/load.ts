@@ -8,31 +8,10 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type FulcrumConfig } from './schema.js';
-import { knownAlgorithms } from '../balancer/registry.js';
-import { TrustedProxies } from '../proxy/headers.js';
+import { TrustedProxies } from '../core/trusted-proxies.js';
 import { isNormalized, markNormalized } from './normalized.js';
-
-/** ConfigProblem is one thing wrong with a configuration, located precisely. */
-export interface ConfigProblem {
-  /** source is the file path, or "flags", "environment" or "config" for a library call. */
-  readonly source: string;
-  /** path is the key path, e.g. "backends[0].url"; empty for the whole document. */
-  readonly path: string;
-  readonly message: string;
-}
-
-/** ConfigError carries every problem found, not just the first. */
-export class ConfigError extends Error {
-  readonly code = 'FULCRUM_ERR_CONFIG';
-  constructor(readonly problems: readonly ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
-
-export function formatProblem(p: ConfigProblem): string {
-  return p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`;
-}
+import { ConfigError, type ConfigProblem } from '../core/config-error.js';
+import { algorithmNames } from './algorithms.js';
 
 type Raw = Record<string, unknown>;
 
@@ -157,7 +136,7 @@ function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: u
 /** semanticProblems finds what a schema cannot see: unknown algorithms, duplicate backends. */
 function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliases): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const algorithms = knownAlgorithms();
+  const algorithms = algorithmNames();
   if (!algorithms.includes(normalizeAlgorithmName(config.algorithm))) {
     problems.push({ source, path: formatPath(['algorithm'], aliases), message: `unknown algorithm "${config.algorithm}": expected one of ${algorithms.join(', ')}` });
   }

@@ -14,7 +14,7 @@
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig, DiscoveryConfig, FulcrumConfig } from '../config/schema.js';
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { DnsSource } from './dns.js';
 import { KubernetesSource } from './kubernetes.js';
@@ -40,12 +40,12 @@ interface Running {
 }
 
 export interface ManagerDeps {
-  readonly balancer: Fulcrum;
+  readonly balancer: BalancerHost;
   readonly log: Logger;
 }
 
 export class DiscoveryManager {
-  readonly #balancer: Fulcrum;
+  readonly #balancer: BalancerHost;
   readonly #log: Logger;
   readonly #running = new Map<SourceKey, Running>();
   #closed = false;
@@ -206,7 +206,7 @@ export class DiscoveryManager {
 }
 
 /** installDiscovery attaches discovery to a balancer: started now, re-read on reload, stopped on close. */
-export function installDiscovery(balancer: Fulcrum): void {
+export function installDiscovery(balancer: BalancerHost): void {
   let manager: DiscoveryManager | null = null;
   const ensure = (config: FulcrumConfig): void => {
     if (manager === null && config.discovery === undefined) return;

@@ -11,7 +11,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import tls, { type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
-import { ConfigError, type ConfigProblem } from '../config/load.js';
+import { ConfigError, type ConfigProblem } from '../core/config-error.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 

@@ -4,7 +4,6 @@
  * objects, so Prometheus exposition costs nothing per request.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { BackendPool } from '../backends/pool.js';
 
 /** Latency buckets in seconds, from a fast local hop to a slow upstream. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -55,6 +54,16 @@ export class BackendMetrics {
   requests = 0;
 }
 
+/** MeteredBackend is what the metrics read of a backend at scrape time: its names and live counters. */
+export interface MeteredBackend {
+  readonly id: string;
+  readonly url: URL;
+  readonly state: { readonly reasons: number; readonly inflight: number; readonly failures: number };
+}
+
+/** BackendSource returns the backends in the pool now (the pool's snapshot). */
+export type BackendSource = () => readonly MeteredBackend[];
+
 interface MetricValue { metricName?: string; labels: Record<string, string | number>; value: number }
 /** aggregator: how a cluster's workers' values combine (prom-client's AggregatorRegistry). */
 type Aggregator = 'sum' | 'max';
@@ -78,7 +87,7 @@ export class Metrics {
   /** extraJson lets features (store, rate limiter) add fields to the JSON metrics. */
   readonly extraJson: (() => Record<string, unknown>)[] = [];
 
-  constructor(private readonly pool: BackendPool, options: { processMetrics?: boolean } = {}) {
+  constructor(private readonly backends: BackendSource, options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fulcrum_process_' });
     this.#registerCollectors();
   }
@@ -108,7 +117,7 @@ export class Metrics {
 
   json(): Record<string, unknown> {
     const backends: Record<string, unknown>[] = [];
-    for (const b of this.pool.snapshot) {
+    for (const b of this.backends()) {
       const m = this.byBackend.get(b.id);
       backends.push({
         id: b.id,
@@ -167,11 +176,11 @@ export class Metrics {
       return values;
     }) as never);
     r.registerMetric(collector('fulcrum_backend_up', 'Whether a backend is in rotation (1) or out (0).', 'gauge',
-      () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.reasons === 0 ? 1 : 0 })), 'max') as never);
+      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.reasons === 0 ? 1 : 0 })), 'max') as never);
     r.registerMetric(collector('fulcrum_backend_active_connections', 'Requests in flight to a backend.', 'gauge',
-      () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.inflight }))) as never);
+      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.inflight }))) as never);
     r.registerMetric(collector('fulcrum_backend_failures_total', 'Failed attempts to a backend (connect errors, timeouts, resets).', 'counter',
-      () => this.pool.snapshot.map((b) => ({ labels: { backend: b.id }, value: b.state.failures }))) as never);
+      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.failures }))) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',
       () => [{ labels: {}, value: this.rateLimited }]) as never);
     r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts.', 'counter',

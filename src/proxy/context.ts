@@ -12,7 +12,8 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServiceRegistry } from '../service/registry.js';
 import type { Service } from '../service/service.js';
-import { TrustedProxies, type ForwardOptions } from './headers.js';
+import { TrustedProxies } from '../core/trusted-proxies.js';
+import type { ForwardOptions } from './headers.js';
 
 /** ProxySettings is the part of the config the request path reads outside any service. */
 export type ProxySettings = Pick<FulcrumConfig, 'limits' | 'accessLog' | 'preserveHost' | 'trustedProxies'>;

@@ -3,8 +3,8 @@
  * named in `Connection`) are removed, forwarded headers are added, and the
  * incoming forwarded headers are trusted only from configured proxies.
  */
-import { BlockList, isIPv6 } from 'node:net';
 import type { RawHeaders } from '../upstream/dispatch.js';
+import { stripMappedPrefix, type TrustedProxies } from '../core/trusted-proxies.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1), plus the non-standard ones proxies also drop. */
 const HOP_BY_HOP = new Set([
@@ -49,56 +49,6 @@ function lowerName(name: string): string {
     case 'Cookie': return 'cookie';
     default: return name.toLowerCase();
   }
-}
-
-/** TrustedProxies matches peer addresses against CIDR ranges. */
-export class TrustedProxies {
-  readonly #list = new BlockList();
-  readonly empty: boolean;
-
-  constructor(cidrs: readonly string[]) {
-    this.empty = cidrs.length === 0;
-    for (const cidr of cidrs) {
-      const [addr, bits] = cidr.split('/');
-      const family = isIPv6(addr!) ? 'ipv6' : 'ipv4';
-      if (bits === undefined) this.#list.addAddress(addr!, family);
-      else this.#list.addSubnet(addr!, Number(bits), family);
-    }
-  }
-
-  /** validate returns a message for each entry that is not an address or CIDR. */
-  static validate(cidrs: readonly string[]): string[] {
-    const problems: string[] = [];
-    cidrs.forEach((cidr, i) => {
-      const [addr, bits, extra] = cidr.split('/');
-      const v6 = isIPv6(addr ?? '');
-      const max = v6 ? 128 : 32;
-      const okAddr = v6 || /^(\d{1,3})(\.\d{1,3}){3}$/.test(addr ?? '');
-      const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max);
-      if (!okAddr || !okBits || extra !== undefined) problems.push(`trustedProxies[${i}]: expected an IP address or CIDR such as "10.0.0.0/8", got ${JSON.stringify(cidr)}`);
-    });
-    return problems;
-  }
-
-  has(address: string | undefined): boolean {
-    if (this.empty || address === undefined) return false;
-    const plain = stripMappedPrefix(address);
-    return this.#list.check(plain, plain.includes(':') ? 'ipv6' : 'ipv4');
-  }
-}
-
-/** headerValue finds the first value of a header in the raw list, trimmed (without building req.headers). */
-export function headerValue(raw: readonly string[], lower: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) return raw[i + 1]!.trim();
-  }
-  return undefined;
-}
-
-/** stripMappedPrefix turns "::ffff:127.0.0.1" into "127.0.0.1". */
-export function stripMappedPrefix(address: string): string {
-  return address.startsWith('::ffff:') && address.indexOf('.') > 0 ? address.slice(7) : address;
 }
 
 /**

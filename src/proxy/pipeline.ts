@@ -29,13 +29,14 @@ import type { AccessLog } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './exchange.js';
-import { clientAddressOf, newRequestMeta, stripMappedPrefix, upstreamHeaders, type RequestMeta } from './headers.js';
+import { clientAddressOf, newRequestMeta, upstreamHeaders, type RequestMeta } from './headers.js';
+import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
 import type { FilterReject, RequestFilter } from '../core/request-filter.js';
 import { UpgradeResponse } from './upgrade-response.js';
 
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
-export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 export interface PipelineOptions {
   context: ProxyContext;

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { DownstreamRequest } from '../core/downstream.js';
-import { headerValue } from '../proxy/headers.js';
+import { headerValue } from '../core/header-value.js';
 
 export type ClientKeyFn = (req: DownstreamRequest, clientAddress: string) => string;
 

@@ -10,12 +10,12 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { FulcrumConfig, RateLimitConfig } from '../config/schema.js';
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
 import { RedisStore } from './redis-store.js';
-import { IpcLimitStore } from '../cluster/limiter-ipc.js';
-import { isFulcrumWorker } from '../cluster/env.js';
+import { IpcLimitStore } from './ipc-store.js';
+import { isFulcrumWorker } from '../core/cluster-env.js';
 import { compileRules, type RateLimitRule } from './rules.js';
 import { StoreHealth } from './store-health.js';
 import type { Clock } from './types.js';
@@ -31,7 +31,7 @@ export interface ActiveLimiter {
 }
 
 export class RateLimitFeature {
-  readonly #balancer: Fulcrum;
+  readonly #balancer: BalancerHost;
   readonly #log: Logger;
   /** #clock: the memory stores' time source. */
   readonly #clock: Clock = Date.now;
@@ -39,7 +39,7 @@ export class RateLimitFeature {
   #health: StoreHealth;
   #active: ActiveLimiter | null = null;
 
-  constructor(balancer: Fulcrum) {
+  constructor(balancer: BalancerHost) {
     this.#balancer = balancer;
     this.#log = balancer.log.child({ component: 'ratelimit' });
     this.#health = new StoreHealth(this.#log, 'allow');
@@ -166,7 +166,7 @@ export class RateLimitFeature {
 }
 
 /** installRateLimit is called once per balancer by installFeatures. */
-export function installRateLimit(balancer: Fulcrum): RateLimitFeature {
+export function installRateLimit(balancer: BalancerHost): RateLimitFeature {
   const feature = new RateLimitFeature(balancer);
   feature.swap(balancer.config);
   feature.registerMetrics();

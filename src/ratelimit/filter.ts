@@ -30,7 +30,7 @@ export type SharedLimitStore = Pick<RedisStore, 'keyOf' | 'decide'>;
 export interface RateLimitFilterOptions {
   /** rules: overrides, longest prefix first, then the default rule (compileRules). */
   readonly rules: readonly RateLimitRule[];
-  /** redis: the shared store (Redis, or a cluster worker's primary: cluster/limiter-ipc.ts), or null for memory mode. */
+  /** redis: the shared store (Redis, or a cluster worker's primary: ipc-store.ts), or null for memory mode. */
   readonly redis: SharedLimitStore | null;
   readonly onStoreError: 'allow' | 'deny';
   /** headers: set RateLimit headers on allowed responses. */

@@ -26,7 +26,7 @@ import type { PickContext, Picker, PickerFactory } from '../balancer/picker.js';
 import { getPickerFactory } from '../balancer/registry.js';
 import { effectiveWeight } from '../balancer/slow-start.js';
 import { StickySessions, type ResponseHeadContext } from '../balancer/sticky.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
 import type { BackendConfig, FulcrumConfig } from '../config/schema.js';
 import { poolChannel } from '../core/events.js';
 import { ActiveHealthChecker, HttpHealthCheck } from '../health/active.js';

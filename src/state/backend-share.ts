@@ -15,7 +15,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendOp, OpEvent } from '../backends/ops.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig } from '../config/schema.js';
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { findByUrl } from './health-share.js';
 import type { BackendOverride, SharedBackendState, StateStore, Unsubscribe } from './store.js';
@@ -26,7 +26,7 @@ export class BackendSharing {
   #unsubscribe: Unsubscribe | null = null;
   readonly #onOp = (event: OpEvent): void => this.#local(event);
 
-  constructor(private readonly balancer: Fulcrum, private readonly store: StateStore, private readonly log: Logger) {}
+  constructor(private readonly balancer: BalancerHost, private readonly store: StateStore, private readonly log: Logger) {}
 
   install(): void {
     this.balancer.ops.on('op', this.#onOp);

@@ -10,7 +10,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import type { SharedHealth, StateStore, Unsubscribe } from './store.js';
 
 export const HEALTH_LEASE = 'health';
@@ -23,7 +23,7 @@ export class HealthSharing {
   #unsubscribe: Unsubscribe | null = null;
 
   constructor(
-    private readonly balancer: Fulcrum,
+    private readonly balancer: BalancerHost,
     private readonly store: StateStore,
     /** degraded tells whether the store is unavailable (then this instance checks for itself). */
     private readonly degraded: () => boolean,
@@ -107,7 +107,7 @@ export class HealthSharing {
 }
 
 /** findByUrl finds a backend by URL; a malformed URL (from the store) finds nothing. */
-export function findByUrl(balancer: Fulcrum, url: string): Backend | undefined {
+export function findByUrl(balancer: BalancerHost, url: string): Backend | undefined {
   try {
     return balancer.pool.findByUrl(url);
   } catch {

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import { BackendSharing } from './backend-share.js';
 import { CounterCollector } from './counters.js';
 import { HealthSharing } from './health-share.js';
@@ -16,8 +16,8 @@ import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import { installStatus } from './status.js';
 import { IpcStore } from './ipc.js';
-import { isFulcrumWorker } from '../cluster/env.js';
-import { registerClusterMetrics } from '../cluster/metrics.js';
+import { isFulcrumWorker } from '../core/cluster-env.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
 import type { StateStore } from './store.js';
 import { StateSync } from './sync.js';
 
@@ -26,7 +26,7 @@ export function newInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
-export function installStateStore(balancer: Fulcrum): void {
+export function installStateStore(balancer: BalancerHost): void {
   const config = balancer.config.state;
   const log = balancer.log.child({ component: 'state' });
   const instanceId = newInstanceId();

@@ -3,11 +3,11 @@
  * from what the sync loop last read (at most one flush interval old): the
  * balancer's own endpoints never wait on the store.
  */
-import type { Fulcrum } from '../app/fulcrum.js';
+import type { BalancerHost } from '../app/host.js';
 import type { StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 
-export function installStatus(balancer: Fulcrum, sync: StateSync, store: { readonly type: StoreType; readonly instanceId: string }): void {
+export function installStatus(balancer: BalancerHost, sync: StateSync, store: { readonly type: StoreType; readonly instanceId: string }): void {
   balancer.statusExtensions.push((status) => {
     status.instance = { id: store.instanceId, totalRequests: balancer.metrics.totalRequests };
     status.cluster = {

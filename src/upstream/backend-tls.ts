@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { buildConnector } from 'undici';
 import type { Backend } from '../backends/backend.js';
-import { ConfigError, type ConfigProblem } from '../config/load.js';
+import { ConfigError, type ConfigProblem } from '../core/config-error.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import { FulcrumError } from '../core/errors.js';

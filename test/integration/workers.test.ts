@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackends, urlOf, freePort, type DemoBackend } from '../helpers/backends.js';
-import { IpcLimitStore } from '../../src/cluster/limiter-ipc.js';
+import { IpcLimitStore } from '../../src/ratelimit/ipc-store.js';
 import { IpcStore, type IpcChannel } from '../../src/state/ipc.js';
 import { emptyCounters } from '../../src/state/store.js';
 import { get, request, waitFor, type SimpleResponse } from '../helpers/balancer.js';

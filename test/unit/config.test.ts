@@ -4,7 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration, parseSize } from '../../src/config/duration.js';
-import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+import { loadConfig, validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/config-error.js';
+import { getPickerFactory, registerPicker } from '../../src/balancer/registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-config-'));
 function file(name: string, text: string): string {
@@ -119,6 +121,15 @@ describe('errors name the file, the key path and what was expected', () => {
     assert.match(text, /inline: algorithm: unknown algorithm "fastest": expected one of .*round-robin/);
     assert.match(text, /inline: backends\[1\]\.url: duplicate backend url/);
     assert.match(text, /inline: trustedProxies\[0\]: expected an IP address or CIDR/);
+  });
+
+  test('algorithm: the built-in names, in order, and any picker a program registers', () => {
+    const config = { algorithm: 'test-custom', backends: ['http://127.0.0.1:1'] };
+    assert.deepEqual(problemsOf(() => validateConfig(config, 'inline')), [
+      'inline: algorithm: unknown algorithm "test-custom": expected one of round-robin, weighted-round-robin, least-connections, random, p2c, ip-hash, consistent-hash',
+    ]);
+    registerPicker({ name: 'test-custom', needsHashKey: false, build: (backends, options) => getPickerFactory('random')!.build(backends, options) });
+    assert.equal(validateConfig(config, 'inline').algorithm, 'test-custom');
   });
 
   test('unreadable and unparsable files', () => {

@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/config-error.js';
 import { specsFromSlices, type EndpointSlice } from '../../src/discovery/endpoint-slices.js';
 import { specId } from '../../src/discovery/source.js';
 

@@ -9,7 +9,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrustedProxies, downstreamHeaders, newRequestMeta, upstreamHeaders, type RequestInfo } from '../../src/proxy/headers.js';
+import { downstreamHeaders, newRequestMeta, upstreamHeaders, type RequestInfo } from '../../src/proxy/headers.js';
+import { TrustedProxies } from '../../src/core/trusted-proxies.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'http2-settings'];
 /** Names upstreamHeaders drops from an untrusted client, besides the hop-by-hop ones (it adds its own). */

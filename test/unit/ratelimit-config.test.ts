@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/config-error.js';
 import { compileRules } from '../../src/ratelimit/rules.js';
 
 function problems(rateLimit: unknown): string[] {

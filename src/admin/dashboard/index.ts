@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Fulcrum } from '../../app/fulcrum.js';
+import type { BalancerHost } from '../../app/host.js';
 import { pathOf, sendText } from '../http.js';
 import { DashboardFeed, FEED_PATH } from './feed.js';
 import { Sampler } from './sampler.js';
@@ -72,14 +72,14 @@ export interface Dashboard {
   tick(): void;
 }
 
-const installed = new WeakMap<Fulcrum, Dashboard>();
+const installed = new WeakMap<BalancerHost, Dashboard>();
 
 /** dashboardOf returns the dashboard installed on a balancer (for tests and embedding). */
-export function dashboardOf(balancer: Fulcrum): Dashboard | undefined {
+export function dashboardOf(balancer: BalancerHost): Dashboard | undefined {
   return installed.get(balancer);
 }
 
-export function installDashboard(balancer: Fulcrum): Dashboard {
+export function installDashboard(balancer: BalancerHost): Dashboard {
   const sampler = new Sampler(balancer.metrics, { startedAt: balancer.startedAt });
   const feed = new DashboardFeed(() => JSON.stringify({ type: 'hello', history: sampler.history(), snapshot: buildSnapshot(balancer, sampler) }));
 

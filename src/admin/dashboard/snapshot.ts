@@ -4,7 +4,7 @@
  * what features add there, such as the Redis cluster's instances, shows up
  * too) trimmed to what the page draws, with the sampler's live figures.
  */
-import type { Fulcrum } from '../../app/fulcrum.js';
+import type { BalancerHost } from '../../app/host.js';
 import type { HealthEvent } from '../../core/events.js';
 import type { LiveFigures, Sampler } from './sampler.js';
 
@@ -51,7 +51,7 @@ interface StatusBackend {
   activeConnections: number; requests: number; lastCheckError: string | null; since: string;
 }
 
-export function buildSnapshot(balancer: Fulcrum, sampler: Sampler, now = Date.now()): DashboardSnapshot {
+export function buildSnapshot(balancer: BalancerHost, sampler: Sampler, now = Date.now()): DashboardSnapshot {
   const status = balancer.status();
   const shared = (status.store as { type?: string } | undefined)?.type !== undefined && (status.store as { type?: string }).type !== 'memory';
   const list = (status.backends as StatusBackend[] | undefined) ?? [];

@@ -9,11 +9,11 @@
  * with `max`, not `sum`. Alone, they equal the process's own counts.
  */
 import { Counter, Gauge } from 'prom-client';
-import type { Fulcrum } from '../app/fulcrum.js';
-import { STATUS_CLASSES } from '../state/store.js';
-import type { StateSync } from '../state/sync.js';
+import type { BalancerHost } from '../app/host.js';
+import { STATUS_CLASSES } from './store.js';
+import type { StateSync } from './sync.js';
 
-export function registerClusterMetrics(balancer: Fulcrum, sync: StateSync): void {
+export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync): void {
   const registers = [balancer.metrics.registry];
   const pool = balancer.pool;
   new Counter({

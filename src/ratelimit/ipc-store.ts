@@ -1,9 +1,9 @@
 /**
  * IpcLimitStore: the rate limiter's shared store in a cluster worker when
  * `rateLimit.store` is memory. Decisions are made in the primary
- * (limiter-hub.ts) by the very memory stores a single process uses, so the
- * limit holds for the cluster as a whole with the same arithmetic, rather
- * than N times over.
+ * (cluster/limiter-hub.ts) by the very memory stores a single process
+ * uses, so the limit holds for the cluster as a whole with the same
+ * arithmetic, rather than N times over.
  *
  * Like the Redis store this puts one round trip on the rate-limited request
  * path (the one documented exception to "no I/O on the request path"), and
@@ -14,7 +14,7 @@
  */
 import { isTagged, processChannel, type IpcChannel } from '../state/ipc.js';
 import type { Unsubscribe } from '../state/store.js';
-import { Decision, type RateLimitPolicy } from '../ratelimit/types.js';
+import { Decision, type RateLimitPolicy } from './types.js';
 
 /** KEY_SEPARATOR splits a key into the rule's scope and the client (NUL is in neither). */
 const KEY_SEPARATOR = '\0';

@@ -1,0 +1,59 @@
+/**
+ * BalancerHost is what the features (state store, rate limiter, discovery,
+ * admin API and dashboard, cluster) may use of the balancer they are
+ * installed on. They import this interface, never app/fulcrum.ts, so that
+ * dependencies point from the composition to the features and not back
+ * (.dependency-cruiser.cjs checks it); Fulcrum implements it.
+ */
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import type { Backend } from '../backends/backend.js';
+import type { BackendConfig, FulcrumConfig } from '../config/schema.js';
+import type { BackendOps } from '../backends/ops.js';
+import type { BackendPool } from '../backends/pool.js';
+import type { HealthEvent } from '../core/events.js';
+import type { RequestFilter } from '../core/request-filter.js';
+import type { ActiveHealthChecker } from '../health/active.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { AdminRoutes } from '../admin/routes.js';
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly problems?: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly updated: readonly string[];
+  readonly at: string;
+}
+
+/** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
+export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
+export interface BalancerHost {
+  readonly config: FulcrumConfig;
+  readonly version: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly admin: AdminRoutes;
+  readonly startedAt: number;
+  readonly configFile: string | undefined;
+  readonly events: readonly HealthEvent[];
+  /** pool, ops and health are the default service's. */
+  readonly pool: BackendPool;
+  readonly ops: BackendOps;
+  readonly health: ActiveHealthChecker;
+  readonly filters: RequestFilter[];
+  internalUpgrade: InternalUpgrade | null;
+  reloadEverywhere: (() => Promise<ReloadResult>) | null;
+  extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
+  readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[];
+  readonly statusExtensions: ((status: Record<string, unknown>) => void)[];
+  onClose(hook: () => Promise<void> | void): void;
+  recordEvent(backend: Backend, detail: string): void;
+  reload(input?: FulcrumConfig): Promise<ReloadResult>;
+  close(options?: { drainTimeout?: number }): Promise<void>;
+  status(): Record<string, unknown>;
+  backendStatus(b: Backend, now?: number): Record<string, unknown> & { healthy: boolean };
+}
