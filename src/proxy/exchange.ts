@@ -24,7 +24,7 @@ import type { Service } from '../service/service.js';
 import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
 import type { ProxyContext } from './context.js';
-import { downstreamHeaders, latin1 } from './headers.js';
+import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
 
 type Abort = (reason?: Error) => void;
 
@@ -231,7 +231,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     try {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
-      this.service.onResponseHead(this, headers);
+      if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
       const head = headersForWriteHead(res, headers);
       if (this.#h2) res.writeHead(statusCode, head); // HTTP/2 has no reason phrase
       else res.writeHead(statusCode, statusText || undefined, head);
@@ -273,7 +273,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#abort = null;
     this.#responseStarted = true;
     this.status = 101;
-    const headers = rawHeaders.slice();
+    const headers = switchingHeaders(rawHeaders);
     this.service.onResponseHead(this, headers);
     const client = tunnel.switchProtocols(statusText, headers);
     if (upstreamHead.length > 0) client.write(upstreamHead);

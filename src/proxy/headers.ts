@@ -244,3 +244,20 @@ export function downstreamHeaders(raw: RawHeaders): string[] {
   if (connection !== undefined) return dropConnectionTokens(out, connection);
   return out;
 }
+
+/**
+ * switchingHeaders are the headers of a backend's 101 as the client gets
+ * them: the same hop-by-hop pass as any response (downstreamHeaders), then
+ * the two fields that make the switch, Connection: Upgrade and the
+ * backend's Upgrade.
+ */
+export function switchingHeaders(raw: readonly string[]): string[] {
+  const out = downstreamHeaders(raw);
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'upgrade') {
+      out.push('Connection', 'Upgrade', raw[i]!, raw[i + 1]!);
+      break;
+    }
+  }
+  return out;
+}

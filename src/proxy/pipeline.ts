@@ -33,6 +33,7 @@ import { clientAddressOf, newRequestMeta, upstreamHeaders, type RequestMeta } fr
 import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
 import type { FilterReject, RequestFilter } from '../core/request-filter.js';
+import type { Service } from '../service/service.js';
 import { UpgradeResponse } from './upgrade-response.js';
 
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
@@ -153,10 +154,11 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
   // --- 4. body -----------------------------------------------------------
   /** readBody chooses how the body travels (none, buffered to be retryable, streamed), then forwards. */
   function readBody(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null): void {
+    // --- 5. choose: the service (the default one until routing exists) ------
     const service = ctx.serviceFor();
     service.retry.budget.recordRequest();
     const hasBody = meta.chunked || meta.contentLength > 0;
-    if (!hasBody || tunnel !== null) return forward(req, res, headers, null, client, meta, tunnel);
+    if (!hasBody || tunnel !== null) return forward(service, req, res, headers, null, client, meta, tunnel);
     if (body === null) {
       // A body announced where none can follow (an HTTP/2 stream that ended with its headers).
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client);
@@ -165,7 +167,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (!meta.chunked && meta.contentLength <= service.retry.maxBodySize && service.retry.methodAllows(req.method!)) {
       collectBody(body, meta.contentLength, (err, buffered) => {
         if (err !== null) reject(req, res, err, client);
-        else forward(req, res, headers, buffered, client, meta, null);
+        else forward(service, req, res, headers, buffered, client, meta, null);
       });
       return;
     }
@@ -173,15 +175,14 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (meta.chunked && maxBody > 0) {
       const limited = new BodyLimit(maxBody);
       body.on('error', (err) => limited.destroy(err));
-      forward(req, res, headers, body.pipe(limited), client, meta, null);
+      forward(service, req, res, headers, body.pipe(limited), client, meta, null);
       return;
     }
-    forward(req, res, headers, body, client, meta, null);
+    forward(service, req, res, headers, body, client, meta, null);
   }
 
-  // --- 5.-7. choose, exchange, response (exchange.ts) ----------------------
-  function forward(req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null): void {
-    const service = ctx.serviceFor();
+  // --- 5.-7. choose the backend, exchange, response (exchange.ts) ----------
+  function forward(service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null): void {
     const ex = new Exchange(ctx, service, req, res, headers, body, client, finish, tunnel);
     ex.cookie = meta.cookie;
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);

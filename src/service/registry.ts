@@ -9,12 +9,13 @@ export const DEFAULT_SERVICE = 'default';
 
 export class ServiceRegistry {
   readonly #byName = new Map<string, Service>();
+  /** #default is kept in a field: every request reads it, and a Map look-up per request is not free. */
+  #default: Service | null = null;
 
   /** default is the service a request goes to when nothing routes it elsewhere. */
   get default(): Service {
-    const service = this.#byName.get(DEFAULT_SERVICE);
-    if (service === undefined) throw new Error('no default service');
-    return service;
+    if (this.#default === null) throw new Error('no default service');
+    return this.#default;
   }
 
   get(name: string): Service | undefined {
@@ -24,9 +25,11 @@ export class ServiceRegistry {
   add(service: Service): void {
     if (this.#byName.has(service.name)) throw new Error(`service "${service.name}" exists already`);
     this.#byName.set(service.name, service);
+    if (service.name === DEFAULT_SERVICE) this.#default = service;
   }
 
   delete(name: string): boolean {
+    if (name === DEFAULT_SERVICE) this.#default = null;
     return this.#byName.delete(name);
   }
 
