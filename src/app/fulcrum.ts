@@ -169,8 +169,13 @@ export class Fulcrum {
   }
 
   #makeHealthChecker(config: FulcrumConfig): ActiveHealthChecker {
-    const checker = new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, (b, detail) => this.#flipped(b, detail));
-    checker.onPass = (b) => this.#outlier.activeCheckPassed(b);
+    const checker = new ActiveHealthChecker({
+      config: config.healthCheck,
+      backends: () => this.pool.snapshot,
+      check: this.#healthCheck,
+      onFlip: (b, detail) => this.#flipped(b, detail),
+      onPass: (b) => this.#outlier.activeCheckPassed(b),
+    });
     this.#outlier.requireActivePass = config.healthCheck.enabled;
     return checker;
   }
@@ -316,15 +321,11 @@ export class Fulcrum {
     this.#outlier.reconfigure(next.outlierDetection);
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
     if (JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck) || backendTlsChanged) {
-      const shouldRun = this.#health.shouldRun;
-      const onResult = this.#health.onResult;
-      this.#health.stop();
-      void this.#healthCheck.close();
+      const previousCheck = this.#healthCheck;
       this.#healthCheck = this.#makeHealthCheck(next);
-      this.#health = this.#makeHealthChecker(next);
-      this.#health.shouldRun = shouldRun;
-      this.#health.onResult = onResult;
-      if (this.#listeners.length > 0) this.#health.start();
+      this.#health.reconfigure(next.healthCheck, this.#healthCheck);
+      this.#outlier.requireActivePass = next.healthCheck.enabled;
+      void previousCheck.close();
     }
     this.runtime.reconfigure(next, this.#factory(next));
     const change = this.pool.replaceAll(this.extraBackends === null ? next.backends : [...next.backends, ...this.extraBackends(next.backends)]);
