@@ -4,13 +4,18 @@
  * flips only after `healthyThreshold` passes or `unhealthyThreshold`
  * failures in a row. Checks use their own connection pool so that a slow
  * check never queues behind traffic.
+ *
+ * ActiveHealthChecker is the scheduler and the thresholds; HealthCheck is
+ * the probe (HttpHealthCheck, or a scripted one in tests). The time source
+ * and the timers are an injected Clock, and a gate decides whether the
+ * timer's rounds run (the Redis lease: only its holder checks).
  */
 import { Agent, request } from 'undici';
 import type { Backend } from '../backends/backend.js';
-import type { BackendPool } from '../backends/pool.js';
 import { Reason } from '../backends/reasons.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { tlsConnector, type BackendTlsOptions } from '../upstream/backend-tls.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
 
 export interface CheckResult {
   readonly ok: boolean;
@@ -19,6 +24,10 @@ export interface CheckResult {
 
 /** HealthCheck is one way of checking a backend; HTTP is the built-in one. */
 export interface HealthCheck {
+  /**
+   * check probes one backend. `signal` aborts at the checker's `timeout`; the
+   * check must then settle promptly (a failure), as HttpHealthCheck does.
+   */
   check(backend: Backend, signal: AbortSignal): Promise<CheckResult>;
 }
 
@@ -82,95 +91,199 @@ export class HttpHealthCheck implements HealthCheck {
 
 export type FlipListener = (backend: Backend, detail: string) => void;
 
-export class ActiveHealthChecker {
-  #timer: NodeJS.Timeout | null = null;
-  readonly #running = new Set<string>();
-  #closed = false;
-  /** shouldRun lets the Redis lease decide which instance checks (all, without Redis). */
-  shouldRun: () => boolean = () => true;
-  /** onResult lets others (outlier detection, the shared store) see every result. */
-  onResult: (backend: Backend, result: CheckResult) => void = () => undefined;
+/** ResultListener sees every applied check result, after the thresholds (see ActiveHealthChecker.onResult). */
+export type ResultListener = (backend: Backend, result: CheckResult) => void;
+
+export interface ActiveHealthCheckerOptions {
+  readonly config: HealthCheckConfig;
+  /**
+   * backends gives the backends to check (the pool's snapshot). A result
+   * for a backend no longer among them (removed, or replaced under its id)
+   * is dropped.
+   */
+  readonly backends: () => readonly Backend[];
+  /** check is the probe (HttpHealthCheck in production). */
+  readonly check: HealthCheck;
+  /** onFlip is told when a threshold takes a backend in or out, with a detail for the log. */
+  readonly onFlip: FlipListener;
   /** onPass is told of every passing check (outlier detection ends ejections on it). */
-  onPass: ((backend: Backend) => void) | null = null;
+  readonly onPass?: (backend: Backend) => void;
+  /** clock: time and timers; real, unref'ed timers by default. */
+  readonly clock?: Clock;
+  /** gate: whether the timer's rounds run now (see setGate); always by default. */
+  readonly gate?: () => boolean;
+}
 
-  constructor(
-    private config: HealthCheckConfig,
-    private readonly pool: BackendPool,
-    private readonly checker: HealthCheck,
-    private readonly onFlip: FlipListener,
-  ) {}
+const ALWAYS = (): boolean => true;
 
+/**
+ * ActiveHealthChecker checks every backend at each `interval` (the first
+ * round at start()) and flips backends at the thresholds. One instance lives
+ * as long as its balancer: a reload reconfigures it in place, so the gate,
+ * the observers and the backends' streaks (kept on the backends) carry over.
+ */
+export class ActiveHealthChecker {
+  #config: HealthCheckConfig;
+  #check: HealthCheck;
+  readonly #backends: () => readonly Backend[];
+  readonly #onFlip: FlipListener;
+  readonly #onPass: ((backend: Backend) => void) | undefined;
+  readonly #clock: Clock;
+  #gate: () => boolean;
+  #observers: readonly { readonly listener: ResultListener }[] = [];
+  #timer: TimerHandle | null = null;
+  /** #running: ids with a check in flight (of the current generation). */
+  #running = new Set<string>();
+  /** #generation changes at reconfigure and stop; results of checks begun before are dropped. */
+  #generation = 0;
+  /** #started: start() was called (the timer runs while the config enables checks). */
+  #started = false;
+  /** #stopped: stop() was called; final. */
+  #stopped = false;
+
+  constructor(options: ActiveHealthCheckerOptions) {
+    this.#config = options.config;
+    this.#backends = options.backends;
+    this.#check = options.check;
+    this.#onFlip = options.onFlip;
+    this.#onPass = options.onPass;
+    this.#clock = options.clock ?? realClock;
+    this.#gate = options.gate ?? ALWAYS;
+  }
+
+  get config(): HealthCheckConfig {
+    return this.#config;
+  }
+
+  /**
+   * setGate sets the condition under which the timer's rounds run: checked
+   * at every interval, a closed gate skips that round (the timer keeps
+   * going, so checks resume at the first interval after it opens). The Redis
+   * lease uses it: only the holder checks. Direct calls of runAll and
+   * checkBackend are not gated.
+   */
+  setGate(gate: () => boolean): void {
+    this.#gate = gate;
+  }
+
+  /** shouldRun tells whether the gate is open now (e.g. before checking a newly added backend). */
+  shouldRun(): boolean {
+    return this.#gate();
+  }
+
+  /**
+   * onResult subscribes to every applied result (outlier detection, the
+   * shared store), called after the thresholds were applied, in
+   * subscription order; returns the unsubscribe function.
+   */
+  onResult(listener: ResultListener): () => void {
+    const entry = { listener };
+    this.#observers = [...this.#observers, entry];
+    return () => {
+      this.#observers = this.#observers.filter((e) => e !== entry);
+    };
+  }
+
+  /** start runs a first round at once, then one every `interval`; no-op if already started or stopped. */
   start(): void {
-    if (!this.config.enabled || this.#timer !== null) return;
-    this.#schedule(0);
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    if (this.#config.enabled) this.#schedule(0);
   }
 
   #schedule(delay: number): void {
-    if (this.#closed) return;
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = null;
-      if (this.shouldRun()) this.runAll();
-      this.#schedule(this.config.interval);
+      if (this.#gate()) void this.runAll();
+      this.#schedule(this.#config.interval);
     }, delay);
-    this.#timer.unref();
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
   /** runAll checks every backend concurrently; resolves when all are done. */
   async runAll(): Promise<void> {
-    await Promise.all(this.pool.snapshot.map((b) => this.checkBackend(b)));
+    await Promise.all(this.#backends().map((b) => this.checkBackend(b)));
   }
 
-  /** checkBackend runs one check unless one is already running for that backend. */
+  /**
+   * checkBackend runs one check unless one is already running for that
+   * backend (or the checker is stopped). A check that has not settled after
+   * `timeout` is aborted through its signal; a check that throws counts as a
+   * failure. The result is dropped if the backend left meanwhile, or the
+   * checker was reconfigured or stopped.
+   */
   async checkBackend(backend: Backend): Promise<void> {
-    if (this.#running.has(backend.id)) return;
-    this.#running.add(backend.id);
+    const running = this.#running;
+    if (this.#stopped || running.has(backend.id)) return;
+    running.add(backend.id);
+    const generation = this.#generation;
+    const { timeout } = this.#config;
+    const controller = new AbortController();
+    const timer = this.#clock.setTimeout(() => controller.abort(new DOMException(`health check timed out after ${timeout}ms`, 'TimeoutError')), timeout);
     try {
-      const signal = AbortSignal.timeout(this.config.timeout);
-      const result = await this.checker.check(backend, signal);
-      if (this.#closed || this.pool.get(backend.id) !== backend) return;
+      let result: CheckResult;
+      try {
+        result = await this.#check.check(backend, controller.signal);
+      } catch (err) {
+        result = { ok: false, detail: err instanceof Error ? err.message : String(err) };
+      }
+      if (generation !== this.#generation || !this.#backends().includes(backend)) return;
       this.apply(backend, result);
     } finally {
-      this.#running.delete(backend.id);
+      this.#clock.clearTimeout(timer);
+      running.delete(backend.id);
     }
   }
 
-  /** apply records a result and flips the backend when a threshold is reached. */
+  /** apply records a result, flips the backend when a threshold is reached, then tells the observers. */
   apply(backend: Backend, result: CheckResult): void {
     const s = backend.state;
-    s.lastCheck = Date.now();
+    s.lastCheck = this.#clock.now();
     s.lastCheckOk = result.ok;
     s.lastCheckError = result.ok ? undefined : result.detail;
     const down = Reason.ACTIVE_CHECK_FAILED | Reason.INITIALLY_DOWN;
     if (result.ok) {
-      this.onPass?.(backend);
+      this.#onPass?.(backend);
       s.checkStreak = s.checkStreak > 0 ? s.checkStreak + 1 : 1;
-      if ((s.reasons & down) !== 0 && s.checkStreak >= this.config.healthyThreshold) {
+      if ((s.reasons & down) !== 0 && s.checkStreak >= this.#config.healthyThreshold) {
         const flipped = backend.setReason(down, false);
-        if (flipped) this.onFlip(backend, `passed ${s.checkStreak} checks in a row (${result.detail})`);
+        if (flipped) this.#onFlip(backend, `passed ${s.checkStreak} checks in a row (${result.detail})`);
       }
     } else {
       s.checkStreak = s.checkStreak < 0 ? s.checkStreak - 1 : -1;
-      if ((s.reasons & Reason.ACTIVE_CHECK_FAILED) === 0 && -s.checkStreak >= this.config.unhealthyThreshold) {
+      if ((s.reasons & Reason.ACTIVE_CHECK_FAILED) === 0 && -s.checkStreak >= this.#config.unhealthyThreshold) {
         const flipped = backend.setReason(Reason.ACTIVE_CHECK_FAILED, true);
-        if (flipped) this.onFlip(backend, `failed ${-s.checkStreak} checks in a row (${result.detail})`);
+        if (flipped) this.#onFlip(backend, `failed ${-s.checkStreak} checks in a row (${result.detail})`);
       }
     }
-    this.onResult(backend, result);
+    for (const { listener } of this.#observers) listener(backend, result);
   }
 
-  reconfigure(config: HealthCheckConfig): void {
-    const restart = config.interval !== this.config.interval || config.enabled !== this.config.enabled;
-    this.config = config;
-    if (restart) {
-      this.stop();
-      this.#closed = false;
-      this.start();
-    }
+  /**
+   * reconfigure swaps the config and the probe in place (a reload). The
+   * gate, the observers and the backends' streaks stay; checks in flight are
+   * left to finish but their results are dropped. If started, the timer
+   * restarts: a round at once with the new settings (if enabled), then one
+   * every new `interval`.
+   */
+  reconfigure(config: HealthCheckConfig, check: HealthCheck): void {
+    this.#config = config;
+    this.#check = check;
+    this.#generation++;
+    this.#running = new Set();
+    if (!this.#started || this.#stopped) return;
+    this.#cancelTimer();
+    if (config.enabled) this.#schedule(0);
   }
 
+  /** stop ends the checker for good: no timer, no new checks, results still in flight dropped. */
   stop(): void {
-    this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#stopped = true;
+    this.#generation++;
+    this.#cancelTimer();
   }
 }

@@ -7,9 +7,9 @@
  * (the ACTIVE_CHECK_FAILED reason stays set until it does).
  */
 import type { Backend } from '../backends/backend.js';
-import type { BackendPool } from '../backends/pool.js';
 import { Reason } from '../backends/reasons.js';
 import type { FulcrumConfig } from '../config/schema.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
 
 export type OutlierConfig = FulcrumConfig['outlierDetection'];
 
@@ -17,8 +17,14 @@ export interface HealthFlipListener {
   (backend: Backend, detail: string): void;
 }
 
+/** BackendSource is what outlier detection reads of the pool: its current backends (for the ejection cap). */
+export interface BackendSource {
+  readonly snapshot: readonly Backend[];
+}
+
 export class OutlierDetector {
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** #timers: the end of each running ejection, by backend id. */
+  readonly #timers = new Map<string, TimerHandle>();
 
   /**
    * requireActivePass: when active checks run, an ejected backend returns
@@ -28,10 +34,12 @@ export class OutlierDetector {
    */
   requireActivePass = false;
 
+  /** clock: time and timers; real, unref'ed timers by default. */
   constructor(
     private config: OutlierConfig,
-    private readonly pool: BackendPool,
+    private readonly pool: BackendSource,
     private readonly onFlip: HealthFlipListener,
+    private readonly clock: Clock = realClock,
   ) {}
 
   reconfigure(config: OutlierConfig): void {
@@ -53,11 +61,9 @@ export class OutlierDetector {
     s.ejections++;
     s.failureStreak = 0;
     const duration = Math.min(this.config.baseEjectionTime * s.ejections, this.config.maxEjectionTime);
-    s.ejectedUntil = Date.now() + duration;
+    s.ejectedUntil = this.clock.now() + duration;
     if (backend.setReason(Reason.EJECTED, true)) this.onFlip(backend, `ejected for ${duration}ms after ${this.config.consecutiveFailures} consecutive failures (last: ${detail})`);
-    const timer = setTimeout(() => this.#unEject(backend), duration);
-    timer.unref();
-    this.#timers.set(backend.id, timer);
+    this.#timers.set(backend.id, this.clock.setTimeout(() => this.#unEject(backend), duration));
   }
 
   #mayEject(): boolean {
@@ -87,12 +93,12 @@ export class OutlierDetector {
   /** forget clears a removed backend's timer. */
   forget(id: string): void {
     const t = this.#timers.get(id);
-    if (t !== undefined) clearTimeout(t);
+    if (t !== undefined) this.clock.clearTimeout(t);
     this.#timers.delete(id);
   }
 
   close(): void {
-    for (const t of this.#timers.values()) clearTimeout(t);
+    for (const t of this.#timers.values()) this.clock.clearTimeout(t);
     this.#timers.clear();
   }
 }

@@ -81,13 +81,12 @@ export class Service {
   /** sticky: the sticky-session cookie, when configured. */
   sticky: StickySessions | null = null;
   #factory: PickerFactory;
-  #health: ActiveHealthChecker;
+  readonly #health: ActiveHealthChecker;
   #healthCheck: HttpHealthCheck;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #stickySecret: Buffer;
   readonly #onFlip: (backend: Backend, detail: string) => void;
-  #started = false;
 
   /** The constructor throws a ConfigError for an unknown policy or an unreadable TLS file. */
   constructor(options: ServiceOptions) {
@@ -151,7 +150,6 @@ export class Service {
 
   /** start runs the active health checks. */
   start(): void {
-    this.#started = true;
     this.#health.start();
   }
 
@@ -254,22 +252,24 @@ export class Service {
   }
 
   #makeHealthChecker(config: ServiceConfig): ActiveHealthChecker {
-    const checker = new ActiveHealthChecker(config.healthCheck, this.pool, this.#healthCheck, this.#onFlip);
-    checker.onPass = (b) => this.outlier.activeCheckPassed(b);
+    const checker = new ActiveHealthChecker({
+      config: config.healthCheck,
+      backends: () => this.pool.snapshot,
+      check: this.#healthCheck,
+      onFlip: this.#onFlip,
+      onPass: (b) => this.outlier.activeCheckPassed(b),
+    });
     this.outlier.requireActivePass = config.healthCheck.enabled;
     return checker;
   }
 
+  /** #replaceHealthCheck swaps the probe in place: the checker keeps its gate, observers and timer. */
   #replaceHealthCheck(config: ServiceConfig): void {
-    const shouldRun = this.#health.shouldRun;
-    const onResult = this.#health.onResult;
-    this.#health.stop();
-    void this.#healthCheck.close();
+    const previous = this.#healthCheck;
     this.#healthCheck = new HttpHealthCheck(config.healthCheck, this.upstream.tls);
-    this.#health = this.#makeHealthChecker(config);
-    this.#health.shouldRun = shouldRun;
-    this.#health.onResult = onResult;
-    if (this.#started) this.#health.start();
+    this.#health.reconfigure(config.healthCheck, this.#healthCheck);
+    this.outlier.requireActivePass = config.healthCheck.enabled;
+    void previous.close();
   }
 
   #poolChanged(change: PoolChange): void {

@@ -21,6 +21,7 @@ const CHECK_OWNED = Reason.ACTIVE_CHECK_FAILED | Reason.INITIALLY_DOWN;
 export class HealthSharing {
   #holder = false;
   #unsubscribe: Unsubscribe | null = null;
+  #unsubscribeResults: (() => void) | null = null;
 
   constructor(
     private readonly balancer: BalancerHost,
@@ -34,20 +35,21 @@ export class HealthSharing {
     return this.#holder;
   }
 
+  /** install gates the balancer's checks on the lease (or a degraded store) and publishes their results. */
   install(): void {
     const health = this.balancer.health;
-    health.shouldRun = () => this.#holder || this.degraded();
-    const previous = health.onResult;
-    health.onResult = (backend, result) => {
-      previous(backend, result);
-      this.#publish(backend);
-    };
+    health.setGate(() => this.#holder || this.degraded());
+    this.#unsubscribeResults = health.onResult((backend) => this.#publish(backend));
     this.#unsubscribe = this.store.onHealth((h) => this.apply(h));
   }
 
+  /** uninstall undoes install: the checks run ungated again and nothing is published or applied. */
   uninstall(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
+    this.#unsubscribeResults?.();
+    this.#unsubscribeResults = null;
+    this.balancer.health.setGate(() => true);
   }
 
   /** setHolder records the outcome of acquiring or renewing the lease. */
