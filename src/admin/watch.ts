@@ -160,8 +160,8 @@ export function installConfigWatch(balancer: BalancerHost): void {
     }
   };
   apply();
-  balancer.reloadHooks.push(apply);
-  balancer.onClose(() => {
+  balancer.addHook('reload', apply);
+  balancer.addHook('close', () => {
     watcher?.stop();
     watcher = null;
   });

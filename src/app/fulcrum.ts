@@ -32,7 +32,8 @@ import { DEFAULT_SERVICE, ServiceRegistry } from '../service/registry.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
-import type { BalancerHost, InternalUpgrade, ReloadResult } from './host.js';
+import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type InternalUpgrade, type ReloadResult } from './host.js';
+import { Hooks } from '../core/hooks.js';
 
 export type { ReloadResult } from './host.js';
 
@@ -80,9 +81,7 @@ export class Fulcrum implements BalancerHost {
   /** configFile is the config file's path, when there is one (the `watch: true` watcher follows it). */
   readonly configFile: string | undefined;
   #closing: Promise<void> | null = null;
-  /** statusExtensions let features (store, cluster, rate limiter) add to /status. */
-  readonly statusExtensions: ((status: Record<string, unknown>) => void)[] = [];
-  readonly #closeHooks: (() => Promise<void> | void)[] = [];
+  readonly #hooks = new Hooks<BalancerHooks>(BALANCER_HOOKS);
 
   constructor(input: FulcrumConfigInput | FulcrumConfig, options: FulcrumOptions = {}) {
     const config = validateConfig(input, options.configFile ?? 'config');
@@ -158,9 +157,14 @@ export class Fulcrum implements BalancerHost {
     return this.proxy.tunnels;
   }
 
+  /** addHook registers a feature's reload, status or close function (see BalancerHooks). */
+  addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void {
+    return this.#hooks.add(name, fn);
+  }
+
   /** onClose registers cleanup run by close(), after the listeners have drained. */
   onClose(hook: () => Promise<void> | void): void {
-    this.#closeHooks.push(hook);
+    this.#hooks.add('close', hook);
   }
 
   #flipped(backend: Backend, detail: string): void {
@@ -287,7 +291,7 @@ export class Fulcrum implements BalancerHost {
       at,
     };
     this.lastReload = result;
-    for (const hook of this.reloadHooks) await hook(next, before);
+    for (const hook of this.#hooks.list('reload')) await hook(next, before);
     this.log.info({ added: result.added, removed: result.removed, updated: result.updated }, 'configuration reloaded');
     return result;
   }
@@ -299,8 +303,6 @@ export class Fulcrum implements BalancerHost {
    */
   reloadEverywhere: (() => Promise<ReloadResult>) | null = null;
 
-  /** reloadHooks let features re-read their part of the config after a reload. */
-  readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[] = [];
 
   /**
    * extraBackends adds the backends the config does not list (discovered
@@ -322,7 +324,7 @@ export class Fulcrum implements BalancerHost {
       backends: service.backends,
       lastReload: this.lastReload,
     };
-    for (const ext of this.statusExtensions) ext(out);
+    for (const ext of this.#hooks.list('status')) ext(out);
     return out;
   }
 
@@ -351,7 +353,7 @@ export class Fulcrum implements BalancerHost {
     this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
     const inTime = await drain(listeners, this.proxy.tunnels, () => this.proxy.active, drainTimeout, this.log);
-    for (const hook of this.#closeHooks.reverse()) {
+    for (const hook of [...this.#hooks.list('close')].reverse()) {
       try { await hook(); } catch (err) { this.log.error({ err }, 'error during shutdown'); }
     }
     await Promise.all([...this.services.values()].map((service) => service.close(inTime)));

@@ -31,6 +31,20 @@ export interface ReloadResult {
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
 export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
+/**
+ * BalancerHooks are the balancer's named extension points, a closed list:
+ * `reload` runs after a reload committed (a feature re-reads its part of
+ * the config), `status` adds to the /status document, `close` cleans up
+ * after the listeners drained (in reverse order of adding).
+ */
+export interface BalancerHooks {
+  reload: (next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void;
+  status: (status: Record<string, unknown>) => void;
+  close: () => Promise<void> | void;
+}
+
+export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close'];
+
 export interface BalancerHost {
   readonly config: FulcrumConfig;
   readonly version: string;
@@ -48,9 +62,8 @@ export interface BalancerHost {
   internalUpgrade: InternalUpgrade | null;
   reloadEverywhere: (() => Promise<ReloadResult>) | null;
   extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
-  readonly reloadHooks: ((next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void)[];
-  readonly statusExtensions: ((status: Record<string, unknown>) => void)[];
-  onClose(hook: () => Promise<void> | void): void;
+  /** addHook registers a feature's part of the balancer's life: see BalancerHooks. */
+  addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void;
   recordEvent(backend: Backend, detail: string): void;
   reload(input?: FulcrumConfig): Promise<ReloadResult>;
   close(options?: { drainTimeout?: number }): Promise<void>;

@@ -214,11 +214,11 @@ export function installDiscovery(balancer: BalancerHost): void {
       const created = new DiscoveryManager({ balancer, log: balancer.log });
       manager = created;
       balancer.extraBackends = (configured) => created.retained(configured);
-      balancer.statusExtensions.push((status) => { status.discovery = created.status(); });
-      balancer.onClose(() => created.close());
+      balancer.addHook('status', (status) => { status.discovery = created.status(); });
+      balancer.addHook('close', () => created.close());
     }
     manager.configure(config.discovery);
   };
   ensure(balancer.config);
-  balancer.reloadHooks.push((next) => ensure(next));
+  balancer.addHook('reload', (next) => ensure(next));
 }

@@ -170,9 +170,9 @@ export function installRateLimit(balancer: BalancerHost): RateLimitFeature {
   const feature = new RateLimitFeature(balancer);
   feature.swap(balancer.config);
   feature.registerMetrics();
-  balancer.reloadHooks.push((next) => feature.apply(next));
-  balancer.onClose(() => feature.close());
-  balancer.statusExtensions.push((status) => {
+  balancer.addHook('reload', (next) => feature.apply(next));
+  balancer.addHook('close', () => feature.close());
+  balancer.addHook('status', (status) => {
     const s = feature.status();
     if (s !== null) status.rateLimit = s;
   });

@@ -32,7 +32,7 @@ export class BackendSharing {
     this.balancer.ops.on('op', this.#onOp);
     this.#unsubscribe = this.store.onBackend((o) => this.#received(o));
     // A reload rebuilds the backend set from the file: the shared run-time changes are applied over it again.
-    this.balancer.reloadHooks.push(() => {
+    this.balancer.addHook('reload', () => {
       if (this.#unsubscribe === null) return;
       for (const o of this.#known.values()) {
         try {

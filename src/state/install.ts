@@ -55,11 +55,11 @@ export function installStateStore(balancer: BalancerHost): void {
   if (config.store === 'redis') log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
   sync.start();
 
-  balancer.reloadHooks.push((next, previous) => {
+  balancer.addHook('reload', (next, previous) => {
     if (JSON.stringify(next.state) !== JSON.stringify(previous.state)) log.warn('state settings changed in the config; they take effect at the next restart');
   });
   const running = sync;
-  balancer.onClose(async () => {
+  balancer.addHook('close', async () => {
     health?.uninstall();
     backends?.uninstall();
     await running.close();

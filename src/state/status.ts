@@ -8,7 +8,7 @@ import type { StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 
 export function installStatus(balancer: BalancerHost, sync: StateSync, store: { readonly type: StoreType; readonly instanceId: string }): void {
-  balancer.statusExtensions.push((status) => {
+  balancer.addHook('status', (status) => {
     status.instance = { id: store.instanceId, totalRequests: balancer.metrics.totalRequests };
     status.cluster = {
       totalRequests: sync.clusterTotal,

@@ -108,7 +108,7 @@ export function installDashboard(balancer: BalancerHost): Dashboard {
   };
   const timer = setInterval(tick, TICK_MS);
   timer.unref();
-  balancer.onClose(() => {
+  balancer.addHook('close', () => {
     clearInterval(timer);
     feed.close();
   });
