@@ -134,6 +134,8 @@ export class ActiveHealthChecker {
   #timer: TimerHandle | null = null;
   /** #running: ids with a check in flight (of the current generation). */
   #running = new Set<string>();
+  /** #inFlight: the abort controllers of the checks in flight, aborted by reconfigure and stop. */
+  readonly #inFlight = new Set<AbortController>();
   /** #generation changes at reconfigure and stop; results of checks begun before are dropped. */
   #generation = 0;
   /** #started: start() was called (the timer runs while the config enables checks). */
@@ -223,6 +225,7 @@ export class ActiveHealthChecker {
     const generation = this.#generation;
     const { timeout } = this.#config;
     const controller = new AbortController();
+    this.#inFlight.add(controller);
     const timer = this.#clock.setTimeout(() => controller.abort(new DOMException(`health check timed out after ${timeout}ms`, 'TimeoutError')), timeout);
     try {
       let result: CheckResult;
@@ -235,6 +238,7 @@ export class ActiveHealthChecker {
       this.apply(backend, result);
     } finally {
       this.#clock.clearTimeout(timer);
+      this.#inFlight.delete(controller);
       running.delete(backend.id);
     }
   }
@@ -266,24 +270,32 @@ export class ActiveHealthChecker {
   /**
    * reconfigure swaps the config and the probe in place (a reload). The
    * gate, the observers and the backends' streaks stay; checks in flight are
-   * left to finish but their results are dropped. If started, the timer
-   * restarts: a round at once with the new settings (if enabled), then one
-   * every new `interval`.
+   * aborted and their results dropped. If started, the timer restarts: a
+   * round at once with the new settings (if enabled and the gate is open),
+   * then one every new `interval`.
    */
   reconfigure(config: HealthCheckConfig, check: HealthCheck): void {
     this.#config = config;
     this.#check = check;
-    this.#generation++;
-    this.#running = new Set();
+    this.#endInFlight('the health check was reconfigured');
     if (!this.#started || this.#stopped) return;
     this.#cancelTimer();
     if (config.enabled) this.#schedule(0);
   }
 
-  /** stop ends the checker for good: no timer, no new checks, results still in flight dropped. */
+  /** stop ends the checker for good: no timer, no new checks, the checks in flight aborted (their results dropped). */
   stop(): void {
     this.#stopped = true;
-    this.#generation++;
     this.#cancelTimer();
+    this.#endInFlight('the health checker stopped');
+  }
+
+  /** #endInFlight drops the results of the checks in flight and aborts them. */
+  #endInFlight(why: string): void {
+    this.#generation++;
+    this.#running = new Set();
+    const controllers = [...this.#inFlight];
+    this.#inFlight.clear();
+    for (const c of controllers) c.abort(new DOMException(why, 'AbortError'));
   }
 }
