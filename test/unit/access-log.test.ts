@@ -50,6 +50,25 @@ test('lines written by the batched access log are exactly those pino writes, for
   }
 });
 
+test('tunnel lines (bytesIn, bytesOut) written by the batched access log are exactly those pino writes', async () => {
+  const own = join(dir, 'tunnel.log');
+  const tunnels: [string, string, number, string, string, number, number, number, number][] = [
+    ['GET', '/ws?room=1', 101, 'b1', '127.0.0.1', 1234.5, 1, 38, 0],
+    ['GET', '/chat "quoted"', 101, 'dns-10.0.0.7-8080', '::1', 0.25, 2, 1_048_576, 77],
+  ];
+  const log = createAccessLog(createLogger({ level: 'warn', destination: own }));
+  for (const t of tunnels) log.writeTunnel(...t);
+  log.close();
+  await waitFor(() => readLines(own).length === tunnels.length, 3000);
+
+  const reference: string[] = [];
+  const pinoLogger = pino({ level: 'warn', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, { write: (s: string) => { reference.push(s.trimEnd()); } });
+  const pinoLog = createAccessLog(pinoLogger);
+  for (const t of tunnels) pinoLog.writeTunnel(...t);
+  assert.deepEqual(readLines(own).map(withoutTime), reference.map(withoutTime));
+  assert.equal((JSON.parse(readLines(own)[1]!) as { bytesIn: number }).bytesIn, 1_048_576);
+});
+
 test('a line is written within a moment when traffic is light, without a close', async () => {
   const file = join(dir, 'light.log');
   const logger = createLogger({ level: 'info', destination: file });
