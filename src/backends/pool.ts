@@ -42,10 +42,15 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
     const next: Backend[] = [];
     const added: Backend[] = [];
     const updated: Backend[] = [];
+    // The ids the list names are taken, even by a backend further down: an automatic id never repeats one,
+    // and an unnamed backend whose automatic id the list now gives to another backend gets a new one.
+    const named = new Set<string>();
+    for (const config of configs) if (config.id !== undefined) named.add(config.id);
     for (const config of configs) {
       const existing = (config.id !== undefined ? this.#byId.get(config.id) : undefined)
         ?? (config.id === undefined ? this.findByUrl(config.url) : undefined);
-      if (existing !== undefined && existing.url.href === new URL(config.url).href && !kept.has(existing)) {
+      const keepsId = config.id !== undefined || (existing !== undefined && !named.has(existing.id));
+      if (existing !== undefined && existing.url.href === new URL(config.url).href && !kept.has(existing) && keepsId) {
         kept.add(existing);
         if (existing.weight !== config.weight || JSON.stringify(existing.config) !== JSON.stringify(config)) {
           existing.weight = config.weight;
@@ -54,7 +59,7 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
         }
         next.push(existing);
       } else {
-        const backend = new Backend({ id: this.#allocateId(config.id, next), config, joinedRunningPool: this.#started });
+        const backend = new Backend({ id: this.#allocateId(config.id, next, named), config, joinedRunningPool: this.#started });
         added.push(backend);
         next.push(backend);
       }
@@ -89,9 +94,9 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
     return backend;
   }
 
-  #allocateId(wanted: string | undefined, taken: readonly Backend[]): string {
+  #allocateId(wanted: string | undefined, taken: readonly Backend[], reserved: ReadonlySet<string> = new Set()): string {
     if (wanted !== undefined) return wanted;
-    const used = new Set([...this.#byId.keys(), ...taken.map((b) => b.id)]);
+    const used = new Set([...this.#byId.keys(), ...taken.map((b) => b.id), ...reserved]);
     let id: string;
     do id = `b${this.#nextId++}`; while (used.has(id));
     return id;

@@ -27,7 +27,8 @@ const RCODE_SERVFAIL = 2;
 const RCODE_NXDOMAIN = 3;
 const DEFAULT_TTL = 1;
 
-export async function startDnsServer(): Promise<TestDnsServer> {
+/** startDnsServer binds 127.0.0.1:`port`; 0 (the default) picks a free port, another restarts a stopped server where it was. */
+export async function startDnsServer(port = 0): Promise<TestDnsServer> {
   const zone = new Map<string, NameRecords>();
   const queries = new Map<string, number>();
   const socket = dgram.createSocket('udp4');
@@ -67,11 +68,14 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     socket.send(response, peer.port, peer.address);
   });
 
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const port = socket.address().port;
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, '127.0.0.1', () => { socket.off('error', reject); resolve(); });
+  });
+  const bound = socket.address().port;
   return {
-    port,
-    server: `127.0.0.1:${port}`,
+    port: bound,
+    server: `127.0.0.1:${bound}`,
     set: (name, records) => { zone.set(name.toLowerCase(), records); },
     get failing() { return state.failing; },
     set failing(value: boolean) { state.failing = value; },

@@ -70,6 +70,12 @@ export interface FakeKube {
   forgetHistory(): void;
   /** dropWatches cuts every open watch connection (no clean end). */
   dropWatches(): void;
+  /**
+   * failWith makes every request fail while set (an outage): a status code
+   * answers with that Status (e.g. 500), "reset" closes the connection
+   * unanswered. Open watches are not touched; dropWatches() cuts them.
+   */
+  failWith: number | 'reset' | null;
   close(): Promise<void>;
 }
 
@@ -85,6 +91,7 @@ export async function startFakeKube(): Promise<FakeKube> {
   const watchers = new Set<Watcher>();
   const sockets = new Set<Socket>();
   const requests: RecordedRequest[] = [];
+  let failWith: number | 'reset' | null = null;
 
   const toObject = (input: SliceInput, version: number): KubeObject => {
     const namespace = input.namespace ?? 'default';
@@ -135,6 +142,8 @@ export async function startFakeKube(): Promise<FakeKube> {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://fake');
     requests.push({ path: url.pathname, query: url.searchParams, authorization: req.headers.authorization });
+    if (failWith === 'reset') return void req.socket.destroy();
+    if (failWith !== null) return status(res, failWith, 'InternalError', `the fake API server answers ${failWith} (failWith)`);
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
     const m = url.pathname.startsWith(PREFIX) ? /^([^/]+)\/endpointslices$/.exec(url.pathname.slice(PREFIX.length)) : null;
     if (m === null || req.method !== 'GET') return status(res, 404, 'NotFound', `the server could not find the requested resource`);
@@ -189,6 +198,8 @@ export async function startFakeKube(): Promise<FakeKube> {
     requests,
     get resourceVersion() { return rv; },
     get openWatches() { return watchers.size; },
+    get failWith() { return failWith; },
+    set failWith(value: number | 'reset' | null) { failWith = value; },
     writeKubeconfig(namespace = 'default') {
       const dir = mkdtempSync(join(tmpdir(), 'fulcrum-kube-'));
       const file = join(dir, 'kubeconfig.yaml');
