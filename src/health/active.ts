@@ -174,8 +174,8 @@ export class ActiveHealthChecker {
   }
 
   /**
-   * onResult subscribes to every applied result (outlier detection, the
-   * shared store), called after the thresholds were applied, in
+   * onResult subscribes to every applied result (the shared store
+   * publishes them), called after the thresholds were applied, in
    * subscription order; returns the unsubscribe function.
    */
   onResult(listener: ResultListener): () => void {
@@ -186,7 +186,11 @@ export class ActiveHealthChecker {
     };
   }
 
-  /** start runs a first round at once, then one every `interval`; no-op if already started or stopped. */
+  /**
+   * start runs a first round at once, then one every `interval`, while the
+   * config enables checks (each round only if the gate is open); no-op if
+   * already started or stopped.
+   */
   start(): void {
     if (this.#started || this.#stopped) return;
     this.#started = true;

@@ -377,6 +377,8 @@ describe('active health checker: reconfigure', () => {
 
   test('checks in flight at reconfigure are aborted and their results dropped', async () => {
     const { clock, checker, b1, b2 } = setup({ fallback: 'hang' });
+    const seen: string[] = [];
+    checker.onResult((b, r) => seen.push(`${b.id}:${r.detail}`));
     checker.start();
     await clock.advance(0);
     const next = new ScriptedCheck(clock, 'ok');
@@ -385,6 +387,7 @@ describe('active health checker: reconfigure', () => {
     assert.deepEqual(next.callsFor('b1'), [0], 'the new probe runs at once, not held back by the aborted check');
     assert.equal(b1.state.lastCheckOk, true);
     assert.equal(b2.state.checkStreak, 1, 'only the new probe\'s pass counted');
+    assert.deepEqual(seen, ['b1:status 200', 'b2:status 200'], 'the aborted checks\' failures never reached the observers');
     assert.deepEqual(clock.dueIn(), [INTERVAL], 'only the next round is pending');
     checker.stop();
   });

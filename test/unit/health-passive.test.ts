@@ -132,7 +132,7 @@ describe('outlier detection: maxEjectionPercent', () => {
   });
 
   test('the cap rounds down but one backend may always be ejected', () => {
-    for (const [count, percent, cap] of [[4, 10, 1], [3, 0, 1], [1, 50, 1], [5, 40, 2], [10, 100, 10]] as const) {
+    for (const [count, percent, cap] of [[4, 10, 1], [3, 0, 1], [1, 50, 1], [5, 40, 2], [5, 50, 2], [10, 100, 10]] as const) {
       const { outlier, backends } = setup({ count, config: outlierConfig({ maxEjectionPercent: percent }) });
       for (const b of backends) fail(outlier, b, 3);
       assert.equal(backends.filter(ejected).length, cap, `${count} backends at ${percent}%`);
