@@ -162,10 +162,6 @@ export class Fulcrum implements BalancerHost {
     return this.#hooks.add(name, fn);
   }
 
-  /** onClose registers cleanup run by close(), after the listeners have drained. */
-  onClose(hook: () => Promise<void> | void): void {
-    this.#hooks.add('close', hook);
-  }
 
   #flipped(backend: Backend, detail: string): void {
     const healthy = backend.healthy;
