@@ -14,6 +14,7 @@
  *   health/     upstream, backends, observe, core, config
  *   service/    balancer, health, upstream, backends, observe, core, config
  *   listen/     http1, observe, core, config
+ *   routing/    service, core, config
  *   proxy/      every layer before it but listen/
  *   features    every layer before them, app/host.ts, and the features ranked
  *               before them: state/ < ratelimit/ < discovery/ < cluster/ < admin/
@@ -34,7 +35,7 @@
 const layer = (...folders) => `^src/(${folders.join('|')})/`;
 
 /** Everything below the features: what a feature, and app/, may build on. */
-const BELOW_FEATURES = ['core', 'config', 'http1', 'backends', 'observe', 'balancer', 'upstream', 'health', 'service', 'listen', 'proxy'];
+const BELOW_FEATURES = ['core', 'config', 'http1', 'backends', 'observe', 'balancer', 'upstream', 'health', 'service', 'listen', 'routing', 'proxy'];
 /** The features, lowest first: each may import only those before it. */
 const FEATURES = ['state', 'ratelimit', 'discovery', 'cluster', 'admin'];
 /** The type-only interface through which features see a running Fulcrum (allowed before it exists). */
@@ -123,7 +124,10 @@ module.exports = {
     onlyTo('listen-only-to-lower-layers', layer('listen'), [layer('http1', 'observe', 'core', 'config')],
       'listen/ accepts connections (fast path, TLS, HTTP/2, redirect) and hands requests on through ' +
       'core/ types; it must not import the proxy, so servers can be built and tested without one.'),
-    onlyTo('proxy-not-to-listen', layer('proxy'), [layer('service', 'upstream', 'balancer', 'health', 'backends', 'observe', 'core', 'config', 'http1')],
+    onlyTo('routing-only-to-service-and-below', layer('routing'), [layer('service', 'core', 'config')],
+      'routing/ compiles the routes and matches requests against them; it knows the services routes ' +
+      'lead to, but nothing of the listeners, the pipeline that asks it, or the features.'),
+    onlyTo('proxy-not-to-listen', layer('proxy'), [layer('routing', 'service', 'upstream', 'balancer', 'health', 'backends', 'observe', 'core', 'config', 'http1')],
       'proxy/ (pipeline, exchange, headers, upgrade, runtime) turns a downstream request into an ' +
       'upstream exchange; it gets requests through core/ types and must not import listen/: app/ ' +
       'wires the servers to it.'),

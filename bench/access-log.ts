@@ -28,7 +28,7 @@ const ROUNDS = Number(args.rounds);
 /** The same fields a proxied request logs; the latency varies so that numbers are formatted afresh. */
 async function writeLines(log: AccessLog, n: number): Promise<void> {
   for (let done = 0; done < n; done += 1000) {
-    for (let i = 0; i < 1000; i++) log.write('GET', '/api/items?page=2', 200, 'b1', '127.0.0.1', Math.round((done + i) * 1.37) / 1000, 1, undefined);
+    for (let i = 0; i < 1000; i++) log.write('GET', '/api/items?page=2', 200, 'default', 'default', 'b1', '127.0.0.1', Math.round((done + i) * 1.37) / 1000, 1, undefined);
     await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -102,7 +102,9 @@ async function start(flags: StartFlags): Promise<void> {
     throw err;
   }
   const { config, file } = loaded;
-  if (config.backends.length === 0 && !hasDiscovery(config)) {
+  const serviceWithBackends = Object.values(config.services).some((s) => s.backends.length > 0 || (s.discovery?.length ?? 0) > 0);
+  const onlyAnswers = config.routes.length > 0 && config.routes.every((r) => r.service === undefined);
+  if (!serviceWithBackends && !onlyAnswers) {
     fail('no backends configured.\n'
       + '  Pass them on the command line:  fulcrum --port 8080 --backend http://127.0.0.1:8081 --backend http://127.0.0.1:8082\n'
       + '  or use a config file:           fulcrum -c fulcrum.yaml   (see examples/fulcrum.yaml)\n'
@@ -131,10 +133,6 @@ async function start(flags: StartFlags): Promise<void> {
   };
   if (isFulcrumWorker()) serveAsWorker(balancer, reload);
   else onSignals(() => balancer.close(), async () => { await reload(); });
-}
-
-function hasDiscovery(config: object): boolean {
-  return 'discovery' in config && (config as { discovery?: unknown }).discovery !== undefined;
 }
 
 export function buildProgram(): Command {

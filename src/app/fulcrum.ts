@@ -11,7 +11,7 @@ import { reasonNames } from '../backends/reasons.js';
 import { clusterStickySecret } from '../core/cluster-env.js';
 import { ConfigError } from '../core/config-error.js';
 import { validateConfig } from '../config/load.js';
-import type { BackendConfig, FulcrumConfig, FulcrumConfigInput } from '../config/schema.js';
+import type { BackendConfig, FulcrumConfig, FulcrumConfigInput, RouteConfig, ServiceConfig } from '../config/schema.js';
 import { AdminRoutes } from '../admin/routes.js';
 import type { ActiveHealthChecker } from '../health/active.js';
 import type { OutlierDetector } from '../health/passive.js';
@@ -28,7 +28,10 @@ import { requestListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
 import { createRedirectServer } from '../listen/redirect.js';
 import { TlsListeners } from '../listen/tls.js';
-import { DEFAULT_SERVICE, ServiceRegistry } from '../service/registry.js';
+import { ServiceRegistry } from '../service/registry.js';
+import { compileRoutes } from '../routing/compile.js';
+import type { RouteTable } from '../routing/table.js';
+import { describeRoute } from '../routing/describe.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
@@ -56,6 +59,14 @@ export interface ListenAddress {
 
 const MAX_EVENTS = 100;
 
+/** ServicePlan is what a reload will do to the services, once every part has prepared. */
+interface ServicePlan {
+  readonly kept: readonly (readonly [Service, PreparedService])[];
+  readonly added: readonly Service[];
+  readonly removed: readonly Service[];
+  readonly lookup: (name: string) => Service | undefined;
+}
+
 export class Fulcrum implements BalancerHost {
   config: FulcrumConfig;
   readonly version = VERSION;
@@ -81,6 +92,8 @@ export class Fulcrum implements BalancerHost {
   /** configFile is the config file's path, when there is one (the `watch: true` watcher follows it). */
   readonly configFile: string | undefined;
   #closing: Promise<void> | null = null;
+  readonly #stickySecret: Buffer;
+  #listening = false;
   readonly #hooks = new Hooks<BalancerHooks>(BALANCER_HOOKS);
 
   constructor(input: FulcrumConfigInput | FulcrumConfig, options: FulcrumOptions = {}) {
@@ -90,20 +103,13 @@ export class Fulcrum implements BalancerHost {
     this.configFile = options.configFile;
     this.log = options.logger ?? createLogger({ level: config.logLevel });
     this.#accessLog = createAccessLog(this.log);
-    this.metrics = new Metrics(() => this.pool.snapshot);
-    const services = this.services;
+    this.metrics = new Metrics(() => this.#allBackends());
     // One random secret for the life of the process, so that sticky cookies survive reloads; in a
     // `workers: N` cluster, the primary's, so that every worker honours every worker's cookies.
-    const stickySecret = clusterStickySecret() ?? randomBytes(32);
-    services.add(new Service({
-      name: DEFAULT_SERVICE,
-      config,
-      log: this.log,
-      metrics: this.metrics,
-      stickySecret,
-      onFlip: (b, detail) => this.#flipped(b, detail),
-    }));
-    this.proxy = new ProxyContext(config, services, this.metrics, this.log);
+    this.#stickySecret = clusterStickySecret() ?? randomBytes(32);
+    for (const [name, sc] of Object.entries(config.services)) this.services.add(this.#newService(name, sc));
+    this.metrics.defaultService = this.services.default.name;
+    this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log);
     this.#tls = new TlsListeners(this.log);
     this.admin = new AdminRoutes({
       status: () => this.status(),
@@ -157,9 +163,32 @@ export class Fulcrum implements BalancerHost {
     return this.proxy.tunnels;
   }
 
-  /** addHook registers a feature's reload, status or close function (see BalancerHooks). */
+  /** addHook registers a feature's reload, status, close or route filter function (see BalancerHooks). */
   addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void {
-    return this.#hooks.add(name, fn);
+    const remove = this.#hooks.add(name, fn);
+    // A feature that gives routes filters changes the compiled routes: compile them again with it.
+    if (name === 'routeFilter') this.proxy.routes = this.#compileRoutes(this.config, (n) => this.services.get(n));
+    return remove;
+  }
+
+  #newService(name: string, config: ServiceConfig): Service {
+    return new Service({
+      name,
+      config,
+      log: this.log,
+      metrics: this.metrics,
+      stickySecret: this.#stickySecret,
+      onFlip: (b, detail) => this.#flipped(b, detail),
+    });
+  }
+
+  #compileRoutes(config: FulcrumConfig, services: (name: string) => Service | undefined): RouteTable {
+    const factories = this.#hooks.list('routeFilter');
+    return compileRoutes(config.routes, { services, filters: factories.map((f) => (route: RouteConfig, name: string) => f(route, name, config)) });
+  }
+
+  #allBackends(): { service: string; backends: readonly Backend[] }[] {
+    return [...this.services.values()].map((s) => ({ service: s.name, backends: s.pool.snapshot }));
   }
 
 
@@ -206,15 +235,19 @@ export class Fulcrum implements BalancerHost {
       this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false, fastPath: false });
     }
     for (const service of this.services.values()) service.start();
+    this.#listening = true;
     if (this.config.watch) this.#tls.watch(() => this.config.listen);
     const addresses = this.addresses();
     this.log.info({
       version: VERSION,
       listen: addresses.map((a) => `${a.tls ? 'https' : 'http'}://${a.host}:${a.port}`),
       admin: this.#adminListener === null ? 'main listener' : `http://${this.#adminListener.address}:${this.#adminListener.port}`,
-      algorithm: this.config.algorithm,
-      backends: this.pool.snapshot.map((b) => b.url.href),
-      healthCheck: this.config.healthCheck.enabled ? `${this.config.healthCheck.path} every ${this.config.healthCheck.interval}ms` : 'off',
+      services: Object.fromEntries([...this.services.values()].map((s) => [s.name, {
+        algorithm: s.config.algorithm,
+        backends: s.pool.snapshot.map((b) => b.url.href),
+        healthCheck: s.config.healthCheck.enabled ? `${s.config.healthCheck.path} every ${s.config.healthCheck.interval}ms` : 'off',
+      }])),
+      routes: this.proxy.routes.routes.length,
       store: this.config.state.store,
       ...(this.#tls.summary().length > 0 ? { tls: this.#tls.summary() } : {}),
     }, 'fulcrum started');
@@ -251,15 +284,20 @@ export class Fulcrum implements BalancerHost {
     const at = new Date().toISOString();
     let next: FulcrumConfig;
     let commitTls: () => void;
-    let prepared: PreparedService;
+    let plan: ServicePlan | null = null;
+    let table: RouteTable;
     try {
       if (input !== undefined) next = validateConfig(input, 'reload');
       else if (this.#loadConfig !== undefined) next = this.#loadConfig();
       else throw new Error('no config file to reload: pass a config to reload()');
-      // Everything that can fail (the policy, certificates, backend TLS files) is checked before anything changes.
-      prepared = this.service.prepare(next);
+      // Everything that can fail (policies, certificates, backend TLS files, routes) is checked before anything changes.
+      plan = this.#planServices(next);
+      const chosen = plan;
+      table = this.#compileRoutes(next, (name) => chosen.lookup(name));
       commitTls = this.#tls.prepare(next.listen);
     } catch (err) {
+      // Services made for the new config were never started: let them go.
+      if (plan !== null) for (const s of plan.added) void s.close(false);
       const problems = err instanceof ConfigError ? err.problems.map((p) => (p.path === '' ? `${p.source}: ${p.message}` : `${p.source}: ${p.path}: ${p.message}`)) : [(err as Error).message];
       const result: ReloadResult = { ok: false, error: 'invalid configuration; the previous one stays in force', problems, added: [], removed: [], updated: [], at };
       this.lastReload = result;
@@ -278,18 +316,62 @@ export class Fulcrum implements BalancerHost {
     }
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
     this.proxy.reconfigure(next);
-    const change = this.service.commit(prepared, this.extraBackends === null ? [] : this.extraBackends(next.backends));
-    const result: ReloadResult = {
-      ok: true,
-      added: change.added.map((b) => b.id),
-      removed: change.removed.map((b) => b.id),
-      updated: change.updated.map((b) => b.id),
-      at,
-    };
+    const added: string[] = [];
+    const removed: string[] = [];
+    const updated: string[] = [];
+    // Backend ids are unique within a service: outside the primary service they are named with it.
+    const primary = this.services.default;
+    for (const [service, prepared] of plan.kept) {
+      const extra = service === primary && this.extraBackends !== null ? this.extraBackends(prepared.config.backends) : [];
+      const change = service.commit(prepared, extra);
+      const label = (b: Backend): string => (service === primary ? b.id : `${service.name}/${b.id}`);
+      added.push(...change.added.map(label));
+      removed.push(...change.removed.map(label));
+      updated.push(...change.updated.map(label));
+    }
+    for (const service of plan.removed) {
+      this.services.delete(service.name);
+      // In-flight requests keep the Service they chose; its connections close when they finish.
+      service.stop();
+      void service.close(true);
+      removed.push(...service.pool.snapshot.map((b) => `${service.name}/${b.id}`));
+    }
+    for (const service of plan.added) {
+      this.services.add(service);
+      if (this.#listening) service.start();
+      added.push(...service.pool.snapshot.map((b) => `${service.name}/${b.id}`));
+    }
+    this.proxy.routes = table;
+    this.metrics.defaultService = this.services.default.name;
+    this.metrics.forgetRoutes(new Set(table.routes.map((r) => r.name)));
+    const result: ReloadResult = { ok: true, added, removed, updated, at };
     this.lastReload = result;
     for (const hook of this.#hooks.list('reload')) await hook(next, before);
     this.log.info({ added: result.added, removed: result.removed, updated: result.updated }, 'configuration reloaded');
     return result;
+  }
+
+  /**
+   * #planServices prepares the services of `next` without changing any:
+   * those that stay (by name) are prepared, new ones built (not started),
+   * and those no longer configured are listed. It throws a ConfigError.
+   */
+  #planServices(next: FulcrumConfig): ServicePlan {
+    const kept: [Service, PreparedService][] = [];
+    const added: Service[] = [];
+    try {
+      for (const [name, sc] of Object.entries(next.services)) {
+        const existing = this.services.get(name);
+        if (existing !== undefined) kept.push([existing, existing.prepare(sc)]);
+        else added.push(this.#newService(name, sc));
+      }
+    } catch (err) {
+      for (const s of added) void s.close(false);
+      throw err;
+    }
+    const removed = [...this.services.values()].filter((s) => next.services[s.name] === undefined);
+    const byName = new Map<string, Service>([...kept.map(([s]) => [s.name, s] as const), ...added.map((s) => [s.name, s] as const)]);
+    return { kept, added, removed, lookup: (name) => byName.get(name) };
   }
 
   /**
@@ -309,15 +391,26 @@ export class Fulcrum implements BalancerHost {
   /** status is the /status document. */
   status(): Record<string, unknown> {
     const now = Date.now();
-    const service = this.service.status(now);
+    const primary = this.service.status(now);
+    const services: Record<string, unknown> = {};
+    const backends: Record<string, unknown>[] = [];
+    let healthy = 0;
+    for (const service of this.services.values()) {
+      const s = service.status(now);
+      services[service.name] = s;
+      healthy += s.healthyBackends;
+      for (const b of s.backends) backends.push({ ...b, service: service.name });
+    }
     const out: Record<string, unknown> = {
       version: VERSION,
-      algorithm: service.algorithm,
+      algorithm: primary.algorithm,
       totalRequests: this.metrics.totalRequests,
       uptimeSeconds: Math.round((now - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
-      healthyBackends: service.healthyBackends,
-      backends: service.backends,
+      healthyBackends: healthy,
+      backends,
+      services,
+      routes: this.proxy.routes.routes.map((r) => ({ ...describeRoute(r), requests: this.metrics.byRoute.get(r.name)?.requests ?? 0 })),
       lastReload: this.lastReload,
     };
     for (const ext of this.#hooks.list('status')) ext(out);

@@ -8,7 +8,7 @@
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '../backends/backend.js';
-import type { BackendConfig, FulcrumConfig } from '../config/schema.js';
+import type { BackendConfig, FulcrumConfig, RouteConfig } from '../config/schema.js';
 import type { BackendOps } from '../backends/ops.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { HealthEvent } from '../core/events.js';
@@ -35,15 +35,21 @@ export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffe
  * BalancerHooks are the balancer's named extension points, a closed list:
  * `reload` runs after a reload committed (a feature re-reads its part of
  * the config), `status` adds to the /status document, `close` cleans up
- * after the listeners drained (in reverse order of adding).
+ * after the listeners drained (in reverse order of adding), `routeFilter`
+ * adds a feature's filter to a route.
  */
 export interface BalancerHooks {
   reload: (next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void;
   status: (status: Record<string, unknown>) => void;
   close: () => Promise<void> | void;
+  /**
+   * routeFilter gives a route a filter of the feature's (the route's own rate
+   * limit), or null; asked for every route whenever the table is compiled.
+   */
+  routeFilter: (route: RouteConfig, name: string, config: FulcrumConfig) => RequestFilter | null;
 }
 
-export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close'];
+export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter'];
 
 export interface BalancerHost {
   readonly config: FulcrumConfig;

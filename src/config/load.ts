@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type FulcrumConfig } from './schema.js';
+import { configSchema, type FulcrumConfig, type ServiceConfig } from './schema.js';
+import { mixedPoolKeys, normalizeServices, type ParsedConfig } from './services.js';
 import { TrustedProxies } from '../core/trusted-proxies.js';
 import { isNormalized, markNormalized } from './normalized.js';
 import { ConfigError, type ConfigProblem } from '../core/config-error.js';
@@ -134,23 +135,13 @@ function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: u
 }
 
 /** semanticProblems finds what a schema cannot see: unknown algorithms, duplicate backends. */
-function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliases): ConfigProblem[] {
+function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliases, named: boolean): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const algorithms = algorithmNames();
-  if (!algorithms.includes(normalizeAlgorithmName(config.algorithm))) {
-    problems.push({ source, path: formatPath(['algorithm'], aliases), message: `unknown algorithm "${config.algorithm}": expected one of ${algorithms.join(', ')}` });
+  for (const [name, service] of Object.entries(config.services)) {
+    // Without `services`, the one service's keys are the top-level ones, and so are their paths.
+    const at = (path: (string | number)[]): string => formatPath(named ? ['services', name, ...path] : path, aliases);
+    problems.push(...serviceProblems(service, source, at));
   }
-  const ids = new Set<string>();
-  const urls = new Set<string>();
-  config.backends.forEach((b, i) => {
-    if (b.id !== undefined) {
-      if (ids.has(b.id)) problems.push({ source, path: formatPath(['backends', i, 'id'], aliases), message: `duplicate backend id "${b.id}"` });
-      ids.add(b.id);
-    }
-    const key = new URL(b.url).href;
-    if (urls.has(key)) problems.push({ source, path: formatPath(['backends', i, 'url'], aliases), message: `duplicate backend url "${b.url}"` });
-    urls.add(key);
-  });
   for (const message of TrustedProxies.validate(config.trustedProxies)) {
     const [path, ...rest] = message.split(': ');
     problems.push({ source, path: path!, message: rest.join(': ') });
@@ -165,6 +156,51 @@ function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliase
     problems.push({ source, path: 'admin.port', message: `admin port ${config.admin.port} is also a proxy listener port` });
   }
   return problems;
+}
+
+function serviceProblems(service: ServiceConfig, source: string, at: (path: (string | number)[]) => string): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const algorithms = algorithmNames();
+  if (!algorithms.includes(service.algorithm)) {
+    problems.push({ source, path: at(['algorithm']), message: `unknown algorithm "${service.algorithm}": expected one of ${algorithms.join(', ')}` });
+  }
+  const ids = new Set<string>();
+  const urls = new Set<string>();
+  service.backends.forEach((b, i) => {
+    if (b.id !== undefined) {
+      if (ids.has(b.id)) problems.push({ source, path: at(['backends', i, 'id']), message: `duplicate backend id "${b.id}"` });
+      ids.add(b.id);
+    }
+    const key = new URL(b.url).href;
+    if (urls.has(key)) problems.push({ source, path: at(['backends', i, 'url']), message: `duplicate backend url "${b.url}"` });
+    urls.add(key);
+  });
+  return problems;
+}
+
+/**
+ * finish turns the schema's output into the normalized config: the
+ * algorithm names in their canonical spelling, services and routes filled
+ * in, and every cross-reference checked. Warnings are kept with the config.
+ */
+function finish(parsed: ParsedConfig, raw: Raw, source: string, aliases: Aliases): FulcrumConfig {
+  parsed.algorithm = normalizeAlgorithmName(parsed.algorithm);
+  if (parsed.services !== undefined) for (const s of Object.values(parsed.services)) s.algorithm = normalizeAlgorithmName(s.algorithm);
+  const problems = mixedPoolKeys(raw, source);
+  const normalized = normalizeServices(parsed, source);
+  problems.push(...normalized.problems);
+  const config: FulcrumConfig = { ...parsed, services: normalized.services, routes: normalized.routes };
+  if (problems.length === 0) problems.push(...semanticProblems(config, source, aliases, parsed.services !== undefined));
+  if (problems.length > 0) throw new ConfigError(problems);
+  warningsOf.set(config, normalized.warnings);
+  return markNormalized(config);
+}
+
+const warningsOf = new WeakMap<FulcrumConfig, readonly ConfigProblem[]>();
+
+/** configWarnings are what is legal but probably a mistake (a route that never matches, an unused service). */
+export function configWarnings(config: FulcrumConfig): readonly ConfigProblem[] {
+  return warningsOf.get(config) ?? [];
 }
 
 /** normalizeAlgorithmName accepts the seeds' spellings: "round_robin", "RoundRobin", "leastconn". */
@@ -187,11 +223,7 @@ export function validateConfig(input: unknown, source = 'config'): FulcrumConfig
   const { raw, aliases } = applySeedAliases(input as Raw);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));
-  const config = parsed.data;
-  config.algorithm = normalizeAlgorithmName(config.algorithm);
-  const problems = semanticProblems(config, source, aliases);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return markNormalized(config);
+  return finish(parsed.data, raw, source, aliases);
 }
 
 /** CliOverrides are the command-line flags that override the file and environment. */
@@ -274,10 +306,6 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));
-  const config = parsed.data;
-  config.algorithm = normalizeAlgorithmName(config.algorithm);
-  const problems = semanticProblems(config, source, aliases);
-  if (problems.length > 0) throw new ConfigError(problems);
-  markNormalized(config);
+  const config = finish(parsed.data, raw, source, aliases);
   return file === undefined ? { config } : { config, file };
 }

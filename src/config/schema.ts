@@ -335,10 +335,173 @@ export const p2cSchema = z.object({
   ewma: z.boolean({ message: 'expected true or false' }).default(false),
 }).strict();
 
+/**
+ * oneOrMany accepts one item or a list of them and yields a list. The one
+ * form is validated as a one-item list (rather than as a union) so that a
+ * mistake inside it is reported at the path the user wrote.
+ */
+function oneOrMany<T extends z.ZodTypeAny>(item: T, message: string): z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]> {
+  const list = z.array(item, { message });
+  return z.unknown().transform((value, ctx) => {
+    const single = !Array.isArray(value);
+    const parsed = list.safeParse(single ? [value] : value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
+    return z.NEVER;
+  }) as unknown as z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]>;
+}
+
+const hashKeySchema = z.string().regex(/^(ip|path|header:.+|cookie:.+|query:.+)$/, 'expected ip, path, header:<name>, cookie:<name> or query:<name>');
+
+/** SERVICE_NAME: a service's or a route's name, usable in metrics labels, URLs and Redis keys. */
+const serviceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 64)');
+
+/**
+ * serviceSchema: one named pool under `services`, with everything that sits
+ * at the top level for the one pool of a configuration without `services`.
+ */
+export const serviceSchema = z.object({
+  backends: z.array(backendSchema).default([]),
+  /** discovery: one source or a list of them (several DNS names or Kubernetes services). */
+  discovery: oneOrMany(discoverySchema, 'expected a discovery source or a list of them').optional(),
+  algorithm: z.string().default('round-robin'),
+  hashKey: hashKeySchema.default('ip'),
+  sticky: stickySchema.optional(),
+  slowStart: duration.default(0),
+  p2c: p2cSchema.default({}),
+  healthCheck: healthCheckSchema.default({}),
+  timeouts: timeoutsSchema.default({}),
+  retries: retriesSchema.default({}),
+  outlierDetection: outlierDetectionSchema.default({}),
+  backendTls: tlsClientSchema.default({}),
+  upstream: upstreamSchema.default({}),
+  /** maxConnectionsPerBackend: concurrent requests per backend; 0 means no limit. */
+  maxConnectionsPerBackend: z.number().int().min(0).default(0),
+  queueTimeout: duration.default('5s'),
+}).strict();
+
+/** ServiceConfig is one service's validated configuration. */
+export type ServiceConfig = z.output<typeof serviceSchema>;
+
+/** POOL_KEYS are the top-level keys that describe the one pool of a configuration without `services`. */
+export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'backendTls', 'upstream'] as const;
+
+const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
+const headerValueText = z.string().refine((v) => !/[\r\n\0]/.test(v), 'expected a header value without CR, LF or NUL');
+
+/** A regular expression given in the config, compiled once at load (a bad one is a config error with the engine's message). */
+const regexSource = z.string().superRefine((value, ctx) => {
+  try {
+    new RegExp(value);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid regular expression: ${(err as Error).message}` });
+  }
+});
+
+const headerMatchSchema = z.union([
+  z.string(),
+  z.object({ regex: regexSource }).strict(),
+  z.object({ present: z.boolean({ message: 'expected true or false' }) }).strict(),
+], { message: 'expected a value, {regex: ...} or {present: true|false}' });
+
+const queryMatchSchema = z.union([z.string(), z.object({ regex: regexSource }).strict()], { message: 'expected a value or {regex: ...}' });
+
+const pathMatchSchema = z.object({
+  exact: z.string().startsWith('/', 'expected a path starting with "/"').optional(),
+  prefix: z.string().startsWith('/', 'expected a path prefix starting with "/"').optional(),
+  regex: regexSource.optional(),
+}).strict().superRefine((p, ctx) => {
+  const given = (['exact', 'prefix', 'regex'] as const).filter((k) => p[k] !== undefined);
+  if (given.length !== 1) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected exactly one of exact, prefix or regex${given.length > 1 ? `, got ${given.join(' and ')}` : ''}` });
+});
+
+const hostPattern = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?(:\d{1,5})?$/,
+  'expected a host name such as "api.example.com" or "*.example.com" (a wildcard stands for one label)');
+
+export const routeMatchSchema = z.object({
+  hosts: z.array(hostPattern).min(1).optional(),
+  path: pathMatchSchema.optional(),
+  methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'expected a method such as GET').transform((m) => m.toUpperCase())).min(1).optional(),
+  headers: z.record(headerMatchSchema).optional(),
+  query: z.record(queryMatchSchema).optional(),
+}).strict();
+
+const headerTransformSchema = z.object({
+  /** set replaces every value of the header. */
+  set: z.record(headerName, headerValueText).optional(),
+  /** add appends a value (or several), keeping those present. */
+  add: z.record(headerName, z.union([headerValueText, z.array(headerValueText)])).optional(),
+  remove: z.array(headerName).optional(),
+}).strict();
+
+const cidr = z.string().superRefine((value, ctx) => {
+  const [addr, bits, extra] = value.split('/');
+  const v6 = isIP(addr ?? '') === 6;
+  const okAddr = isIP(addr ?? '') !== 0;
+  const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (v6 ? 128 : 32));
+  if (!okAddr || !okBits || extra !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected an IP address or CIDR such as "10.0.0.0/8"' });
+});
+
+const rewriteSchema = z.object({
+  stripPrefix: z.string().startsWith('/', 'expected a path prefix starting with "/"').optional(),
+  replacePrefix: z.object({ from: z.string().startsWith('/', 'expected a path prefix starting with "/"'), to: z.string().startsWith('/', 'expected a path starting with "/"') }).strict().optional(),
+  regex: regexSource.optional(),
+  replacement: z.string().optional(),
+}).strict().superRefine((r, ctx) => {
+  const forms = [r.stripPrefix !== undefined, r.replacePrefix !== undefined, r.regex !== undefined].filter(Boolean).length;
+  if (forms !== 1) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected exactly one of stripPrefix, replacePrefix or regex (with replacement)' });
+  if (r.regex !== undefined && r.replacement === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replacement'], message: 'required with regex: the new path, with $1, $2... for the groups' });
+  if (r.regex === undefined && r.replacement !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replacement'], message: 'only with regex' });
+});
+
+const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+export const routeSchema = z.object({
+  name: serviceName.optional(),
+  /** match: every condition given must hold; none matches everything. */
+  match: routeMatchSchema.default({}),
+  // The action: exactly one of these three.
+  service: z.string().optional(),
+  redirect: z.object({
+    /** to: the target, with {host}, {path}, {query} and the path regex's groups {1}, {2}... */
+    to: z.string().min(1),
+    status: z.number().refine((n) => (REDIRECT_STATUSES as readonly number[]).includes(n), 'expected 301, 302, 303, 307 or 308').default(302),
+  }).strict().optional(),
+  respond: z.object({
+    status: z.number().int().min(200).max(599),
+    body: z.string().default(''),
+    headers: z.record(headerName, headerValueText).default({}),
+  }).strict().optional(),
+  rewrite: rewriteSchema.optional(),
+  requestHeaders: headerTransformSchema.optional(),
+  responseHeaders: headerTransformSchema.optional(),
+  /** timeouts: response, idle and total override the service's for this route (connect belongs to the service's connections). */
+  timeouts: z.object({ response: duration.optional(), idle: duration.optional(), total: duration.optional() }).strict().optional(),
+  retries: retriesSchema.partial().optional(),
+  rateLimit: rateLimitSchema.optional(),
+  allow: z.array(cidr).optional(),
+  deny: z.array(cidr).optional(),
+  preserveHost: z.boolean().optional(),
+}).strict().superRefine((r, ctx) => {
+  const actions = (['service', 'redirect', 'respond'] as const).filter((k) => r[k] !== undefined);
+  if (actions.length !== 1) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: actions.length === 0 ? 'expected an action: service, redirect or respond' : `expected one action, got ${actions.join(' and ')}` });
+  }
+  if (r.service === undefined) {
+    for (const key of ['rewrite', 'timeouts', 'retries', 'preserveHost'] as const) {
+      if (r[key] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'applies only to a route with a service' });
+    }
+  }
+});
+
+export type RouteConfig = z.output<typeof routeSchema>;
+export type RouteMatchConfig = RouteConfig['match'];
+export type HeaderTransformConfig = z.output<typeof headerTransformSchema>;
+
 export const configSchema = z.object({
   listen: listenSchema.default(8080),
   algorithm: z.string().default('round-robin'),
-  hashKey: z.string().regex(/^(ip|path|header:.+|cookie:.+|query:.+)$/, 'expected ip, path, header:<name>, cookie:<name> or query:<name>').default('ip'),
+  hashKey: hashKeySchema.default('ip'),
   sticky: stickySchema.optional(),
   slowStart: duration.default(0),
   /** p2c: options of the p2c policy; `ewma` compares latency-weighted load instead of in-flight counts alone. */
@@ -363,13 +526,24 @@ export const configSchema = z.object({
   backendTls: tlsClientSchema.default({}),
   upstream: upstreamSchema.default({}),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
+  /** services: named pools; without it the top-level pool keys describe one service, `default`. */
+  services: z.record(serviceName, serviceSchema).optional(),
+  /** routes: ordered, first match wins; without it every request goes to the one service. */
+  routes: z.array(routeSchema).optional(),
   watch: z.boolean().default(false),
 }).strict();
 
 /** FulcrumConfigInput is what a user writes (file, flags or library call). */
 export type FulcrumConfigInput = z.input<typeof configSchema>;
-/** FulcrumConfig is the validated, normalized configuration. */
-export type FulcrumConfig = z.output<typeof configSchema>;
+/**
+ * FulcrumConfig is the validated, normalized configuration. `services` and
+ * `routes` are always there: without them in the input, the top-level pool
+ * keys become the service `default` and one catch-all route leads to it.
+ */
+export type FulcrumConfig = Omit<z.output<typeof configSchema>, 'services' | 'routes'> & {
+  services: Record<string, ServiceConfig>;
+  routes: RouteConfig[];
+};
 export type BackendConfig = FulcrumConfig['backends'][number];
 export type HealthCheckConfig = FulcrumConfig['healthCheck'];
 export type TimeoutsConfig = FulcrumConfig['timeouts'];
@@ -379,3 +553,4 @@ export type DnsDiscoveryConfig = NonNullable<DiscoveryConfig['dns']>;
 export type KubernetesDiscoveryConfig = NonNullable<DiscoveryConfig['kubernetes']>;
 export type RateLimitConfig = NonNullable<FulcrumConfig['rateLimit']>;
 export type RateLimitOverrideConfig = RateLimitConfig['overrides'][number];
+export type RetriesConfig = z.output<typeof retriesSchema>;

@@ -12,6 +12,9 @@ export const healthChannel = diagnostics.channel('fulcrum:health');
 export const poolChannel = diagnostics.channel('fulcrum:pool');
 
 export interface RequestEvent {
+  /** route and service: what the request matched and went to; null when it matched no route. */
+  readonly route: string | null;
+  readonly service: string | null;
   readonly backend: string | null;
   readonly method: string;
   readonly path: string;

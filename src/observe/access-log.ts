@@ -12,13 +12,13 @@
 import { ownSink, type LineSink, type Logger } from './log.js';
 
 export interface AccessLog {
-  write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void;
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
    * closes: `ms` is its whole life, bytesIn what the client sent through it
    * and bytesOut what it received (after the heads).
    */
-  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void;
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void;
   /** close hands the lines still batched to the destination (when the balancer stops). */
   close(): void;
 }
@@ -36,12 +36,12 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#log.info({ method, url, status, backend, client, ms, attempts, error });
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
+    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, error });
   }
 
-  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
-    this.#log.info({ method, url, status, backend, client, ms, attempts, bytesIn, bytesOut });
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
+    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, bytesIn, bytesOut });
   }
 
   close(): void { /* pino writes each line as it comes */ }
@@ -101,6 +101,8 @@ class BatchedAccessLog implements AccessLog {
   /** #start: the line's start up to its method, for the current millisecond. */
   #start = '';
   readonly #method = new JsonMemo();
+  readonly #route = new JsonMemo();
+  readonly #service = new JsonMemo();
   readonly #backend = new JsonMemo();
   readonly #client = new JsonMemo();
 
@@ -110,18 +112,18 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#batch += `${this.#lineStart(method, url, status, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
     this.#added();
   }
 
-  writeTunnel(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
-    this.#batch += `${this.#lineStart(method, url, status, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}}\n`;
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}}\n`;
     this.#added();
   }
 
   /** #lineStart is a line up to its attempts field, with the time of now. */
-  #lineStart(method: string, url: string, status: number, backend: string, client: string, ms: number, attempts: number): string {
+  #lineStart(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number): string {
     const now = Date.now();
     if (now !== this.#timeMs) {
       this.#timeMs = now;
@@ -132,7 +134,7 @@ class BatchedAccessLog implements AccessLog {
       }
       this.#start = `{"level":30,"time":"${this.#secondIso}${MILLIS[milli]!}Z"${this.#bindings},"method":`;
     }
-    return `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}`;
+    return `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"route":${this.#route.of(route)},"service":${this.#service.of(service)},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}`;
   }
 
   #added(): void {

@@ -46,12 +46,29 @@ export class LatencyHistogram {
   }
 }
 
-/** BackendMetrics holds the per-backend counters; "none" collects requests no backend served. */
+/** BackendMetrics holds the counters of one backend of one service; "none" collects requests no backend served. */
 export class BackendMetrics {
   /** codes maps an HTTP status (0 = no response) to a count. */
   readonly codes = new Map<number, number>();
   readonly latency = new LatencyHistogram();
   requests = 0;
+
+  constructor(readonly service: string = 'default', readonly id: string = 'none') {}
+}
+
+/** TargetMetrics: one route's requests to one backend (the series labelled by route, service and backend). */
+export class TargetMetrics {
+  readonly codes = new Map<number, number>();
+  readonly latency = new LatencyHistogram();
+}
+
+/** RouteMetrics holds the counters of one route, whole and by backend. */
+export class RouteMetrics {
+  requests = 0;
+  /** errors: answers of 5xx, or none at all. */
+  errors = 0;
+  readonly latency = new LatencyHistogram();
+  readonly targets = new Map<BackendMetrics, TargetMetrics>();
 }
 
 /** MeteredBackend is what the metrics read of a backend at scrape time: its names and live counters. */
@@ -61,8 +78,17 @@ export interface MeteredBackend {
   readonly state: { readonly reasons: number; readonly inflight: number; readonly failures: number };
 }
 
-/** BackendSource returns the backends in the pool now (the pool's snapshot). */
-export type BackendSource = () => readonly MeteredBackend[];
+/** ServiceBackends: one service's backends now (its pool's snapshot). */
+export interface ServiceBackends {
+  readonly service: string;
+  readonly backends: readonly MeteredBackend[];
+}
+
+/** BackendSource returns every service's backends. */
+export type BackendSource = () => readonly ServiceBackends[];
+
+/** UNROUTED names the service and backend of requests that reached neither. */
+const NONE = 'none';
 
 interface MetricValue { metricName?: string; labels: Record<string, string | number>; value: number }
 /** aggregator: how a cluster's workers' values combine (prom-client's AggregatorRegistry). */
@@ -77,12 +103,18 @@ function collector(name: string, help: string, type: CollectedMetric['type'], va
   };
 }
 
+const EMPTY: ReadonlyMap<string, BackendMetrics> = new Map();
+
 export class Metrics {
   /** totalRequests counts proxied requests (not the balancer's own endpoints). */
   totalRequests = 0;
   rateLimited = 0;
   retries = 0;
-  readonly byBackend = new Map<string, BackendMetrics>();
+  /** byService: the backends' counters, by service, then backend id. */
+  readonly byService = new Map<string, Map<string, BackendMetrics>>();
+  readonly byRoute = new Map<string, RouteMetrics>();
+  /** defaultService names the service `byBackend` shows (the balancer's default one). */
+  defaultService = 'default';
   readonly registry = new Registry();
   /** extraJson lets features (store, rate limiter) add fields to the JSON metrics. */
   readonly extraJson: (() => Record<string, unknown>)[] = [];
@@ -92,50 +124,104 @@ export class Metrics {
     this.#registerCollectors();
   }
 
-  backend(id: string): BackendMetrics {
-    let m = this.byBackend.get(id);
+  /** byBackend: the counters of the default service's backends, by id. */
+  get byBackend(): ReadonlyMap<string, BackendMetrics> {
+    return this.byService.get(this.defaultService) ?? EMPTY;
+  }
+
+  backend(service: string, id: string): BackendMetrics {
+    let byId = this.byService.get(service);
+    if (byId === undefined) {
+      byId = new Map();
+      this.byService.set(service, byId);
+    }
+    let m = byId.get(id);
     if (m === undefined) {
-      m = new BackendMetrics();
-      this.byBackend.set(id, m);
+      m = new BackendMetrics(service, id);
+      byId.set(id, m);
+    }
+    return m;
+  }
+
+  route(name: string): RouteMetrics {
+    let m = this.byRoute.get(name);
+    if (m === undefined) {
+      m = new RouteMetrics();
+      this.byRoute.set(name, m);
     }
     return m;
   }
 
   /** record is called once per proxied request, when it finishes. */
-  record(backendId: string, status: number, seconds: number): void {
+  record(route: string, service: string, backendId: string, status: number, seconds: number): void {
     this.totalRequests++;
-    const m = this.backend(backendId);
+    const m = this.backend(service, backendId);
     m.requests++;
     m.codes.set(status, (m.codes.get(status) ?? 0) + 1);
     m.latency.observe(seconds);
+    const r = this.route(route);
+    r.requests++;
+    if (status >= 500 || status === 0) r.errors++;
+    r.latency.observe(seconds);
+    let t = r.targets.get(m);
+    if (t === undefined) {
+      t = new TargetMetrics();
+      r.targets.set(m, t);
+    }
+    t.codes.set(status, (t.codes.get(status) ?? 0) + 1);
+    t.latency.observe(seconds);
   }
 
-  /** forget drops the metrics of a backend that left the pool. */
-  forget(id: string): void {
-    this.byBackend.delete(id);
+  /** forget drops the metrics of a backend that left its service. */
+  forget(service: string, id: string): void {
+    const m = this.byService.get(service)?.get(id);
+    if (m === undefined) return;
+    this.byService.get(service)!.delete(id);
+    for (const r of this.byRoute.values()) r.targets.delete(m);
+  }
+
+  /** forgetRoutes drops the counters of routes no longer configured. */
+  forgetRoutes(keep: ReadonlySet<string>): void {
+    for (const name of this.byRoute.keys()) if (name !== NONE && !keep.has(name)) this.byRoute.delete(name);
   }
 
   json(): Record<string, unknown> {
     const backends: Record<string, unknown>[] = [];
-    for (const b of this.backends()) {
-      const m = this.byBackend.get(b.id);
-      backends.push({
-        id: b.id,
-        url: b.url.href,
-        requests: m?.requests ?? 0,
-        failures: b.state.failures,
-        activeConnections: b.state.inflight,
-        healthy: b.state.reasons === 0,
-        codes: m === undefined ? {} : Object.fromEntries([...m.codes].map(([c, n]) => [String(c), n])),
-        latency: m === undefined ? null : { p50: m.latency.quantile(0.5), p99: m.latency.quantile(0.99), count: m.latency.count },
-      });
+    const services: Record<string, unknown> = {};
+    let unrouted = 0;
+    for (const byId of this.byService.values()) unrouted += byId.get(NONE)?.requests ?? 0;
+    for (const { service, backends: list } of this.backends()) {
+      const byId = this.byService.get(service);
+      let requests = byId?.get(NONE)?.requests ?? 0;
+      for (const b of list) {
+        const m = byId?.get(b.id);
+        requests += m?.requests ?? 0;
+        backends.push({
+          id: b.id,
+          service,
+          url: b.url.href,
+          requests: m?.requests ?? 0,
+          failures: b.state.failures,
+          activeConnections: b.state.inflight,
+          healthy: b.state.reasons === 0,
+          codes: m === undefined ? {} : Object.fromEntries([...m.codes].map(([c, n]) => [String(c), n])),
+          latency: m === undefined ? null : { p50: m.latency.quantile(0.5), p99: m.latency.quantile(0.99), count: m.latency.count },
+        });
+      }
+      services[service] = { requests, backends: list.length, healthyBackends: list.filter((b) => b.state.reasons === 0).length };
+    }
+    const routes: Record<string, unknown> = {};
+    for (const [name, r] of this.byRoute) {
+      routes[name] = { requests: r.requests, errors: r.errors, latency: r.latency.count === 0 ? null : { p50: r.latency.quantile(0.5), p99: r.latency.quantile(0.99), count: r.latency.count } };
     }
     const out: Record<string, unknown> = {
       total_requests: this.totalRequests,
       ratelimited_total: this.rateLimited,
       retries_total: this.retries,
-      unrouted_requests: this.byBackend.get('none')?.requests ?? 0,
+      unrouted_requests: unrouted,
       backends,
+      services,
+      routes,
     };
     for (const extra of this.extraJson) Object.assign(out, extra());
     return out;
@@ -155,32 +241,47 @@ export class Metrics {
 
   #registerCollectors(): void {
     const r = this.registry;
-    r.registerMetric(collector('fulcrum_requests_total', 'Proxied requests by backend and status code (0: no response).', 'counter', () => {
+    r.registerMetric(collector('fulcrum_requests_total', 'Proxied requests by route, service, backend and status code (0: no response).', 'counter', () => {
       const values: MetricValue[] = [];
-      for (const [id, m] of this.byBackend) for (const [code, n] of m.codes) values.push({ labels: { backend: id, code }, value: n });
+      for (const [route, rm] of this.byRoute) {
+        for (const [m, t] of rm.targets) for (const [code, n] of t.codes) values.push({ labels: { route, service: m.service, backend: m.id, code }, value: n });
+      }
       return values;
     }) as never);
     r.registerMetric(collector('fulcrum_request_duration_seconds', 'Time from receiving a request to the end of its response.', 'histogram', () => {
       const values: MetricValue[] = [];
-      for (const [id, m] of this.byBackend) {
-        let cumulative = 0;
-        DURATION_BUCKETS.forEach((le, i) => {
-          cumulative += m.latency.counts[i]!;
-          values.push({ metricName: 'fulcrum_request_duration_seconds_bucket', labels: { backend: id, le }, value: cumulative });
-        });
-        cumulative += m.latency.counts[DURATION_BUCKETS.length]!;
-        values.push({ metricName: 'fulcrum_request_duration_seconds_bucket', labels: { backend: id, le: '+Inf' }, value: cumulative });
-        values.push({ metricName: 'fulcrum_request_duration_seconds_sum', labels: { backend: id }, value: m.latency.sum });
-        values.push({ metricName: 'fulcrum_request_duration_seconds_count', labels: { backend: id }, value: m.latency.count });
+      for (const [route, rm] of this.byRoute) {
+        for (const [m, t] of rm.targets) {
+          const labels = { route, service: m.service, backend: m.id };
+          let cumulative = 0;
+          DURATION_BUCKETS.forEach((le, i) => {
+            cumulative += t.latency.counts[i]!;
+            values.push({ metricName: 'fulcrum_request_duration_seconds_bucket', labels: { ...labels, le }, value: cumulative });
+          });
+          cumulative += t.latency.counts[DURATION_BUCKETS.length]!;
+          values.push({ metricName: 'fulcrum_request_duration_seconds_bucket', labels: { ...labels, le: '+Inf' }, value: cumulative });
+          values.push({ metricName: 'fulcrum_request_duration_seconds_sum', labels, value: t.latency.sum });
+          values.push({ metricName: 'fulcrum_request_duration_seconds_count', labels, value: t.latency.count });
+        }
       }
       return values;
     }) as never);
+    const perBackend = (value: (b: MeteredBackend) => number): MetricValue[] => {
+      const values: MetricValue[] = [];
+      for (const { service, backends } of this.backends()) for (const b of backends) values.push({ labels: { service, backend: b.id }, value: value(b) });
+      return values;
+    };
     r.registerMetric(collector('fulcrum_backend_up', 'Whether a backend is in rotation (1) or out (0).', 'gauge',
-      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.reasons === 0 ? 1 : 0 })), 'max') as never);
+      () => perBackend((b) => (b.state.reasons === 0 ? 1 : 0)), 'max') as never);
     r.registerMetric(collector('fulcrum_backend_active_connections', 'Requests in flight to a backend.', 'gauge',
-      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.inflight }))) as never);
+      () => perBackend((b) => b.state.inflight)) as never);
     r.registerMetric(collector('fulcrum_backend_failures_total', 'Failed attempts to a backend (connect errors, timeouts, resets).', 'counter',
-      () => this.backends().map((b) => ({ labels: { backend: b.id }, value: b.state.failures }))) as never);
+      () => perBackend((b) => b.state.failures)) as never);
+    r.registerMetric(collector('fulcrum_route_requests_total', 'Requests a route matched.', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const [route, rm] of this.byRoute) values.push({ labels: { route }, value: rm.requests });
+      return values;
+    }) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',
       () => [{ labels: {}, value: this.rateLimited }]) as never);
     r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts.', 'counter',

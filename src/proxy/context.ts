@@ -1,7 +1,7 @@
 /**
  * ProxyContext is what the request path reads that belongs to the balancer
  * rather than to one service: the listener-level settings (limits, the
- * access log switch, forwarded headers), the services requests go to, the
+ * access log switch, forwarded headers), the services and the route table, the
  * counters of requests and tunnels in flight, and whether the balancer is
  * draining. Derived from the config once, and again on reload, so that
  * per-request work is lookups.
@@ -11,7 +11,7 @@ import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServiceRegistry } from '../service/registry.js';
-import type { Service } from '../service/service.js';
+import type { RouteTable } from '../routing/table.js';
 import { TrustedProxies } from '../core/trusted-proxies.js';
 import type { ForwardOptions } from './headers.js';
 
@@ -44,6 +44,8 @@ export class ProxyContext {
   constructor(
     settings: ProxySettings,
     readonly services: ServiceRegistry,
+    /** routes: the route table in force, replaced whole on reload. */
+    public routes: RouteTable,
     readonly metrics: Metrics,
     readonly log: Logger,
   ) {
@@ -54,11 +56,6 @@ export class ProxyContext {
   /** limits are the listener limits in force (the listeners read them through this, so that a reload applies). */
   get limits(): ProxySettings['limits'] {
     return this.settings.limits;
-  }
-
-  /** serviceFor chooses the service of a request: the default one until routing exists. */
-  serviceFor(): Service {
-    return this.services.default;
   }
 
   reconfigure(settings: ProxySettings): void {

@@ -20,6 +20,9 @@ import type { ResponseHeadContext } from '../balancer/sticky.js';
 import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel } from '../core/downstream.js';
 import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
+import type { Route } from '../routing/route.js';
+import type { HeaderValues } from '../routing/transforms.js';
+import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
 import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
@@ -44,6 +47,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   tried: Set<Backend> | undefined = undefined;
 
   backend: Backend | null = null;
+  /** path is the target the backend gets: the client's, normalized and rewritten by the route. */
+  path: string;
+  /** retry: the service's retry policy, with the route's overrides. */
+  retry: RetryPolicy;
+  /** headerValues: what the route's header templates refer to (null when it has none). */
+  headerValues: HeaderValues | null = null;
   attempts = 0;
   status = 0;
   error: FulcrumError | null = null;
@@ -71,6 +80,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   constructor(
     private readonly ctx: ProxyContext,
     readonly service: Service,
+    /** route: the route the request matched; null when it matched none (or was refused before). */
+    readonly route: Route | null,
     readonly req: DownstreamRequest,
     readonly res: DownstreamResponse,
     private readonly headers: string[],
@@ -85,10 +96,13 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
     this.#h2 = req.httpVersionMajor === 2;
-    this.#hostFromBackend = headers.length > 1 && (!ctx.forward.preserveHost || headers[1] === '');
+    // The header pass (and a route's preserveHost) leave Host empty when the backend's own is to be sent.
+    this.#hostFromBackend = headers.length > 1 && headers[1] === '';
+    this.path = req.url!;
+    this.retry = route === null ? service.retry : route.retryFor(service);
     // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
     (res as ExchangeCarrier)[EXCHANGE] = this;
-    const total = service.config.timeouts.total;
+    const total = route?.timeouts?.total ?? service.config.timeouts.total;
     if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
   }
 
@@ -132,12 +146,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   #queueTimer: NodeJS.Timeout | null = null;
 
-  /** #enqueue waits (bounded by limits.queueTimeout) for a backend to free a slot. */
+  /** #enqueue waits (bounded by the service's queueTimeout) for a backend to free a slot. */
   #enqueue(): void {
     const service = this.service;
     service.queue.push(this);
     if (this.#queueTimer === null) {
-      const timeout = service.config.limits.queueTimeout;
+      const timeout = service.config.queueTimeout;
       this.#queueTimer = setTimeout(() => {
         this.#queueTimer = null;
         this.fail(new FulcrumError('FULCRUM_ERR_QUEUE_TIMEOUT', `waited ${timeout}ms`));
@@ -172,7 +186,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     }
     const timeouts = backend.config.timeouts;
     const opts: UpstreamRequest & { servername: string } = {
-      path: this.req.url!,
+      path: this.path,
       method: this.req.method!,
       headers: this.headers,
       body: this.#body,
@@ -183,6 +197,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (timeouts !== undefined) {
       if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
       if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
+    }
+    // A route's timeouts are the most specific: they win over the backend's and the service's.
+    const own = this.route?.timeouts;
+    if (own != null) {
+      if (own.response !== undefined) opts.headersTimeout = own.response;
+      if (own.idle !== undefined) opts.bodyTimeout = own.idle;
     }
     try {
       service.upstream.get(backend).dispatch(opts, this);
@@ -195,10 +215,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   #openTunnel(backend: Backend, tunnel: DownstreamTunnel): void {
     const headers = this.headers;
     headers.push('connection', 'Upgrade', 'upgrade', tunnel.protocol);
-    const timeouts = { ...this.service.config.timeouts, ...backend.config.timeouts };
+    const timeouts = { ...this.service.config.timeouts, ...backend.config.timeouts, ...this.route?.timeouts };
     const tls = backend.url.protocol === 'https:' ? this.service.upstream.tls.optionsFor(backend) : null;
     try {
-      openTunnel(backend, tls, { method: this.req.method!, path: this.req.url!, headers, connectTimeout: timeouts.connect, responseTimeout: timeouts.response }, this);
+      openTunnel(backend, tls, { method: this.req.method!, path: this.path, headers, connectTimeout: timeouts.connect, responseTimeout: timeouts.response }, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -232,6 +252,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
       if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
+      const transform = this.route?.responseHeaders;
+      if (transform != null) transform.apply(headers, this.headerValues!);
       const head = headersForWriteHead(res, headers);
       if (this.#h2) res.writeHead(statusCode, head); // HTTP/2 has no reason phrase
       else res.writeHead(statusCode, statusText || undefined, head);
@@ -275,6 +297,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.status = 101;
     const headers = switchingHeaders(rawHeaders);
     this.service.onResponseHead(this, headers);
+    const transform = this.route?.responseHeaders;
+    if (transform != null) transform.apply(headers, this.headerValues!);
     const client = tunnel.switchProtocols(statusText, headers);
     if (upstreamHead.length > 0) client.write(upstreamHead);
     if (tunnel.head.length > 0) upstream.write(tunnel.head);
@@ -349,7 +373,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   // --- lifecycle -------------------------------------------------------
 
   #mayRetry(error: FulcrumError): boolean {
-    const retry = this.service.retry;
+    const retry = this.retry;
     if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
     // attempts counts the tries made so far: the first one plus the retries.
     if (this.attempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
@@ -380,6 +404,18 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       this.status = 499;
       this.#finish();
     }
+  }
+
+  /** respond answers the client itself (a route's redirect or fixed answer): no backend is involved. */
+  respond(status: number, headers: Readonly<Record<string, string>>, body: string): void {
+    this.status = status;
+    const res = this.res;
+    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
+    if (!res.headersSent && !this.#clientGone) {
+      res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    }
+    this.#finish();
   }
 
   /** fail answers the client with the error's status and a short plain-text reason. */
@@ -440,6 +476,8 @@ function headersForWriteHead(res: DownstreamResponse, headers: string[]): string
 function statusText(status: number): string {
   switch (status) {
     case 400: return 'Bad Request';
+    case 403: return 'Forbidden';
+    case 404: return 'Not Found';
     case 413: return 'Content Too Large';
     case 429: return 'Too Many Requests';
     case 499: return 'Client Closed Request';

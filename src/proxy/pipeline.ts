@@ -8,13 +8,19 @@
  *   2. checks     the target, the header pass (hop-by-hop fields out, the client
  *                 address, forwarded fields in: one pass over the fields, since
  *                 the filters need the address), the body size limit
- *   3. filters    request filters (the rate limiter): go on, or answer
- *   4. body       none, buffered to be replayable, or streamed (upgrades: none)
- *   5. choose     the service, then its backend (policy, hash key, sticky
- *                 cookie, connection limit and queue)          ┐
- *   6. exchange   dispatch, retries, the response head         │ exchange.ts
- *   7. response   the body, or for an upgrade the tunnel       ┘
- *   8. log        metrics, the access log line, the request event (for a
+ *   3. route      the route table: the first route that matches (404 when none);
+ *                 its allow/deny list (403)
+ *   4. filters    the route's filters (its rate limit), then the balancer's
+ *                 (the rate limiter): go on, or answer; a redirect or fixed
+ *                 answer ends here
+ *   5. transform  the route's rewrite and request header changes
+ *   6. body       none, buffered to be replayable, or streamed (upgrades: none)
+ *   7. choose     the route's service, then its backend (policy, hash key,
+ *                 sticky cookie, connection limit and queue)   ┐
+ *   8. exchange   dispatch, retries, the response head         │ exchange.ts
+ *   9. response   the route's response header changes, the     │
+ *                 body, or for an upgrade the tunnel           ┘
+ *  10. log        metrics, the access log line, the request event (for a
  *                 tunnel: when it closes, with the bytes each way)
  *
  * Nothing here waits on shared state; the only I/O is to the client and
@@ -33,8 +39,14 @@ import { clientAddressOf, newRequestMeta, upstreamHeaders, type RequestMeta } fr
 import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
 import type { FilterReject, RequestFilter } from '../core/request-filter.js';
+import type { Route } from '../routing/route.js';
+import { hostName } from '../routing/host.js';
+import { normalizePath } from '../routing/path.js';
+import { renderTemplate } from '../core/template.js';
+import type { HeaderValues } from '../routing/transforms.js';
 import type { Service } from '../service/service.js';
 import { UpgradeResponse } from './upgrade-response.js';
+import { randomUUID } from 'node:crypto';
 
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
 type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -52,21 +64,26 @@ export interface PipelineOptions {
 export function createPipeline(options: PipelineOptions): ProxyEntry {
   const { context: ctx, proto, internal } = options;
 
-  // --- 8. log ------------------------------------------------------------
+  // --- 10. log -----------------------------------------------------------
   const finish = (ex: Exchange): void => {
     const tunnel = ex.tunnel !== null && ex.status === 101;
     const seconds = (performance.now() - ex.startedAt) / 1000;
     const backendId = ex.backend?.id ?? 'none';
+    const route = ex.route;
+    const routeName = route === null ? 'none' : route.name;
+    // A route that answers itself (redirect, fixed answer) sends nothing to a service.
+    const serviceName = route === null || route.service === null ? 'none' : ex.service.name;
     // A tunnel's life is not a latency: metrics take the time to its 101.
-    ctx.metrics.record(backendId, ex.status, tunnel ? ex.handshakeMs / 1000 : seconds);
+    ctx.metrics.record(routeName, serviceName, backendId, ex.status, tunnel ? ex.handshakeMs / 1000 : seconds);
     const log = ctx.settings.accessLog ? options.accessLog : null;
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
-      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code);
+      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code);
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
+        route: route === null ? null : route.name, service: serviceName === 'none' ? null : serviceName,
         backend: ex.backend?.id ?? null, method: ex.req.method ?? '', path: ex.req.url ?? '', status: ex.status,
         durationMs: seconds * 1000, attempts: ex.attempts, error: ex.error?.code ?? null,
         ...(tunnel ? { tunnel: { bytesIn: ex.bytesIn, bytesOut: ex.bytesOut } } : {}),
@@ -76,8 +93,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
   };
 
   /** reject answers a request that goes no further, through the one error answer (Exchange.fail). */
-  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null): void => {
-    const ex = new Exchange(ctx, ctx.serviceFor(), req, res, [], null, clientAddress, finish, tunnel);
+  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null, route: Route | null = null): void => {
+    const ex = new Exchange(ctx, route?.service ?? ctx.services.default, route, req, res, [], null, clientAddress, finish, tunnel);
     ex.fail(error, headers);
   };
 
@@ -140,34 +157,115 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       return;
     }
 
-    // --- 3. filters --------------------------------------------------------
-    const filters = options.filters();
-    if (filters.length === 0) {
-      readBody(req, res, headers, client, meta, body, tunnel);
+    // --- 3. route -----------------------------------------------------------
+    // One catch-all route (a configuration without routes) needs no look-up, and its requests go on unchanged.
+    const table = ctx.routes;
+    let route = table.only;
+    // normalizeTarget may have turned an absolute-form target into origin form.
+    let target = req.url!;
+    if (route === null) {
+      const q = target.indexOf('?');
+      const rawPath = q === -1 ? target : target.slice(0, q);
+      const path = normalizePath(rawPath);
+      if (path === null) {
+        reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'invalid percent-encoding in the path'), client, undefined, tunnel);
+        return;
+      }
+      const host = hostName(meta.host);
+      route = table.match(req.method!, path, q === -1 ? '' : target.slice(q + 1), host, req.rawHeaders);
+      if (route === null) {
+        reject(req, res, new FulcrumError('FULCRUM_ERR_NO_ROUTE', `host "${host}", path "${path}"`), client, undefined, tunnel);
+        return;
+      }
+      // The backend gets the path the route decided on, not another spelling of it.
+      if (path !== rawPath) target = q === -1 ? path : path + target.slice(q);
+    }
+    if (route.access !== null && !route.access.admits(client)) {
+      reject(req, res, new FulcrumError('FULCRUM_ERR_FORBIDDEN', `${client} (route "${route.name}")`), client, undefined, tunnel, route);
       return;
     }
-    runFilters(filters, 0, req, res, client,
-      () => readBody(req, res, headers, client, meta, body, tunnel),
-      (error, extra) => reject(req, res, error, client, extra, tunnel));
+
+    // --- 4. filters --------------------------------------------------------
+    const chosen = route;
+    const go = (): void => act(chosen, req, res, headers, client, meta, body, tunnel, target);
+    const own = route.filters;
+    const filters = options.filters();
+    if (own.length === 0 && filters.length === 0) {
+      go();
+      return;
+    }
+    const fail: FilterReject = (error, extra) => reject(req, res, error, client, extra, tunnel, chosen);
+    if (own.length === 0) runFilters(filters, 0, req, res, client, go, fail);
+    else if (filters.length === 0) runFilters(own, 0, req, res, client, go, fail);
+    else runFilters(own, 0, req, res, client, () => runFilters(filters, 0, req, res, client, go, fail), fail);
   }
 
-  // --- 4. body -----------------------------------------------------------
+  /** act carries out the route's action: a redirect or a fixed answer here, a service through the phases below. */
+  function act(route: Route, req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null, target: string): void {
+    const action = route.action;
+    if (action.kind === 'service') {
+      transform(route, action.service, req, res, headers, client, meta, body, tunnel, target);
+      return;
+    }
+    const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel);
+    if (action.kind === 'respond') {
+      ex.respond(action.status, action.headers, action.body);
+      return;
+    }
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    const groups = route.pathRegex === null ? null : route.pathRegex.exec(path);
+    const location = renderTemplate(action.to, (name) => {
+      switch (name) {
+        case 'host': return hostName(meta.host);
+        case 'path': return path;
+        case 'query': return q === -1 ? '' : target.slice(q);
+        default: return groups?.[Number(name)] ?? '';
+      }
+    });
+    ex.respond(action.status, { location, 'content-type': 'text/plain; charset=utf-8' }, `${action.status} redirect to ${location}\n`);
+  }
+
+  // --- 5. transform ------------------------------------------------------
+  /** transform applies the route's rewrite, Host choice and request header changes. */
+  function transform(route: Route, service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null, target: string): void {
+    if (route.preserveHost !== null) headers[1] = route.preserveHost && meta.host !== undefined ? meta.host : '';
+    let path = target;
+    const rewrite = route.rewrite;
+    if (rewrite !== null) {
+      const q = target.indexOf('?');
+      const before = q === -1 ? target : target.slice(0, q);
+      const forwarded = { prefix: null as string | null };
+      const after = rewrite.apply(before, forwarded);
+      if (after !== before) {
+        path = q === -1 ? after : after + target.slice(q);
+        if (forwarded.prefix !== null) headers.push('x-forwarded-prefix', forwarded.prefix);
+      }
+    }
+    let values: HeaderValues | null = null;
+    if (route.requestHeaders !== null || route.responseHeaders !== null) {
+      values = headerValues(route, service, client, meta, req.rawHeaders);
+      if (route.requestHeaders !== null) route.requestHeaders.apply(headers, values, 2);
+    }
+    readBody(route, service, req, res, headers, client, meta, body, tunnel, path, values);
+  }
+
+  // --- 6. body -----------------------------------------------------------
   /** readBody chooses how the body travels (none, buffered to be retryable, streamed), then forwards. */
-  function readBody(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null): void {
-    // --- 5. choose: the service (the default one until routing exists) ------
-    const service = ctx.serviceFor();
+  function readBody(route: Route, service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null, path: string, values: HeaderValues | null): void {
     service.retry.budget.recordRequest();
     const hasBody = meta.chunked || meta.contentLength > 0;
-    if (!hasBody || tunnel !== null) return forward(service, req, res, headers, null, client, meta, tunnel);
+    if (!hasBody || tunnel !== null) return forward(route, service, req, res, headers, null, client, meta, tunnel, path, values);
     if (body === null) {
       // A body announced where none can follow (an HTTP/2 stream that ended with its headers).
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client);
       return;
     }
-    if (!meta.chunked && meta.contentLength <= service.retry.maxBodySize && service.retry.methodAllows(req.method!)) {
+    const retry = route.retryOverrides === null ? service.retry : route.retryFor(service);
+    if (!meta.chunked && meta.contentLength <= retry.maxBodySize && retry.methodAllows(req.method!)) {
       collectBody(body, meta.contentLength, (err, buffered) => {
         if (err !== null) reject(req, res, err, client);
-        else forward(service, req, res, headers, buffered, client, meta, null);
+        else forward(route, service, req, res, headers, buffered, client, meta, null, path, values);
       });
       return;
     }
@@ -175,19 +273,47 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (meta.chunked && maxBody > 0) {
       const limited = new BodyLimit(maxBody);
       body.on('error', (err) => limited.destroy(err));
-      forward(service, req, res, headers, body.pipe(limited), client, meta, null);
+      forward(route, service, req, res, headers, body.pipe(limited), client, meta, null, path, values);
       return;
     }
-    forward(service, req, res, headers, body, client, meta, null);
+    forward(route, service, req, res, headers, body, client, meta, null, path, values);
   }
 
-  // --- 5.-7. choose the backend, exchange, response (exchange.ts) ----------
-  function forward(service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null): void {
-    const ex = new Exchange(ctx, service, req, res, headers, body, client, finish, tunnel);
+  // --- 7.-9. choose the backend, exchange, response (exchange.ts) ----------
+  function forward(route: Route, service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null, path: string, values: HeaderValues | null): void {
+    const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel);
+    ex.path = path;
+    ex.headerValues = values;
     ex.cookie = meta.cookie;
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
     ex.start();
   }
+}
+
+/** headerValues: what a route's header templates may refer to, for one request. */
+function headerValues(route: Route, service: Service, client: string, meta: RequestMeta, raw: readonly string[]): HeaderValues {
+  let requestId: string | undefined;
+  return {
+    client_ip: client,
+    host: hostName(meta.host),
+    route: route.name,
+    service: service.name,
+    get request_id(): string {
+      requestId ??= incomingRequestId(raw) ?? randomUUID();
+      return requestId;
+    },
+  };
+}
+
+/** incomingRequestId: the client's X-Request-Id, when it sent a usable one. */
+function incomingRequestId(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 12 && raw[i]!.toLowerCase() === 'x-request-id') {
+      const v = raw[i + 1]!.trim();
+      return /^[\x21-\x7e]{1,128}$/.test(v) ? v : undefined;
+    }
+  }
+  return undefined;
 }
 
 function runFilters(filters: readonly RequestFilter[], i: number, req: DownstreamRequest, res: DownstreamResponse, client: string, done: () => void, reject: FilterReject): void {

@@ -9,7 +9,8 @@
  * parameters, so a change there starts afresh too.
  */
 import { Counter, Gauge } from 'prom-client';
-import type { FulcrumConfig, RateLimitConfig } from '../config/schema.js';
+import type { FulcrumConfig, RateLimitConfig, RouteConfig } from '../config/schema.js';
+import { routeName } from '../config/services.js';
 import type { BalancerHost } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
@@ -38,6 +39,10 @@ export class RateLimitFeature {
   /** #health outlives reloads, so that the counts and the outage state carry on. */
   #health: StoreHealth;
   #active: ActiveLimiter | null = null;
+  /** #routes: the limiters of routes with their own `rateLimit`, by route name, in force. */
+  #routes = new Map<string, ActiveLimiter>();
+  /** #candidates: limiters built for a route table not yet in force (a reload being prepared). */
+  #candidates = new Map<string, ActiveLimiter>();
 
   constructor(balancer: BalancerHost) {
     this.#balancer = balancer;
@@ -78,11 +83,47 @@ export class RateLimitFeature {
     return previous;
   }
 
-  #build(config: RateLimitConfig, full: FulcrumConfig, fingerprint: string): ActiveLimiter {
+  /**
+   * routeFilter is the filter of a route's own `rateLimit` (the routeFilter
+   * hook), asked whenever the route table is compiled: the route's limiter
+   * in force when its settings did not change (its counts carry on), else a
+   * new one, which takes over when the table does (promote()).
+   */
+  routeFilter(route: RouteConfig, name: string, config: FulcrumConfig): RateLimitFilter | null {
+    const limit = route.rateLimit;
+    if (limit === undefined) return null;
+    const fingerprint = JSON.stringify([limit, limit.store === 'redis' ? config.state.redis : null]);
+    const current = this.#routes.get(name);
+    if (current !== undefined && current.fingerprint === fingerprint) return current.filter;
+    const pending = this.#candidates.get(name);
+    if (pending !== undefined && pending.fingerprint === fingerprint) return pending.filter;
+    if (pending !== undefined) void this.#release(pending);
+    const built = this.#build(limit, config, fingerprint, `route:${name}:`);
+    this.#candidates.set(name, built);
+    return built.filter;
+  }
+
+  /** promote puts the route limiters of `config`'s table in force and releases those it no longer uses. */
+  async promote(config: FulcrumConfig): Promise<void> {
+    const next = new Map<string, ActiveLimiter>();
+    config.routes.forEach((route, i) => {
+      if (route.rateLimit === undefined) return;
+      const name = routeName(route, i);
+      const limiter = this.#candidates.get(name) ?? this.#routes.get(name);
+      if (limiter !== undefined) next.set(name, limiter);
+    });
+    const kept = new Set(next.values());
+    const released = [...this.#routes.values(), ...this.#candidates.values()].filter((l) => !kept.has(l));
+    this.#routes = next;
+    this.#candidates = new Map();
+    await Promise.all(released.map((l) => this.#release(l)));
+  }
+
+  #build(config: RateLimitConfig, full: FulcrumConfig, fingerprint: string, scopePrefix = ''): ActiveLimiter {
     this.#health.onStoreError = config.onStoreError;
     // A cluster worker's memory store is the primary's, so that the limit holds across workers.
     const inPrimary = config.store === 'memory' && isFulcrumWorker();
-    const rules = compileRules(config, config.store === 'memory' && !inPrimary);
+    const rules = compileRules(config, config.store === 'memory' && !inPrimary, scopePrefix);
     let redis: RedisStore | IpcLimitStore | null = null;
     if (config.store === 'redis') {
       redis = new RedisStore({ url: full.state.redis.url, keyPrefix: full.state.redis.keyPrefix, timeout: config.timeout, health: this.#health });
@@ -108,27 +149,38 @@ export class RateLimitFeature {
   async close(): Promise<void> {
     const active = this.#active;
     this.#active = null;
-    if (active !== null) await this.#release(active);
+    const routes = [...this.#routes.values(), ...this.#candidates.values()];
+    this.#routes.clear();
+    this.#candidates.clear();
+    await Promise.all([...(active === null ? [] : [active]), ...routes].map((l) => this.#release(l)));
   }
 
   /** trackedKeys: the clients the memory stores hold now. */
   trackedKeys(): number {
     let n = 0;
-    for (const rule of this.#active?.rules ?? []) n += rule.memory?.size ?? 0;
+    for (const rule of this.#allRules()) n += rule.memory?.size ?? 0;
     return n;
   }
 
   #evictedKeys(): number {
     let n = 0;
-    for (const rule of this.#active?.rules ?? []) n += rule.memory?.evicted ?? 0;
+    for (const rule of this.#allRules()) n += rule.memory?.evicted ?? 0;
     return n;
+  }
+
+  #allRules(): RateLimitRule[] {
+    return [...(this.#active?.rules ?? []), ...[...this.#routes.values()].flatMap((l) => l.rules)];
   }
 
   status(): Record<string, unknown> | null {
     const active = this.#active;
-    if (active === null) return null;
+    const routes = Object.fromEntries([...this.#routes].map(([name, l]) => [name, {
+      algorithm: l.config.algorithm, rate: l.config.rate, per: l.config.per, burst: l.config.burst ?? l.config.rate, key: l.config.key, store: l.config.store,
+    }]));
+    if (active === null) return this.#routes.size === 0 ? null : { routes, rejected: this.#balancer.metrics.rateLimited, trackedKeys: this.trackedKeys() };
     const c = active.config;
     return {
+      ...(this.#routes.size === 0 ? {} : { routes }),
       algorithm: c.algorithm, rate: c.rate, per: c.per, burst: c.burst ?? c.rate, key: c.key,
       store: c.store, onStoreError: c.onStoreError,
       rules: active.rules.map((r) => ({ name: r.name, enabled: r.enabled, ...r.policy, key: r.key })),
@@ -170,7 +222,13 @@ export function installRateLimit(balancer: BalancerHost): RateLimitFeature {
   const feature = new RateLimitFeature(balancer);
   feature.swap(balancer.config);
   feature.registerMetrics();
-  balancer.addHook('reload', (next) => feature.apply(next));
+  // Routes with their own rateLimit get a filter of their own, in front of the balancer-wide one.
+  balancer.addHook('routeFilter', (route, name, config) => feature.routeFilter(route, name, config));
+  void feature.promote(balancer.config);
+  balancer.addHook('reload', async (next) => {
+    await feature.apply(next);
+    await feature.promote(next);
+  });
   balancer.addHook('close', () => feature.close());
   balancer.addHook('status', (status) => {
     const s = feature.status();

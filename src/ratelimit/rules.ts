@@ -42,7 +42,7 @@ function policyOf(config: RateLimitConfig, o: RateLimitOverrideConfig | null): R
   return { algorithm, rate, per, burst: algorithm === 'token-bucket' ? burst : rate };
 }
 
-function compileRule(config: RateLimitConfig, o: RateLimitOverrideConfig | null, memory: boolean): RateLimitRule {
+function compileRule(config: RateLimitConfig, o: RateLimitOverrideConfig | null, memory: boolean, scopePrefix: string): RateLimitRule {
   const policy = policyOf(config, o);
   const name = o === null ? DEFAULT_RULE_NAME : o.pathPrefix;
   const key = o?.key ?? config.key;
@@ -54,7 +54,7 @@ function compileRule(config: RateLimitConfig, o: RateLimitOverrideConfig | null,
     policy,
     key,
     keyOf: clientKeyFn(key),
-    scope: `${o === null ? '*' : o.pathPrefix}:${short}:${policy.rate}:${policy.per}:${policy.burst}:${key}`,
+    scope: `${scopePrefix}${o === null ? '*' : o.pathPrefix}:${short}:${policy.rate}:${policy.per}:${policy.burst}:${key}`,
     quotedName: quotedName(name),
     policyHeader: policyHeader(name, policy),
     memory: memory && (o === null || o.enabled) ? createMemoryStore(policy, config.maxKeys) : null,
@@ -64,9 +64,10 @@ function compileRule(config: RateLimitConfig, o: RateLimitOverrideConfig | null,
 /**
  * compileRules returns the overrides, longest prefix first, then the default
  * rule; `memory` false leaves the decisions to a shared store (a cluster
- * worker's memory mode is decided in its primary).
+ * worker's memory mode is decided in its primary). `scopePrefix` keeps a
+ * route's own limit apart from the balancer's and other routes' in Redis.
  */
-export function compileRules(config: RateLimitConfig, memory = config.store === 'memory'): RateLimitRule[] {
+export function compileRules(config: RateLimitConfig, memory = config.store === 'memory', scopePrefix = ''): RateLimitRule[] {
   const overrides = [...config.overrides].sort((a, b) => b.pathPrefix.length - a.pathPrefix.length);
-  return [...overrides.map((o) => compileRule(config, o, memory)), compileRule(config, null, memory)];
+  return [...overrides.map((o) => compileRule(config, o, memory, scopePrefix)), compileRule(config, null, memory, scopePrefix)];
 }

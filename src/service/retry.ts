@@ -6,7 +6,7 @@
  * floor of `minPerSecond`), so a failing cluster is not hammered by its own
  * retries (Envoy's retry budget).
  */
-import type { FulcrumConfig } from '../config/schema.js';
+import type { RetriesConfig } from '../config/schema.js';
 
 const WINDOW_SECONDS = 10;
 
@@ -57,11 +57,20 @@ export class RetryPolicy {
   readonly maxBodySize: number;
   readonly budget: RetryBudget;
 
-  constructor(config: FulcrumConfig['retries']) {
+  readonly #config: RetriesConfig;
+
+  /** budget: share another policy's budget (a route's overrides count against its service's budget). */
+  constructor(config: RetriesConfig, budget?: RetryBudget) {
+    this.#config = config;
     this.attempts = config.attempts;
     this.methods = new Set(config.methods);
     this.maxBodySize = config.maxBodySize;
-    this.budget = new RetryBudget(config.budget, config.minPerSecond);
+    this.budget = budget ?? new RetryBudget(config.budget, config.minPerSecond);
+  }
+
+  /** with is this policy with some settings overridden, spending from the same budget. */
+  with(overrides: Partial<RetriesConfig>): RetryPolicy {
+    return new RetryPolicy({ ...this.#config, ...overrides }, this.budget);
   }
 
   /** methodAllows: may requests with this method be retried at all? */

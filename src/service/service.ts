@@ -27,7 +27,7 @@ import { getPickerFactory } from '../balancer/registry.js';
 import { effectiveWeight } from '../balancer/slow-start.js';
 import { StickySessions, type ResponseHeadContext } from '../balancer/sticky.js';
 import { ConfigError } from '../core/config-error.js';
-import type { BackendConfig, FulcrumConfig } from '../config/schema.js';
+import type { BackendConfig, ServiceConfig } from '../config/schema.js';
 import { poolChannel } from '../core/events.js';
 import { ActiveHealthChecker, HttpHealthCheck } from '../health/active.js';
 import { OutlierDetector } from '../health/passive.js';
@@ -41,10 +41,7 @@ import { WaitQueue, type Waiter } from './wait-queue.js';
 /** EWMA_DECAY weighs the latest latency sample against the running average (p2c). */
 const EWMA_DECAY = 0.2;
 
-/** ServiceConfig is a service's part of the configuration (today: the top level's pool settings). */
-export type ServiceConfig = Pick<FulcrumConfig,
-  'backends' | 'algorithm' | 'hashKey' | 'sticky' | 'slowStart' | 'p2c' | 'healthCheck' | 'timeouts' | 'retries'
-  | 'outlierDetection' | 'backendTls' | 'upstream' | 'limits'>;
+export type { ServiceConfig };
 
 export interface ServiceOptions {
   readonly name: string;
@@ -118,9 +115,9 @@ export class Service {
     return this.picker.pick(ctx);
   }
 
-  /** isFull: the backend is at its connection limit (its own maxConnections, else limits.maxConnectionsPerBackend). */
+  /** isFull: the backend is at its connection limit (its own maxConnections, else the service's maxConnectionsPerBackend). */
   isFull(backend: Backend): boolean {
-    const max = backend.config.maxConnections ?? this.config.limits.maxConnectionsPerBackend;
+    const max = backend.config.maxConnections ?? this.config.maxConnectionsPerBackend;
     return max > 0 && backend.state.inflight >= max;
   }
 
@@ -213,7 +210,7 @@ export class Service {
   }
 
   backendStatus(b: Backend, now = Date.now()): Record<string, unknown> & { healthy: boolean } {
-    const m = this.#metrics.byBackend.get(b.id);
+    const m = this.#metrics.byService.get(this.name)?.get(b.id);
     const s = b.state;
     return {
       id: b.id,
@@ -277,7 +274,7 @@ export class Service {
     for (const b of change.removed) {
       this.upstream.release(b.id);
       this.outlier.forget(b.id);
-      this.#metrics.forget(b.id);
+      this.#metrics.forget(this.name, b.id);
     }
     for (const b of change.updated) this.upstream.reset(b.id);
     // New backends are checked at once rather than at the next interval.

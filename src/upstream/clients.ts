@@ -9,13 +9,13 @@
  */
 import { Pool } from 'undici';
 import type { Backend } from '../backends/backend.js';
-import type { FulcrumConfig } from '../config/schema.js';
+import type { ServiceConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import { BackendTls, tlsConnector } from './backend-tls.js';
 import type { UpstreamDispatcher } from './dispatch.js';
 import { H1Pool } from './h1-client.js';
 
-export type UpstreamOptions = Pick<FulcrumConfig, 'timeouts' | 'backendTls' | 'backends' | 'limits' | 'upstream'>;
+export type UpstreamOptions = Pick<ServiceConfig, 'timeouts' | 'backendTls' | 'backends' | 'upstream'>;
 
 export class UpstreamClients {
   readonly #clients = new Map<string, UpstreamDispatcher>();

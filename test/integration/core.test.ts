@@ -46,10 +46,10 @@ describe('round-robin over healthy backends', () => {
     for (const opts of [{ path: '/metrics?format=prometheus' }, { path: '/metrics', headers: { accept: 'text/plain' } }, { path: '/metrics', headers: { accept: 'application/openmetrics-text' } }]) {
       const prom = await get(`${lb.url}${opts.path}`, 'headers' in opts ? { headers: opts.headers } : {});
       assert.match(String(prom.headers['content-type']), /^text\/plain/);
-      assert.match(prom.body, /^fulcrum_requests_total\{backend="b1",code="200"\} \d+$/m);
-      assert.match(prom.body, /^fulcrum_request_duration_seconds_bucket\{backend="b1",le="\+Inf"\} \d+$/m);
-      assert.match(prom.body, /^fulcrum_backend_up\{backend="b2"\} 1$/m);
-      assert.match(prom.body, /^fulcrum_backend_active_connections\{backend="b3"\} 0$/m);
+      assert.match(prom.body, /^fulcrum_requests_total\{route="default",service="default",backend="b1",code="200"\} \d+$/m);
+      assert.match(prom.body, /^fulcrum_request_duration_seconds_bucket\{route="default",service="default",backend="b1",le="\+Inf"\} \d+$/m);
+      assert.match(prom.body, /^fulcrum_backend_up\{service="default",backend="b2"\} 1$/m);
+      assert.match(prom.body, /^fulcrum_backend_active_connections\{service="default",backend="b3"\} 0$/m);
     }
     const healthz = await get(`${lb.url}/healthz`);
     assert.equal(healthz.status, 200);

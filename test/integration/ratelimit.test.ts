@@ -46,7 +46,7 @@ describe('rate limiting (memory store)', () => {
     assert.equal(json.ratelimited_total, 2);
     const prom = await get(`${lb.url}/metrics?format=prometheus`);
     assert.match(prom.body, /^fulcrum_ratelimited_total 2$/m);
-    assert.match(prom.body, /^fulcrum_requests_total\{backend="none",code="429"\} 2$/m);
+    assert.match(prom.body, /^fulcrum_requests_total\{route="default",service="default",backend="none",code="429"\} 2$/m);
     // Nothing left in flight: the 429s ended their responses.
     assert.equal(lb.balancer.activeRequests, 0);
     const status = lb.balancer.status().rateLimit as Record<string, unknown>;

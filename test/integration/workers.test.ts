@@ -130,10 +130,10 @@ describe('workers: 2', () => {
       assert.match(prom.body, new RegExp(`^fulcrum_cluster_requests_total ${n}$`, 'm'));
       // Every worker's own series are combined in one scrape: the per-backend counts add up to n,
       // and a backend is up once (max), not once per worker (sum).
-      const perBackend = [...prom.body.matchAll(/^fulcrum_requests_total\{backend="b\d",code="200"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      const perBackend = [...prom.body.matchAll(/^fulcrum_requests_total\{route="default",service="default",backend="b\d",code="200"\} (\d+)$/gm)].map((m) => Number(m[1]));
       assert.equal(perBackend.reduce((a, b) => a + b, 0), n, prom.body.split('\n').filter((l) => l.startsWith('fulcrum_requests_total')).join('\n'));
-      assert.match(prom.body, /^fulcrum_backend_up\{backend="b1"\} 1$/m);
-      assert.match(prom.body, /^fulcrum_request_duration_seconds_count\{backend="b1"\} \d+$/m);
+      assert.match(prom.body, /^fulcrum_backend_up\{service="default",backend="b1"\} 1$/m);
+      assert.match(prom.body, /^fulcrum_request_duration_seconds_count\{route="default",service="default",backend="b1"\} \d+$/m);
     }
   });
 

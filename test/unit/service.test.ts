@@ -3,7 +3,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/core/config-error.js';
-import type { FulcrumConfigInput } from '../../src/config/schema.js';
+import type { FulcrumConfigInput, ServiceConfig } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/observe/log.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { RetryBudget } from '../../src/service/retry.js';
@@ -11,12 +11,15 @@ import { Service } from '../../src/service/service.js';
 import { WaitQueue, type Waiter } from '../../src/service/wait-queue.js';
 
 const services: Service[] = [];
+
+/** serviceConfig: the one service a configuration without `services` describes. */
+const serviceConfig = (input: FulcrumConfigInput): ServiceConfig => validateConfig(input).services.default!;
 after(async () => { await Promise.all(services.map((s) => s.close(false))); });
 
 function makeService(input: FulcrumConfigInput): Service {
-  const config = validateConfig(input);
+  const config = serviceConfig(input);
   let service: Service | null = null;
-  const metrics = new Metrics(() => service?.pool.snapshot ?? [], { processMetrics: false });
+  const metrics = new Metrics(() => (service === null ? [] : [{ service: service.name, backends: service.pool.snapshot }]), { processMetrics: false });
   service = new Service({ name: 'default', config, log: silentLogger(), metrics, stickySecret: Buffer.alloc(32, 7), onFlip: () => undefined });
   services.push(service);
   return service;
@@ -98,11 +101,11 @@ describe('Service', () => {
   test('prepare rejects an unknown policy without changing anything; commit keeps the backends that stay', () => {
     const service = makeService({ backends: urls(2), algorithm: 'round-robin' });
     const [kept] = service.pool.snapshot;
-    const bad = { ...validateConfig({ backends: urls(2) }), algorithm: 'no-such-policy' };
+    const bad = { ...serviceConfig({ backends: urls(2) }), algorithm: 'no-such-policy' };
     assert.throws(() => service.prepare(bad), (err: unknown) => err instanceof ConfigError && /unknown algorithm/.test(err.message));
     assert.equal(service.config.algorithm, 'round-robin');
 
-    const next = validateConfig({ backends: [urls(1)[0]!, 'http://127.0.0.1:9200'], algorithm: 'least-connections' });
+    const next = serviceConfig({ backends: [urls(1)[0]!, 'http://127.0.0.1:9200'], algorithm: 'least-connections' });
     const change = service.commit(service.prepare(next));
     assert.deepEqual(change.added.map((b) => b.url.port), ['9200']);
     assert.deepEqual(change.removed.map((b) => b.url.port), ['9102']);
