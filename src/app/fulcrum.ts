@@ -27,6 +27,7 @@ import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, t
 import { requestListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
 import { createRedirectServer } from '../listen/redirect.js';
+import { acceptProxyProtocol } from '../listen/proxy-protocol.js';
 import { TlsListeners } from '../listen/tls.js';
 import { ServiceRegistry } from '../service/registry.js';
 import { compileRoutes } from '../routing/compile.js';
@@ -256,6 +257,13 @@ export class Fulcrum implements BalancerHost {
 
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
   createServer(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
+    const server = this.#serverFor(lc, entry);
+    // Installed last: it wraps whatever takes the server's connections (node:http, fast path, sniffer, TLS).
+    if (lc.proxyProtocol !== undefined) acceptProxyProtocol(server, lc.proxyProtocol, this.log);
+    return server;
+  }
+
+  #serverFor(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
     const parts = { handler: requestListener(entry), upgrade: entry.upgrade, fast: lc.fastPath ? entry : null };
     const tls = this.#tls.termination(lc);
     const limits = this.proxy;

@@ -151,6 +151,10 @@ function semanticProblems(config: FulcrumConfig, source: string, aliases: Aliase
     const key = `${l.host}:${l.port}`;
     if (l.port !== 0 && listeners.has(key)) problems.push({ source, path: `listen[${i}].port`, message: `duplicate listener ${key}` });
     listeners.add(key);
+    for (const message of TrustedProxies.validate(l.proxyProtocol?.trusted ?? [])) {
+      const [path, ...rest] = message.split(': ');
+      problems.push({ source, path: `listen[${i}].proxyProtocol.${path!.replace('trustedProxies', 'trusted')}`, message: rest.join(': ') });
+    }
   });
   if (config.admin.port !== undefined && config.admin.port !== 0 && config.listen.some((l) => l.port === config.admin.port)) {
     problems.push({ source, path: 'admin.port', message: `admin port ${config.admin.port} is also a proxy listener port` });

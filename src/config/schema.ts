@@ -90,6 +90,9 @@ export const tlsClientSchema = z.object({
   insecureSkipVerify: z.boolean().default(false),
 }).strict();
 
+/** sendProxyProtocol: write a PROXY protocol header of this version on each new backend connection. */
+export const sendProxyProtocolSchema = z.enum(['v1', 'v2'], { message: 'expected "v1" or "v2"' });
+
 const backendObject = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected an id of letters, digits, ".", "_" or "-"').optional(),
   url: httpUrl,
@@ -99,6 +102,8 @@ const backendObject = z.object({
   maxConnections: z.number().int().min(0).optional(),
   timeouts: timeoutsSchema.partial().optional(),
   tls: tlsClientSchema.partial().optional(),
+  /** sendProxyProtocol: this backend's own setting, over the top-level one. */
+  sendProxyProtocol: sendProxyProtocolSchema.optional(),
 }).strict();
 
 /** A backend may be written as a URL string or as an object. */
@@ -297,6 +302,20 @@ export const rateLimitSchema = z.object({
   });
 });
 
+/**
+ * proxyProtocolListenerSchema: read a PROXY protocol header (v1 or v2) from
+ * the balancers in `trusted` before TLS and HTTP (src/listen/proxy-protocol.ts).
+ */
+export const proxyProtocolListenerSchema = z.object({
+  /** trusted: addresses or CIDRs of the L4 balancers allowed to send the header (checked in load.ts). */
+  trusted: z.array(z.string(), { message: 'expected a list of addresses or CIDRs such as ["10.0.0.0/8"]' })
+    .min(1, 'expected at least one address or CIDR of the balancers that send the header'),
+  /** required: close connections without a header, or from peers not in `trusted`; false serves them as plain connections. */
+  required: z.boolean({ message: 'expected true or false' }).default(true),
+  /** timeout: how long a trusted peer may take to send the whole header. */
+  timeout: duration.pipe(z.number().min(1, 'expected at least 1ms')).default('5s'),
+}).strict();
+
 export const listenerSchema = z.object({
   host: z.string().default('0.0.0.0'),
   port: port.default(8080),
@@ -304,6 +323,7 @@ export const listenerSchema = z.object({
   http2: z.boolean().default(false),
   redirectHttps: z.boolean().default(false),
   fastPath: z.boolean().default(true),
+  proxyProtocol: proxyProtocolListenerSchema.optional(),
 }).strict().superRefine((l, ctx) => {
   if (l.redirectHttps && l.tls !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['redirectHttps'], message: 'only for a plain listener (this one has tls and serves https itself)' });
 });
@@ -375,6 +395,8 @@ export const serviceSchema = z.object({
   outlierDetection: outlierDetectionSchema.default({}),
   backendTls: tlsClientSchema.default({}),
   upstream: upstreamSchema.default({}),
+  /** sendProxyProtocol: pass the client's address to the backends in a PROXY protocol header. */
+  sendProxyProtocol: sendProxyProtocolSchema.optional(),
   /** maxConnectionsPerBackend: concurrent requests per backend; 0 means no limit. */
   maxConnectionsPerBackend: z.number().int().min(0).default(0),
   queueTimeout: duration.default('5s'),
@@ -384,7 +406,7 @@ export const serviceSchema = z.object({
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
 /** POOL_KEYS are the top-level keys that describe the one pool of a configuration without `services`. */
-export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'backendTls', 'upstream'] as const;
+export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'backendTls', 'upstream', 'sendProxyProtocol'] as const;
 
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
 const headerValueText = z.string().refine((v) => !/[\r\n\0]/.test(v), 'expected a header value without CR, LF or NUL');
@@ -507,6 +529,8 @@ export const configSchema = z.object({
   /** p2c: options of the p2c policy; `ewma` compares latency-weighted load instead of in-flight counts alone. */
   p2c: p2cSchema.default({}),
   backends: z.array(backendSchema).default([]),
+  /** sendProxyProtocol: pass the client's address to the backends in a PROXY protocol header (docs/configuration.md). */
+  sendProxyProtocol: sendProxyProtocolSchema.optional(),
   /** discovery: find backends through DNS or Kubernetes; joins the static `backends` (see docs/deployment.md). */
   discovery: discoverySchema.optional(),
   healthCheck: healthCheckSchema.default({}),

@@ -58,6 +58,7 @@ export function defaultService(c: ParsedConfig): ServiceConfig {
     outlierDetection: c.outlierDetection,
     backendTls: c.backendTls,
     upstream: c.upstream,
+    ...(c.sendProxyProtocol === undefined ? {} : { sendProxyProtocol: c.sendProxyProtocol }),
     maxConnectionsPerBackend: c.limits.maxConnectionsPerBackend,
     queueTimeout: c.limits.queueTimeout,
   };

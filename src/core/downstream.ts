@@ -24,7 +24,14 @@ export interface DownstreamRequest {
   readonly httpVersionMajor: number;
   /** complete: the whole request, body included, has been read. */
   readonly complete: boolean;
-  readonly socket: { readonly destroyed: boolean };
+  /** socket: the client's connection; its ends are read only to describe it to a backend (sendProxyProtocol). */
+  readonly socket: {
+    readonly destroyed: boolean;
+    readonly remoteAddress?: string | undefined;
+    readonly remotePort?: number | undefined;
+    readonly localAddress?: string | undefined;
+    readonly localPort?: number | undefined;
+  };
 }
 
 /** HeaderInput: a flat [name, value, ...] list, or an object (values may repeat as arrays). */

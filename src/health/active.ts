@@ -15,6 +15,7 @@ import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { tlsConnector, type BackendTlsOptions } from '../upstream/backend-tls.js';
+import { localProxyHeader, proxiedConnector, type ProxyProtocolVersion } from '../upstream/proxy-protocol.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 
 export interface CheckResult {
@@ -40,23 +41,49 @@ export class HttpHealthCheck implements HealthCheck {
   readonly #agent: Agent;
   /** #tlsAgents: one agent per distinct TLS profile (the source shares one options object per profile). */
   readonly #tlsAgents = new Map<BackendTlsOptions, Agent>();
+  /** #proxiedAgents: for backends that expect the PROXY protocol, agents that start each connection with a LOCAL header. */
+  readonly #proxiedAgents = new Map<BackendTlsOptions | null, Map<ProxyProtocolVersion, Agent>>();
 
-  constructor(private readonly config: HealthCheckConfig, private readonly tls: TlsOptionsSource) {
+  constructor(
+    private readonly config: HealthCheckConfig,
+    private readonly tls: TlsOptionsSource,
+    /** proxyProtocolFor: the PROXY protocol version a backend expects (sendProxyProtocol), or null. */
+    private readonly proxyProtocolFor: (backend: Backend) => ProxyProtocolVersion | null = () => null,
+  ) {
     this.#agent = this.#newAgent(null);
   }
 
-  #newAgent(tls: BackendTlsOptions | null): Agent {
-    const connect = tls === null ? { timeout: this.config.timeout } : tlsConnector(tls, this.config.timeout);
+  #newAgent(tls: BackendTlsOptions | null, proxy: ProxyProtocolVersion | null = null): Agent {
+    const tlsConnect = tls === null ? null : tlsConnector(tls, this.config.timeout);
+    // A check is Fulcrum's own connection: it says so (v2 LOCAL, v1 UNKNOWN), and the backend keeps the real peer.
+    const connect = proxy !== null ? proxiedConnector(localProxyHeader(proxy), tlsConnect, this.config.timeout) : tlsConnect ?? { timeout: this.config.timeout };
     return new Agent({ keepAliveTimeout: 10_000, connections: 2, connect });
   }
 
   #agentFor(backend: Backend): Agent {
+    const proxy = this.proxyProtocolFor(backend);
+    if (proxy !== null) return this.#proxiedAgentFor(backend, proxy);
     if (backend.url.protocol !== 'https:') return this.#agent;
     const options = this.tls.optionsFor(backend);
     let agent = this.#tlsAgents.get(options);
     if (agent === undefined) {
       agent = this.#newAgent(options);
       this.#tlsAgents.set(options, agent);
+    }
+    return agent;
+  }
+
+  #proxiedAgentFor(backend: Backend, proxy: ProxyProtocolVersion): Agent {
+    const options = backend.url.protocol === 'https:' ? this.tls.optionsFor(backend) : null;
+    let byVersion = this.#proxiedAgents.get(options);
+    if (byVersion === undefined) {
+      byVersion = new Map();
+      this.#proxiedAgents.set(options, byVersion);
+    }
+    let agent = byVersion.get(proxy);
+    if (agent === undefined) {
+      agent = this.#newAgent(options, proxy);
+      byVersion.set(proxy, agent);
     }
     return agent;
   }
@@ -83,8 +110,9 @@ export class HttpHealthCheck implements HealthCheck {
   }
 
   async close(): Promise<void> {
-    const agents = [this.#agent, ...this.#tlsAgents.values()];
+    const agents = [this.#agent, ...this.#tlsAgents.values(), ...[...this.#proxiedAgents.values()].flatMap((m) => [...m.values()])];
     this.#tlsAgents.clear();
+    this.#proxiedAgents.clear();
     await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
   }
 }

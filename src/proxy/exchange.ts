@@ -25,6 +25,7 @@ import type { HeaderValues } from '../routing/transforms.js';
 import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
 import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
+import { encodeProxyHeader } from '../upstream/proxy-protocol.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
 import type { ProxyContext } from './context.js';
 import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
@@ -193,6 +194,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       // A constant per backend: otherwise undici derives the TLS name from each request's Host and
       // reconnects when it changes. The name actually sent is chosen by tlsConnector (backend-tls.ts).
       servername: backend.hostHeader,
+      // Read only by a pool that sends the PROXY protocol (its ends are not looked up otherwise).
+      client: this.req.socket,
     };
     if (timeouts !== undefined) {
       if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
@@ -217,8 +220,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     headers.push('connection', 'Upgrade', 'upgrade', tunnel.protocol);
     const timeouts = { ...this.service.config.timeouts, ...backend.config.timeouts, ...this.route?.timeouts };
     const tls = backend.url.protocol === 'https:' ? this.service.upstream.tls.optionsFor(backend) : null;
+    const proxyProtocol = this.service.upstream.proxyProtocolFor(backend);
+    const proxyHeader = proxyProtocol === null ? null : encodeProxyHeader(proxyProtocol, this.req.socket);
     try {
-      openTunnel(backend, tls, { method: this.req.method!, path: this.path, headers, connectTimeout: timeouts.connect, responseTimeout: timeouts.response }, this);
+      openTunnel(backend, tls, { method: this.req.method!, path: this.path, headers, connectTimeout: timeouts.connect, responseTimeout: timeouts.response, proxyHeader }, this);
     } catch (err) {
       this.onError(err as Error);
     }

@@ -100,7 +100,7 @@ export class Service {
     this.ops = new BackendOps(this.pool, () => undefined);
     this.pool.replaceAll(options.config.backends);
     this.#balancing(options.config);
-    this.#healthCheck = new HttpHealthCheck(options.config.healthCheck, this.upstream.tls);
+    this.#healthCheck = new HttpHealthCheck(options.config.healthCheck, this.upstream.tls, (b) => this.upstream.proxyProtocolFor(b));
     this.#health = this.#makeHealthChecker(options.config);
     this.pool.on('change', (change) => this.#poolChanged(change));
   }
@@ -263,7 +263,7 @@ export class Service {
   /** #replaceHealthCheck swaps the probe in place: the checker keeps its gate, observers and timer. */
   #replaceHealthCheck(config: ServiceConfig): void {
     const previous = this.#healthCheck;
-    this.#healthCheck = new HttpHealthCheck(config.healthCheck, this.upstream.tls);
+    this.#healthCheck = new HttpHealthCheck(config.healthCheck, this.upstream.tls, (b) => this.upstream.proxyProtocolFor(b));
     this.#health.reconfigure(config.healthCheck, this.#healthCheck);
     this.outlier.requireActivePass = config.healthCheck.enabled;
     void previous.close();

@@ -7,6 +7,7 @@
  * or onError.
  */
 import type { Readable } from 'node:stream';
+import type { ClientConnection } from './proxy-protocol.js';
 
 /** UpstreamRequest is what the proxy asks a backend. */
 export interface UpstreamRequest {
@@ -20,6 +21,8 @@ export interface UpstreamRequest {
   headersTimeout?: number;
   /** bodyTimeout: ms of silence allowed between two pieces of the response body; overrides the pool's. */
   bodyTimeout?: number;
+  /** client: the client's connection, which a pool sending the PROXY protocol describes to the backend. */
+  client?: ClientConnection;
 }
 
 /** RawHeaders: [name, value...] as received; undici gives Buffers, Fulcrum's own client latin1 strings. */

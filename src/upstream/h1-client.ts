@@ -30,6 +30,7 @@ import type { UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dis
 import { H1Error } from '../http1/errors.js';
 import { DONE, FAILED, NEED_MORE, ResponseParser, type ExecuteResult, type ResponseSink } from '../http1/response-parser.js';
 import { BodyStreamer, encodeHead, type EncodedHead } from './h1-request.js';
+import { encodeProxyHeader, type ProxyProtocolVersion } from './proxy-protocol.js';
 
 export { H1Error };
 
@@ -48,6 +49,12 @@ export interface H1PoolOptions {
   keepAliveTimeoutThreshold?: number;
   /** maxHeaderSize: the largest response head (and trailer section), in bytes. */
   maxHeaderSize?: number;
+  /**
+   * proxyProtocol: write a PROXY header for the request's client on each new
+   * connection. A connection then only carries requests whose header is the
+   * same (the same client connection), like HAProxy's send-proxy.
+   */
+  proxyProtocol?: ProxyProtocolVersion | null;
 }
 
 /** Methods that may be sent twice (RFC 9110 9.2.2). */
@@ -82,6 +89,8 @@ class H1Request {
   written = false;
   retried = false;
   streamer: BodyStreamer | null = null;
+  /** proxyHeader: the PROXY header a connection for this request starts with (null without proxyProtocol). */
+  proxyHeader: Buffer | null = null;
   readonly body: Buffer | Readable | null;
   readonly replayable: boolean;
   readonly abort: (err?: Error) => void;
@@ -132,6 +141,8 @@ class H1Connection implements ResponseSink {
   readonly parser: ResponseParser;
   request: H1Request | null = null;
   idle = false;
+  /** proxyKey: the PROXY header this connection started with, as text ('' without one): who it may serve. */
+  readonly proxyKey: string;
   /** used: the connection has carried a request before (a kept-alive connection, which may be stale). */
   used = false;
   #connected = false;
@@ -148,12 +159,15 @@ class H1Connection implements ResponseSink {
   #idleTimer: NodeJS.Timeout | null = null;
   #idleMs = 0;
 
-  constructor(private readonly pool: H1Pool, host: string, port: number, connectTimeout: number, maxHeaderSize: number) {
+  constructor(private readonly pool: H1Pool, host: string, port: number, connectTimeout: number, maxHeaderSize: number, proxyHeader: Buffer | null) {
     this.parser = new ResponseParser(this, maxHeaderSize);
     this.socket = net.connect({
       host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000,
       onread: { buffer: READ_BUFFER, callback: this.#onRead },
     });
+    // Written while connecting, it is queued ahead of the request: the connection's first bytes.
+    if (proxyHeader !== null) this.socket.write(proxyHeader);
+    this.proxyKey = proxyHeader === null ? '' : proxyHeader.toString('latin1');
     this.socket
       .on('connect', this.#onConnect)
       .on('end', this.#onEnd)
@@ -469,6 +483,10 @@ export class H1Pool implements UpstreamDispatcher {
   readonly #options: Required<H1PoolOptions>;
   /** #idle is a stack: the most recently used connection is reused first (it is the least likely to be stale). */
   readonly #idle: H1Connection[] = [];
+  /** #proxy: the PROXY protocol version written on new connections, or null. */
+  readonly #proxy: ProxyProtocolVersion | null;
+  /** #idleByClient: with #proxy, the idle connections per PROXY header (stacks too), as only those may be reused. */
+  readonly #idleByClient = new Map<string, H1Connection[]>();
   readonly #connections = new Set<H1Connection>();
   #closing = false;
   #destroyed = false;
@@ -484,8 +502,10 @@ export class H1Pool implements UpstreamDispatcher {
       keepAliveMaxTimeout: 60_000,
       keepAliveTimeoutThreshold: 2_000,
       maxHeaderSize: 64 * 1024,
+      proxyProtocol: null,
       ...options,
     };
+    this.#proxy = this.#options.proxyProtocol;
   }
 
   /** connections counts the open connections, busy and idle. */
@@ -519,10 +539,27 @@ export class H1Pool implements UpstreamDispatcher {
       req.fail(encoded);
       return true;
     }
+    if (this.#proxy !== null) {
+      this.#dispatchProxied(req, opts);
+      return true;
+    }
     const conn = this.#idle.pop();
     if (conn !== undefined) conn.start(req);
-    else this.#open().start(req);
+    else this.#open(null).start(req);
     return true;
+  }
+
+  /** #dispatchProxied reuses only a connection opened for the same client connection (the same PROXY header). */
+  #dispatchProxied(req: H1Request, opts: UpstreamRequest): void {
+    const header = encodeProxyHeader(this.#proxy!, opts.client);
+    req.proxyHeader = header;
+    const conn = this.#idleByClient.get(header.toString('latin1'))?.at(-1);
+    if (conn === undefined) {
+      this.#open(header).start(req);
+      return;
+    }
+    this.removeIdle(conn);
+    conn.start(req);
   }
 
   close(): Promise<void> {
@@ -543,8 +580,8 @@ export class H1Pool implements UpstreamDispatcher {
     return new Promise((resolve) => this.#closed.push(resolve));
   }
 
-  #open(): H1Connection {
-    const conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeout, this.#options.maxHeaderSize);
+  #open(proxyHeader: Buffer | null): H1Connection {
+    const conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeout, this.#options.maxHeaderSize, proxyHeader);
     this.#connections.add(conn);
     return conn;
   }
@@ -565,19 +602,30 @@ export class H1Pool implements UpstreamDispatcher {
     }
     conn.park(idleMs);
     this.#idle.push(conn);
+    if (this.#proxy !== null) {
+      const list = this.#idleByClient.get(conn.proxyKey);
+      if (list === undefined) this.#idleByClient.set(conn.proxyKey, [conn]);
+      else list.push(conn);
+    }
   }
 
   /** retryFresh sends a request again on a new connection after a stale one failed; false when the pool is closing. */
   retryFresh(req: H1Request): boolean {
     if (this.#closing) return false;
     req.retried = true;
-    this.#open().start(req);
+    this.#open(req.proxyHeader).start(req);
     return true;
   }
 
   removeIdle(conn: H1Connection): void {
     const i = this.#idle.lastIndexOf(conn);
     if (i >= 0) this.#idle.splice(i, 1);
+    if (this.#proxy === null) return;
+    const list = this.#idleByClient.get(conn.proxyKey);
+    if (list === undefined) return;
+    const j = list.lastIndexOf(conn);
+    if (j >= 0) list.splice(j, 1);
+    if (list.length === 0) this.#idleByClient.delete(conn.proxyKey);
   }
 
   forget(conn: H1Connection): void {

@@ -9,14 +9,19 @@
  * hands over the backend's socket; any other answer is an ordinary
  * response, reported through onHeaders/onData/onComplete, after which the
  * connection is closed.
+ *
+ * With a `proxyHeader` (sendProxyProtocol), the connection starts with it,
+ * before TLS and the upgrade request.
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
+import tlsModule from 'node:tls';
 import type { Backend } from '../backends/backend.js';
 import { FulcrumError } from '../core/errors.js';
 import { sniName, type BackendTlsOptions } from './backend-tls.js';
 import type { UpstreamHandler } from './dispatch.js';
+import { dialWithHeader } from './proxy-protocol.js';
 
 export interface TunnelHandler extends UpstreamHandler {
   /** onUpgrade: the backend switched protocols; the handler owns `socket` from here. */
@@ -31,6 +36,33 @@ export interface TunnelRequest {
   /** connectTimeout bounds connecting (and the TLS handshake); responseTimeout the wait for the answer's head. */
   readonly connectTimeout: number;
   readonly responseTimeout: number;
+  /** proxyHeader: the PROXY header to start the connection with, or null. */
+  readonly proxyHeader?: Buffer | null;
+}
+
+type CreateConnection = (options: object, oncreate: (err: Error | null, socket?: Socket) => void) => Socket | undefined;
+
+/**
+ * withHeader makes the tunnel's connection start with the PROXY header.
+ * Plain: written while connecting, it is queued ahead of the request. TLS:
+ * written once connected, then the TLS handshake starts on that socket.
+ */
+function withHeader(host: string, port: number, header: Buffer, tls: (BackendTlsOptions & { servername: string }) | null, timeout: number): CreateConnection {
+  if (tls === null) {
+    return () => {
+      const socket = net.connect({ host, port });
+      socket.write(header);
+      return socket;
+    };
+  }
+  return (_options, oncreate) => {
+    dialWithHeader(host, port, header, timeout, (err, raw) => {
+      if (err !== null) oncreate(err);
+      // host: the name the certificate is checked against when no servername is sent.
+      else oncreate(null, tlsModule.connect({ ...tls, socket: raw!, host }));
+    });
+    return undefined;
+  };
 }
 
 export function openTunnel(backend: Backend, tls: BackendTlsOptions | null, request: TunnelRequest, handler: TunnelHandler): void {
@@ -42,12 +74,16 @@ export function openTunnel(backend: Backend, tls: BackendTlsOptions | null, requ
     method: request.method,
     path: request.path,
     headers: request.headers as string[],
-    agent: false as const,
     timeout: request.connectTimeout,
   };
-  const upstream = tls === null
-    ? http.request(common)
-    : https.request({ ...common, ...tls, servername: sniName(tls, url.hostname) ?? '' });
+  const servername = tls === null ? '' : sniName(tls, url.hostname) ?? '';
+  const header = request.proxyHeader ?? null;
+  // Without an agent, node:http uses createConnection when given one (a connection of its own either way).
+  const upstream = header !== null
+    ? http.request({ ...common, createConnection: withHeader(host, Number(common.port), header, tls === null ? null : { ...tls, servername }, request.connectTimeout) } as http.RequestOptions)
+    : tls === null
+      ? http.request({ ...common, agent: false })
+      : https.request({ ...common, agent: false, ...tls, servername });
   let settled = false;
   const responseTimer = setTimeout(() => upstream.destroy(new FulcrumError('FULCRUM_ERR_RESPONSE_TIMEOUT')), request.responseTimeout);
   const settle = (): boolean => {
