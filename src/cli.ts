@@ -7,6 +7,7 @@
  *   fulcrum demo [--port 8080] [--backends 3]
  *   fulcrum backend --port 8081 [--name "Backend 1"]
  *   fulcrum validate -c FILE
+ *   fulcrum routes -c FILE [--test "GET https://api.example.com/v1/users"] [-H "Name: value"]
  */
 import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
@@ -17,7 +18,12 @@ import { ConfigError } from './core/config-error.js';
 import { createLogger } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
-import type { Fulcrum } from './app/fulcrum.js';
+import { Fulcrum } from './app/fulcrum.js';
+import { configWarnings } from './config/load.js';
+import type { FulcrumConfig } from './config/schema.js';
+import { routeName } from './config/services.js';
+import { describeRoute } from './routing/describe.js';
+import { explainRequest } from './routing/explain.js';
 import { isFulcrumWorker, workerCount } from './core/cluster-env.js';
 import { runPrimary } from './cluster/primary.js';
 import { serveAsWorker, workerLogger } from './cluster/worker.js';
@@ -201,8 +207,10 @@ export function buildProgram(): Command {
     .requiredOption('-c, --config <file>', 'config file to check')
     .action((flags: { config: string }) => {
       try {
-        loadConfig({ file: flags.config, env: {} });
-        process.stdout.write('ok\n');
+        const { config } = loadConfig({ file: flags.config, env: {} });
+        const warnings = configWarnings(config);
+        for (const w of warnings) process.stderr.write(`warning: ${w.source}: ${w.path}: ${w.message}\n`);
+        process.stdout.write(`${routeTable(config)}ok\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.problems.length} problem${err.problems.length > 1 ? 's' : ''} found:\n${err.message}\n`);
@@ -210,7 +218,66 @@ export function buildProgram(): Command {
       }
     });
 
+  program.command('routes')
+    .description('print the compiled route table; with --test, which route and service a request gets and what the backend sees (exit 1 when nothing matches)')
+    .requiredOption('-c, --config <file>', 'config file')
+    .option('--test <request>', 'a request such as "GET https://api.example.com/v1/users"')
+    .option('-H, --header <header...>', 'a request header for --test, "Name: value" (repeatable)')
+    .option('--client <address>', 'the client address for --test (allow/deny lists)', '127.0.0.1')
+    .action(async (flags: { config: string; test?: string; header?: string[]; client: string }) => {
+      let config;
+      try {
+        config = loadConfig({ file: flags.config, env: {} }).config;
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        fail(`invalid configuration:\n${err.message}`, EXIT_USAGE);
+      }
+      if (flags.test === undefined) {
+        process.stdout.write(routeTable(config));
+        return;
+      }
+      const m = /^\s*([A-Za-z]+)\s+(\S+)\s*$/.exec(flags.test);
+      let url: URL | null = null;
+      try { url = m === null ? null : new URL(m[2]!); } catch { url = null; }
+      if (m === null || url === null) fail('--test: expected "METHOD URL", e.g. "GET https://api.example.com/v1/users"', EXIT_USAGE);
+      const headers: string[] = [];
+      for (const h of flags.header ?? []) {
+        const at = h.indexOf(':');
+        if (at <= 0) fail(`--header: expected "Name: value", got ${JSON.stringify(h)}`, EXIT_USAGE);
+        headers.push(h.slice(0, at).trim(), h.slice(at + 1).trim());
+      }
+      const balancer = new Fulcrum(config, { logger: createLogger({ level: 'silent' }) });
+      try {
+        // The target as written: URL would normalize the path, which is what routing must be seen doing.
+        const target = m![2]!.replace(/^[a-z]+:\/\/[^/?#]*/i, '') || '/';
+        const result = explainRequest(balancer.proxy.routes, { method: m![1]!, target, host: url!.host, headers, clientAddress: flags.client });
+        if (!result.matched) {
+          process.stdout.write(`no route: ${result.status} ${result.reason}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const lines = [`route:   ${result.route.name}`, `action:  ${result.action}`];
+        if (result.service !== null) {
+          lines.push(`path:    ${result.path}`, 'headers:');
+          for (let i = 0; i < result.headers.length; i += 2) lines.push(`  ${result.headers[i]}: ${result.headers[i + 1]}`);
+        }
+        process.stdout.write(`${lines.join('\n')}\n`);
+      } finally {
+        await balancer.close({ drainTimeout: 0 });
+      }
+    });
+
   return program;
+}
+
+/** routeTable prints the routes in order, one line each: name, what it matches, what it does. */
+function routeTable(config: FulcrumConfig): string {
+  const rows = config.routes.map((route, i) => describeRoute({ name: routeName(route, i), config: route }));
+  const w = Math.max(5, ...rows.map((r) => r.name.length));
+  const m = Math.max(5, ...rows.map((r) => r.match.length));
+  let out = `${'route'.padEnd(w)}  ${'match'.padEnd(m)}  action\n`;
+  for (const r of rows) out += `${r.name.padEnd(w)}  ${r.match.padEnd(m)}  ${r.action}\n`;
+  return out;
 }
 
 function readVersion(): string {

@@ -2,7 +2,7 @@
  * describeRoute: a route as plain data, for /status, `fulcrum validate` and
  * `fulcrum routes`: its name, what it matches and what it does.
  */
-import type { Route } from './route.js';
+import type { RouteConfig } from '../config/schema.js';
 
 export interface RouteDescription {
   readonly name: string;
@@ -13,7 +13,7 @@ export interface RouteDescription {
   readonly service: string | null;
 }
 
-export function describeRoute(route: Route): RouteDescription {
+export function describeRoute(route: { readonly name: string; readonly config: RouteConfig }): RouteDescription {
   const m = route.config.match;
   const parts: string[] = [];
   if (m.hosts !== undefined) parts.push(`host ${m.hosts.join('|')}`);

@@ -210,3 +210,27 @@ describe('routing: configuration', () => {
     assert.match(warnings, /services\.b: no route uses this service/);
   });
 });
+
+describe('routing: the command line', () => {
+  test('fulcrum validate prints the table; fulcrum routes --test shows the route, the service and what the backend sees', async () => {
+    const { execFileSync, spawnSync } = await import('node:child_process');
+    const { CLI } = await import('../helpers/cli.js');
+    const file = new URL('../../../examples/routing.yaml', import.meta.url).pathname;
+    const table = execFileSync(process.execPath, [CLI, 'validate', '-c', file], { encoding: 'utf8' });
+    assert.match(table, /^api\s+host api\.example\.com\|\*\.api\.example\.com, path prefix \/v1\/, method GET\|POST\s+service api$/m);
+    assert.match(table, /^old-docs\s+path ~ \^\/docs\/\(\.\*\)\$\s+redirect 301 https:\/\/docs\.example\.com\/\{1\}$/m);
+    assert.match(table, /ok\n$/);
+    const hit = execFileSync(process.execPath, [CLI, 'routes', '-c', file, '--test', 'GET https://x.api.example.com/v1/users?page=2', '-H', 'X-Debug: 1'], { encoding: 'utf8' });
+    assert.match(hit, /^route:\s+api$/m);
+    assert.match(hit, /^action:\s+service api$/m);
+    assert.match(hit, /^path:\s+\/users\?page=2$/m);
+    assert.match(hit, /^ {2}X-Env: prod$/m);
+    assert.match(hit, /^ {2}x-forwarded-prefix: \/v1$/m);
+    assert.doesNotMatch(hit, /X-Debug/);
+    const redirect = execFileSync(process.execPath, [CLI, 'routes', '-c', file, '--test', 'GET http://www.example.com/docs/a'], { encoding: 'utf8' });
+    assert.match(redirect, /^action:\s+redirect 301 https:\/\/docs\.example\.com\/a$/m);
+    const denied = spawnSync(process.execPath, [CLI, 'routes', '-c', file, '--test', 'GET http://www.example.com/internal/x', '--client', '10.66.1.1'], { encoding: 'utf8' });
+    assert.equal(denied.status, 1);
+    assert.match(denied.stdout, /no route: 403/);
+  });
+});
