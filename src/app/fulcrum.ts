@@ -28,6 +28,9 @@ import { requestListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
 import { createRedirectServer } from '../listen/redirect.js';
 import { TlsListeners } from '../listen/tls.js';
+import { challengeRoutes } from '../listen/challenge-routes.js';
+import { DynamicCertificates, type HttpChallengeResponder } from '../core/certificates.js';
+import type { InternalRoutes } from '../core/internal-routes.js';
 import { DEFAULT_SERVICE, ServiceRegistry } from '../service/registry.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
@@ -71,6 +74,10 @@ export class Fulcrum implements BalancerHost {
   readonly filters: RequestFilter[] = [];
   /** internalUpgrade serves WebSocket upgrades of the balancer's own endpoints (dashboard). */
   internalUpgrade: InternalUpgrade | null = null;
+  /** certificates: the run-time (ACME) certificates of the listeners with `tls.acme`. */
+  readonly certificates = new DynamicCertificates();
+  /** httpChallenges: set by the ACME feature; the plain listeners answer HTTP-01 validations through it. */
+  httpChallenges: HttpChallengeResponder | null = null;
   lastReload: ReloadResult | null = null;
   #listeners: BoundListener[] = [];
   #adminListener: BoundListener | null = null;
@@ -104,7 +111,9 @@ export class Fulcrum implements BalancerHost {
       onFlip: (b, detail) => this.#flipped(b, detail),
     }));
     this.proxy = new ProxyContext(config, services, this.metrics, this.log);
-    this.#tls = new TlsListeners(this.log);
+    const certificates = this.certificates;
+    const current = (): FulcrumConfig => this.config;
+    this.#tls = new TlsListeners(this.log, { certificates, get alpnChallenges() { return current().acme?.challenge === 'tls-alpn-01'; } });
     this.admin = new AdminRoutes({
       status: () => this.status(),
       metricsJson: () => this.metrics.json(),
@@ -188,7 +197,7 @@ export class Fulcrum implements BalancerHost {
       const entry = createPipeline({
         context: this.proxy,
         proto: lc.tls !== undefined ? 'https' : 'http',
-        internal: adminOnMain ? this.admin : null,
+        internal: this.#internalFor(lc, adminOnMain ? this.admin : null),
         internalUpgrade: adminOnMain ? () => this.internalUpgrade : null,
         filters: () => this.filters,
         accessLog: this.#accessLog,
@@ -221,13 +230,18 @@ export class Fulcrum implements BalancerHost {
     return addresses;
   }
 
+  /** #internalFor: the plain listeners answer ACME HTTP-01 validations before the admin endpoints and the proxy. */
+  #internalFor(lc: FulcrumConfig['listen'][number], admin: InternalRoutes | null): InternalRoutes | null {
+    return lc.tls === undefined && this.httpChallenges !== null ? challengeRoutes(this.httpChallenges, admin) : admin;
+  }
+
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
   createServer(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
     const parts = { handler: requestListener(entry), upgrade: entry.upgrade, fast: lc.fastPath ? entry : null };
     const tls = this.#tls.termination(lc);
     const limits = this.proxy;
     if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(limits, parts, tls) : createHttpsServer(limits, parts, tls);
-    if (lc.redirectHttps) return createRedirectServer(limits, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);
+    if (lc.redirectHttps) return createRedirectServer(limits, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443, this.#internalFor(lc, null));
     return lc.http2 ? createH2cServer(limits, parts) : createHttpServer(limits, parts);
   }
 
