@@ -39,7 +39,8 @@ export interface IssuedCertificate {
  * (RFC 7807) when the CA sent one, so that the log says what the CA said.
  */
 export class AcmeOrderError extends Error {
-  constructor(message: string, readonly problem: Readonly<Record<string, unknown>> | null, options?: { cause?: unknown }) {
+  /** unreachable: no answer from the CA at all (such an attempt does not count against its rate limits). */
+  constructor(message: string, readonly problem: Readonly<Record<string, unknown>> | null, readonly unreachable: boolean, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AcmeOrderError';
   }
@@ -48,13 +49,16 @@ export class AcmeOrderError extends Error {
 /** The last problem document the CA sent (acme-client keeps only its `detail`); orders run one at a time per process. */
 let lastProblem: Record<string, unknown> | null = null;
 let configured = false;
+/** The CA bundles configured in this process (several balancers in one process add theirs up). */
+const bundles = new Set<string>();
 
 /**
  * configureClient sets acme-client's HTTP client once per process: the CA
  * bundle trusted besides the system roots, a timeout, and no retries of its
  * own (the manager's back-off is the only retry, so a CA that is down or
  * rate-limits is not hammered). acme-client has one HTTP client per
- * process, so these settings are the process's.
+ * process, so these settings are the process's: each CA bundle configured
+ * is trusted from then on, besides the system roots.
  */
 export function configureClient(caBundle: string | undefined): void {
   const client = acme.axios;
@@ -70,7 +74,10 @@ export function configureClient(caBundle: string | undefined): void {
     });
     acme.setLogger(() => undefined);
   }
-  if (caBundle !== undefined) client.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, readFileSync(caBundle, 'utf8')], keepAlive: false });
+  if (caBundle !== undefined) {
+    bundles.add(readFileSync(caBundle, 'utf8'));
+    client.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, ...bundles], keepAlive: false });
+  }
 }
 
 /** newAccountKey makes an ECDSA P-256 account key (PEM). */
@@ -109,10 +116,28 @@ export async function order(request: OrderRequest): Promise<IssuedCertificate> {
   } catch (err) {
     const problem = lastProblem as Record<string, unknown> | null;
     const message = err instanceof Error ? err.message : String(err);
-    throw new AcmeOrderError(message === '' && problem !== null ? String(problem.detail ?? problem.type) : message, problem, { cause: err });
+    if (problem === null && unreachable(err)) throw new AcmeOrderError(`cannot reach the ACME server ${request.directory}`, null, true, { cause: err });
+    throw new AcmeOrderError(message === '' && problem !== null ? String(problem.detail ?? problem.type) : message, problem, false, { cause: err });
   } finally {
     for (const c of published) await request.unpublish(c).catch(() => undefined);
   }
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/**
+ * unreachable: the request got no answer. acme-client 5.4 reports that as a
+ * TypeError from its response check (it reads `response.config` of a
+ * response that never came), which is recognised here along with the
+ * network errors themselves.
+ */
+function unreachable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    if (e instanceof TypeError && /reading 'config'/.test(e.message)) return true;
+  }
+  return false;
 }
 
 async function toChallenge(authz: acme.Authorization, challenge: { type: string; token?: string }, keyAuthorization: string): Promise<AcmeChallenge> {

@@ -179,12 +179,12 @@ export class AcmeManager {
     } catch (err) {
       const problem = err instanceof AcmeOrderError ? err.problem : null;
       const message = (err as Error).message;
-      const reached = problem !== null || !isNetworkError(err);
+      const reached = !(err instanceof AcmeOrderError && err.unreachable);
       const failures = e.attempts.failures + 1;
       const delay = Math.min(this.#o.config.retryDelay * 2 ** Math.min(failures - 1, 30), HOUR);
       const orders = reached ? [...recent(e.attempts.orders, started), started] : recent(e.attempts.orders, started);
-      await this.#saveAttempts(e, { failures, nextAttempt: Date.now() + delay, orders, lastError: message, lastErrorAt: Date.now(), problem });
       log.error({ domains: e.wanted.domains, err: message, problem, failures, retryInMs: delay, directory: this.#o.config.directory }, 'ACME: order failed; the certificate in service (if any) stays');
+      await this.#saveAttempts(e, { failures, nextAttempt: Date.now() + delay, orders, lastError: message, lastErrorAt: Date.now(), problem });
     } finally {
       clearInterval(keep);
       e.ordering = false;
@@ -300,16 +300,4 @@ function serialOf(pem: string): string | null {
   } catch {
     return null;
   }
-}
-
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
-
-/** isNetworkError: the CA could not be reached at all (such an attempt does not count against its rate limits). */
-function isNetworkError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-    if (/ECONNREFUSED|ENOTFOUND|socket hang up|timeout/i.test(e.message)) return true;
-  }
-  return false;
 }
