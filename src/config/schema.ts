@@ -404,11 +404,13 @@ export const configSchema = z.object({
   workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
   watch: z.boolean().default(false),
 }).strict().superRefine((c, ctx) => {
-  const acme = c.listen.some((l) => l.tls?.acme !== undefined);
+  // Refinements run on a config with problems already reported (zod's "dirty" result): look only at what parsed.
+  if (!Array.isArray(c.listen)) return;
+  const acme = c.listen.some((l) => l?.tls?.acme !== undefined);
   if (acme && c.acme?.storage === 'redis' && c.state.store !== 'redis') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['acme', 'storage'], message: 'redis keeps certificates in the state store: set state.store: redis (and state.redis)' });
   if (acme && c.acme?.challenge === 'tls-alpn-01') {
     c.listen.forEach((l, i) => {
-      if (l.tls?.acme !== undefined && l.http2) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listen', i, 'http2'], message: 'tls-alpn-01 is answered on HTTP/1.1 TLS listeners only (use challenge: http-01 with http2: true)' });
+      if (l?.tls?.acme !== undefined && l.http2) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listen', i, 'http2'], message: 'tls-alpn-01 is answered on HTTP/1.1 TLS listeners only (use challenge: http-01 with http2: true)' });
     });
   }
 });
