@@ -17,7 +17,7 @@
  *   routing/    service, core, config
  *   proxy/      every layer before it but listen/
  *   features    every layer before them, app/host.ts, and the features ranked
- *               before them: state/ < ratelimit/ < discovery/ < cluster/ < admin/
+ *               before them: state/ < acme/ < ratelimit/ < discovery/ < cluster/ < admin/
  *   app/        every layer and feature
  *   entry points (src/cli.ts, src/index.ts, src/demo/): anything
  *
@@ -37,7 +37,7 @@ const layer = (...folders) => `^src/(${folders.join('|')})/`;
 /** Everything below the features: what a feature, and app/, may build on. */
 const BELOW_FEATURES = ['core', 'config', 'http1', 'backends', 'observe', 'balancer', 'upstream', 'health', 'service', 'listen', 'routing', 'proxy'];
 /** The features, lowest first: each may import only those before it. */
-const FEATURES = ['state', 'ratelimit', 'discovery', 'cluster', 'admin'];
+const FEATURES = ['state', 'acme', 'ratelimit', 'discovery', 'cluster', 'admin'];
 /** The type-only interface through which features see a running Fulcrum (allowed before it exists). */
 const HOST = '^src/app/host[.]ts$';
 
@@ -142,15 +142,18 @@ module.exports = {
       'state/ (shared backend state and counters, their memory, Redis and IPC stores) is the lowest ' +
       'feature: it works in one process or many, so it imports no other feature, cluster/ least of all.'),
     featureRule(1,
+      'acme/ (automatic certificates) keeps its lease, challenge tokens and shared certificates in the ' +
+      'state/ store; it knows no other feature, and the listeners see its certificates only through core/.'),
+    featureRule(2,
       'ratelimit/ may keep its counters in a state/ store (Redis client, IPC) and works without a ' +
       'cluster: cluster/ serves its IPC store, so ratelimit/ must not import cluster/.'),
-    featureRule(2,
+    featureRule(3,
       'discovery/ (DNS, Kubernetes) adds and removes backends; it may use state/ and ratelimit/, ' +
       'never cluster/ or admin/, which may build on it.'),
-    featureRule(3,
+    featureRule(4,
       'cluster/ runs Fulcrum over worker processes and carries state/ and ratelimit/ between them ' +
       '(hubs in the primary, IPC clients in the workers): it depends on them, not the other way round.'),
-    featureRule(4,
+    featureRule(5,
       "admin/ (API, dashboard, watch) is the operator's view onto everything, so it is ranked last: " +
       'it may show any feature, and no feature may import it.'),
 

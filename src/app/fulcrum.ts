@@ -33,6 +33,9 @@ import { ServiceRegistry } from '../service/registry.js';
 import { compileRoutes } from '../routing/compile.js';
 import type { RouteTable } from '../routing/table.js';
 import { describeRoute } from '../routing/describe.js';
+import { challengeRoutes } from '../listen/challenge-routes.js';
+import { DynamicCertificates, type HttpChallengeResponder } from '../core/certificates.js';
+import type { InternalRoutes } from '../core/internal-routes.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
@@ -83,6 +86,10 @@ export class Fulcrum implements BalancerHost {
   readonly filters: RequestFilter[] = [];
   /** internalUpgrade serves WebSocket upgrades of the balancer's own endpoints (dashboard). */
   internalUpgrade: InternalUpgrade | null = null;
+  /** certificates: the run-time (ACME) certificates of the listeners with `tls.acme`. */
+  readonly certificates = new DynamicCertificates();
+  /** httpChallenges: set by the ACME feature; the plain listeners answer HTTP-01 validations through it. */
+  httpChallenges: HttpChallengeResponder | null = null;
   lastReload: ReloadResult | null = null;
   #listeners: BoundListener[] = [];
   #adminListener: BoundListener | null = null;
@@ -111,7 +118,9 @@ export class Fulcrum implements BalancerHost {
     for (const [name, sc] of Object.entries(config.services)) this.services.add(this.#newService(name, sc));
     this.metrics.defaultService = this.services.default.name;
     this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log);
-    this.#tls = new TlsListeners(this.log);
+    const certificates = this.certificates;
+    const current = (): FulcrumConfig => this.config;
+    this.#tls = new TlsListeners(this.log, { certificates, get alpnChallenges() { return current().acme?.challenge === 'tls-alpn-01'; } });
     this.admin = new AdminRoutes({
       status: () => this.status(),
       metricsJson: () => this.metrics.json(),
@@ -218,7 +227,7 @@ export class Fulcrum implements BalancerHost {
       const entry = createPipeline({
         context: this.proxy,
         proto: lc.tls !== undefined ? 'https' : 'http',
-        internal: adminOnMain ? this.admin : null,
+        internal: this.#internalFor(lc, adminOnMain ? this.admin : null),
         internalUpgrade: adminOnMain ? () => this.internalUpgrade : null,
         filters: () => this.filters,
         accessLog: this.#accessLog,
@@ -255,6 +264,11 @@ export class Fulcrum implements BalancerHost {
     return addresses;
   }
 
+  /** #internalFor: the plain listeners answer ACME HTTP-01 validations before the admin endpoints and the proxy. */
+  #internalFor(lc: FulcrumConfig['listen'][number], admin: InternalRoutes | null): InternalRoutes | null {
+    return lc.tls === undefined && this.httpChallenges !== null ? challengeRoutes(this.httpChallenges, admin) : admin;
+  }
+
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
   createServer(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
     const server = this.#serverFor(lc, entry);
@@ -268,7 +282,7 @@ export class Fulcrum implements BalancerHost {
     const tls = this.#tls.termination(lc);
     const limits = this.proxy;
     if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(limits, parts, tls) : createHttpsServer(limits, parts, tls);
-    if (lc.redirectHttps) return createRedirectServer(limits, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443);
+    if (lc.redirectHttps) return createRedirectServer(limits, () => this.#listeners.find((l) => l.config.tls !== undefined)?.port ?? 443, this.#internalFor(lc, null));
     return lc.http2 ? createH2cServer(limits, parts) : createHttpServer(limits, parts);
   }
 

@@ -8,6 +8,7 @@
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '../backends/backend.js';
+import type { DynamicCertificates, HttpChallengeResponder } from '../core/certificates.js';
 import type { BackendConfig, FulcrumConfig, RouteConfig } from '../config/schema.js';
 import type { BackendOps } from '../backends/ops.js';
 import type { BackendPool } from '../backends/pool.js';
@@ -66,6 +67,10 @@ export interface BalancerHost {
   readonly health: ActiveHealthChecker;
   readonly filters: RequestFilter[];
   internalUpgrade: InternalUpgrade | null;
+  /** certificates are the run-time (ACME) certificates that the listeners with `tls.acme` serve by SNI. */
+  readonly certificates: DynamicCertificates;
+  /** httpChallenges answers HTTP-01 validations on the plain listeners, before anything else; set before listen(). */
+  httpChallenges: HttpChallengeResponder | null;
   reloadEverywhere: (() => Promise<ReloadResult>) | null;
   extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
   /** addHook registers a feature's part of the balancer's life: see BalancerHooks. */

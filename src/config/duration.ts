@@ -2,12 +2,12 @@
  * Duration and size parsing for configuration values.
  *
  * Durations accept a number of seconds (the seed projects' convention) or a
- * string with a unit: "500ms", "10s", "1m", "1h", and compounds like "1m30s".
+ * string with a unit: "500ms", "10s", "1m", "1h", "30d", and compounds like "1m30s".
  * Sizes accept a number of bytes or a string: "512b", "64kb", "10mb", "1gb".
  */
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)/;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/;
 
 /** parseDuration returns milliseconds, or undefined when the input is not a duration. */
 export function parseDuration(input: unknown): number | undefined {

@@ -236,12 +236,49 @@ export const discoverySchema = z.object({
   kubernetes: kubernetesDiscoverySchema.optional(),
 }).strict().refine((value) => value.dns !== undefined || value.kubernetes !== undefined, 'expected "dns" or "kubernetes" (or both)');
 
+/** A DNS name ACME can order a certificate for: letters, digits and "-" in dot-separated labels, no wildcard. */
+const acmeDomain = z.string().transform((v) => v.toLowerCase()).pipe(z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'expected a DNS name such as "example.com" (no wildcards: they need DNS-01, which is not supported)'));
+
+/** acmeListenerSchema: the certificate a TLS listener obtains by ACME (see acmeSchema for the CA and storage). */
+export const acmeListenerSchema = z.object({
+  /** email: the ACME account's contact (the CA writes to it about expiring certificates and incidents). */
+  email: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'expected an e-mail address such as "ops@example.com"'),
+  domains: z.array(acmeDomain).min(1, 'expected at least one domain'),
+}).strict();
+
 export const tlsListenerSchema = z.object({
-  cert: z.string(),
-  key: z.string(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
   certificates: z.array(z.object({ cert: z.string(), key: z.string() }).strict()).default([]),
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
   ciphers: z.string().optional(),
+  /** acme: obtain and renew a certificate for these domains (docs/configuration.md, "Automatic certificates"). */
+  acme: acmeListenerSchema.optional(),
+}).strict().superRefine((t, ctx) => {
+  if (t.cert !== undefined && t.key === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['key'], message: 'required with cert' });
+  if (t.key !== undefined && t.cert === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['cert'], message: 'required with key' });
+  if (t.cert === undefined && t.key === undefined && t.acme === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['cert'], message: 'required (or acme, to obtain certificates automatically)' });
+});
+
+/** storageKey: 32 bytes, as 64 hex digits or base64 (44 characters). */
+const storageKey = z.string().refine((v) => /^[0-9a-fA-F]{64}$/.test(v) || (/^[A-Za-z0-9+/]{43}=$/.test(v) && Buffer.from(v, 'base64').length === 32), 'expected a 32-byte key as 64 hex digits or base64 (openssl rand -hex 32)');
+
+/** acmeSchema: how certificates are obtained for the listeners with `tls.acme`. */
+export const acmeSchema = z.object({
+  directory: httpUrl.default('https://acme-v02.api.letsencrypt.org/directory'),
+  challenge: z.enum(['http-01', 'tls-alpn-01']).default('http-01'),
+  /** storage: file (storageDir, one instance) or redis (state.redis, shared by every instance). */
+  storage: z.enum(['file', 'redis']).default('file'),
+  storageDir: z.string().min(1).default('./acme'),
+  /** storageKey: encrypts the private keys at rest (AES-256-GCM) when set. */
+  storageKey: storageKey.optional(),
+  renewBefore: duration.default('30d'),
+  /** caBundle: PEM file of the CA's TLS certificate, for private or test CAs (trusted besides the system's). */
+  caBundle: z.string().min(1).optional(),
+  /** checkInterval: how often an instance looks for due renewals and for certificates another instance stored. */
+  checkInterval: duration.default('5s').refine((ms) => ms >= 50, 'expected at least 50ms'),
+  /** retryDelay: the first back-off after a failed order, doubled per failure up to an hour. */
+  retryDelay: duration.default('1m').refine((ms) => ms >= 10, 'expected at least 10ms'),
 }).strict();
 
 const RATE_LIMIT_ALGORITHMS = ['token-bucket', 'sliding-window'] as const;
@@ -549,13 +586,25 @@ export const configSchema = z.object({
   rateLimit: rateLimitSchema.optional(),
   backendTls: tlsClientSchema.default({}),
   upstream: upstreamSchema.default({}),
+  /** acme: the CA and storage of automatic certificates (listen[].tls.acme); defaults apply when absent. */
+  acme: acmeSchema.optional(),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
   /** services: named pools; without it the top-level pool keys describe one service, `default`. */
   services: z.record(serviceName, serviceSchema).optional(),
   /** routes: ordered, first match wins; without it every request goes to the one service. */
   routes: z.array(routeSchema).optional(),
   watch: z.boolean().default(false),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  // Refinements run on a config with problems already reported (zod's "dirty" result): look only at what parsed.
+  if (!Array.isArray(c.listen)) return;
+  const acme = c.listen.some((l) => l?.tls?.acme !== undefined);
+  if (acme && c.acme?.storage === 'redis' && c.state.store !== 'redis') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['acme', 'storage'], message: 'redis keeps certificates in the state store: set state.store: redis (and state.redis)' });
+  if (acme && c.acme?.challenge === 'tls-alpn-01') {
+    c.listen.forEach((l, i) => {
+      if (l?.tls?.acme !== undefined && l.http2) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listen', i, 'http2'], message: 'tls-alpn-01 is answered on HTTP/1.1 TLS listeners only (use challenge: http-01 with http2: true)' });
+    });
+  }
+});
 
 /** FulcrumConfigInput is what a user writes (file, flags or library call). */
 export type FulcrumConfigInput = z.input<typeof configSchema>;
@@ -578,3 +627,5 @@ export type KubernetesDiscoveryConfig = NonNullable<DiscoveryConfig['kubernetes'
 export type RateLimitConfig = NonNullable<FulcrumConfig['rateLimit']>;
 export type RateLimitOverrideConfig = RateLimitConfig['overrides'][number];
 export type RetriesConfig = z.output<typeof retriesSchema>;
+export type AcmeConfig = z.output<typeof acmeSchema>;
+export type AcmeListenerConfig = z.output<typeof acmeListenerSchema>;

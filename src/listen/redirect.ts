@@ -4,6 +4,7 @@
  * the same host and path over https, on the port of the balancer's TLS
  * listener (443, and then left out of the URL, when there is none).
  */
+import type { InternalRoutes } from '../core/internal-routes.js';
 import type { LimitsSource } from './limits.js';
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { createHttpServer } from './server.js';
@@ -33,8 +34,13 @@ function originForm(target: string): string {
   }
 }
 
-export function createRedirectServer(rt: LimitsSource, tlsPort: () => number): Server {
+/** createRedirectServer redirects every request but those `internal` takes (ACME HTTP-01 validations, which must not be redirected). */
+export function createRedirectServer(rt: LimitsSource, tlsPort: () => number, internal: InternalRoutes | null = null): Server {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (internal !== null && internal.matches(req.url ?? '/')) {
+      internal.handle(req, res);
+      return;
+    }
     const location = httpsLocation(req.headers.host, req.url ?? '/', tlsPort());
     const body = location === undefined ? '400 Bad Request: a Host header is needed to redirect to https\n' : `308 Permanent Redirect: ${location}\n`;
     res.writeHead(location === undefined ? 400 : 308, {

@@ -11,6 +11,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import tls, { type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { ALPN_CHALLENGE, type DynamicCertificates } from '../core/certificates.js';
 import { ConfigError, type ConfigProblem } from '../core/config-error.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
@@ -125,7 +126,8 @@ export function loadListenerCertificates(config: TlsListenerConfig, index: numbe
   const base = `listen[${index}].tls`;
   const common: SecureContextOptions = { minVersion: config.minVersion };
   if (config.ciphers !== undefined) common.ciphers = config.ciphers;
-  const pairs: [LoadedPair | undefined, string][] = [[loadPair(config.cert, config.key, base, where, now, problems), config.cert]];
+  // A listener with `acme` may have no file certificate: its certificates come at run time.
+  const pairs: [LoadedPair | undefined, string][] = config.cert === undefined || config.key === undefined ? [] : [[loadPair(config.cert, config.key, base, where, now, problems), config.cert]];
   config.certificates.forEach((c, i) => pairs.push([loadPair(c.cert, c.key, `${base}.certificates[${i}]`, where, now, problems), c.cert]));
   if (problems.length > before) return undefined;
 
@@ -152,15 +154,27 @@ export function loadListenerCertificates(config: TlsListenerConfig, index: numbe
     }
     summary.push({ file, names: p.names, validTo: p.validTo });
   }
-  return new ListenerCertificates(defaults!, exact, wildcard, summary);
+  return new ListenerCertificates(defaults ?? common, exact, wildcard, summary);
+}
+
+/**
+ * RuntimeCertificates: what a listener with `tls.acme` serves besides its
+ * files: the certificates obtained at run time (asked first, by SNI name)
+ * and, with `alpnChallenges`, the TLS-ALPN-01 validation certificates.
+ */
+export interface RuntimeCertificates {
+  readonly certificates: DynamicCertificates;
+  readonly alpnChallenges: boolean;
 }
 
 /** TlsTermination is the live TLS state of one listener's server. */
 export class TlsTermination {
   #certs: ListenerCertificates;
   #server: tls.Server | null = null;
+  /** #alpnPending: the SNI name whose ClientHello just offered acme-tls/1 (see #alpn). */
+  #alpnPending: string | null = null;
 
-  constructor(readonly index: number, readonly listener: ListenerConfig, certs: ListenerCertificates) {
+  constructor(readonly index: number, readonly listener: ListenerConfig, certs: ListenerCertificates, readonly runtime: RuntimeCertificates | null = null) {
     this.#certs = certs;
   }
 
@@ -170,12 +184,16 @@ export class TlsTermination {
 
   /** serverOptions are the TLS options to create the listener's server with. */
   serverOptions(): TlsOptions {
-    return { ...this.#certs.defaults, SNICallback: this.#sni };
+    const options: TlsOptions = { ...this.#certs.defaults, SNICallback: this.#sni };
+    if (this.runtime?.alpnChallenges === true) options.ALPNCallback = this.#alpn;
+    return options;
   }
 
   /** attach remembers the server whose default context `replace` swaps. */
   attach(server: tls.Server): void {
     this.#server = server;
+    // A TLS-ALPN-01 connection proves control of the name by its handshake alone: nothing is served on it.
+    if (this.runtime?.alpnChallenges === true) server.on('secureConnection', (socket: tls.TLSSocket) => { if (socket.alpnProtocol === ALPN_CHALLENGE) socket.destroy(); });
   }
 
   /**
@@ -187,9 +205,35 @@ export class TlsTermination {
     this.#server?.setSecureContext(certs.defaults);
   }
 
-  // A falsy context makes Node use the server's default context.
+  // A falsy context makes Node use the server's default context. Run-time (ACME) certificates are
+  // asked first: they exist only for the names the listener's `acme.domains` lists.
   readonly #sni = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
-    cb(null, this.#certs.select(servername));
+    const runtime = this.runtime;
+    if (runtime === null) {
+      cb(null, this.#certs.select(servername));
+      return;
+    }
+    const pending = this.#alpnPending;
+    this.#alpnPending = null;
+    const challenge = pending === servername ? runtime.certificates.challenge(servername) : undefined;
+    cb(null, challenge ?? runtime.certificates.select(servername) ?? this.#certs.select(servername));
+  };
+
+  /**
+   * #alpn picks the protocol when TLS-ALPN-01 is on (ALPNCallback replaces
+   * the server's protocol list). OpenSSL calls it, then the SNI callback,
+   * synchronously within the processing of one ClientHello, so remembering
+   * the name here tells #sni to answer with the challenge certificate.
+   * Other clients get http/1.1 when they offer it; a client offering
+   * neither is refused (no_application_protocol).
+   */
+  readonly #alpn = ({ servername, protocols }: { servername: string; protocols: string[] }): string | undefined => {
+    if (protocols.includes(ALPN_CHALLENGE) && this.runtime?.certificates.challenge(servername) !== undefined) {
+      this.#alpnPending = servername;
+      return ALPN_CHALLENGE;
+    }
+    this.#alpnPending = null;
+    return protocols.includes('http/1.1') ? 'http/1.1' : undefined;
   };
 }
 
@@ -209,7 +253,8 @@ export class TlsListeners {
   #interval = 1000;
   #settle = 200;
 
-  constructor(private readonly log: Logger) {}
+  /** runtime: the run-time certificates that the listeners with `tls.acme` serve (null: no ACME). */
+  constructor(private readonly log: Logger, private readonly runtime: RuntimeCertificates | null = null) {}
 
   /**
    * load checks the certificates of every TLS listener before anything is
@@ -222,7 +267,7 @@ export class TlsListeners {
       if (lc.tls !== undefined) loaded.push([i, lc, loadListenerCertificates(lc.tls, i, lc, problems)]);
     });
     if (problems.length > 0) throw new ConfigError(problems);
-    for (const [i, lc, certs] of loaded) this.#live.set(i, new TlsTermination(i, lc, certs!));
+    for (const [i, lc, certs] of loaded) this.#live.set(i, new TlsTermination(i, lc, certs!, lc.tls?.acme !== undefined ? this.runtime : null));
     this.#loaded = true;
   }
 
@@ -300,7 +345,7 @@ export class TlsListeners {
     for (const i of this.#live.keys()) {
       const t = listen[i]?.tls;
       if (t === undefined) continue;
-      files.add(t.cert).add(t.key);
+      if (t.cert !== undefined && t.key !== undefined) files.add(t.cert).add(t.key);
       for (const c of t.certificates) files.add(c.cert).add(c.key);
     }
     for (const f of this.#watched) if (!files.has(f)) { unwatchFile(f, this.#onChange); this.#watched.delete(f); }

@@ -26,6 +26,14 @@ export function newInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The store of each balancer, for the features built on it (ACME keeps its account, certificates and lease there). */
+const stores = new WeakMap<BalancerHost, StateStore>();
+
+/** stateStoreOf returns the balancer's state store once installStateStore has run. */
+export function stateStoreOf(balancer: BalancerHost): StateStore | undefined {
+  return stores.get(balancer);
+}
+
 export function installStateStore(balancer: BalancerHost): void {
   const config = balancer.config.state;
   const log = balancer.log.child({ component: 'state' });
@@ -36,6 +44,7 @@ export function installStateStore(balancer: BalancerHost): void {
   const store: StateStore = config.store === 'redis'
     ? new RedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, instanceId })
     : ipc ? new IpcStore(instanceId) : new MemoryStore(instanceId);
+  stores.set(balancer, store);
   let sync: StateSync | null = null;
   const health = shared ? new HealthSharing(balancer, store, () => sync?.degraded ?? false) : null;
   const backends = shared ? new BackendSharing(balancer, store, log) : null;

@@ -40,7 +40,10 @@ export type StateCall =
   | { readonly op: 'publishHealth'; readonly health: SharedHealth }
   | { readonly op: 'readHealth' }
   | { readonly op: 'publishBackend'; readonly override: BackendOverride }
-  | { readonly op: 'readBackends' };
+  | { readonly op: 'readBackends' }
+  | { readonly op: 'getValue'; readonly key: string }
+  | { readonly op: 'setValue'; readonly key: string; readonly value: string; readonly ttlMs: number | null }
+  | { readonly op: 'deleteValue'; readonly key: string };
 
 export type Publication =
   | { readonly kind: 'health'; readonly health: SharedHealth }
@@ -164,6 +167,19 @@ export class IpcStore implements StateStore {
     await this.#call({ op: 'releaseLease', name });
   }
 
+  async getValue(key: string): Promise<string | null> {
+    const value = await this.#call({ op: 'getValue', key });
+    return typeof value === 'string' ? value : null;
+  }
+
+  async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
+    await this.#call({ op: 'setValue', key, value, ttlMs: ttlMs ?? null });
+  }
+
+  async deleteValue(key: string): Promise<void> {
+    await this.#call({ op: 'deleteValue', key });
+  }
+
   async publishHealth(health: SharedHealth): Promise<void> {
     await this.#call({ op: 'publishHealth', health });
   }
@@ -272,6 +288,9 @@ export async function serveStateCall(store: StateStore, call: StateCall): Promis
     case 'readHealth': return store.readHealth();
     case 'publishBackend': await store.publishBackend(call.override); return null;
     case 'readBackends': return store.readBackends();
+    case 'getValue': return store.getValue(call.key);
+    case 'setValue': await store.setValue(call.key, call.value, call.ttlMs ?? undefined); return null;
+    case 'deleteValue': await store.deleteValue(call.key); return null;
   }
 }
 

@@ -31,6 +31,8 @@ export class MemoryStateServer {
   readonly leases = new Map<string, Lease>();
   readonly health = new Map<string, SharedHealth>();
   readonly backends = new Map<string, BackendOverride>();
+  /** values: the keyed values and when they expire (epoch ms; Infinity for never). */
+  readonly values = new Map<string, { readonly value: string; readonly expires: number }>();
   readonly bus = new EventEmitter<{ publication: [Publication] }>();
 
   constructor() {
@@ -122,6 +124,24 @@ export class MemoryStore implements StateStore {
 
   onBackend(listener: (override: BackendOverride) => void): Unsubscribe {
     return this.#subscribe((p) => { if (p.kind === 'backend') listener(p.override); });
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    const entry = this.server.values.get(key);
+    if (entry === undefined) return null;
+    if (entry.expires <= Date.now()) {
+      this.server.values.delete(key);
+      return null;
+    }
+    return entry.value;
+  }
+
+  async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.server.values.set(key, { value, expires: ttlMs === undefined ? Infinity : Date.now() + ttlMs });
+  }
+
+  async deleteValue(key: string): Promise<void> {
+    this.server.values.delete(key);
   }
 
   #subscribe(deliver: (p: Publication) => void): Unsubscribe {

@@ -96,6 +96,7 @@ export function redisKeys(prefix: string, instanceId: string) {
     health: `${prefix}health`,
     backends: `${prefix}backends`,
     events: `${prefix}events`,
+    value: (key: string) => `${prefix}value:${key}`,
   };
 }
 
@@ -240,6 +241,19 @@ export class RedisStore implements StateStore {
   onBackend(listener: (override: BackendOverride) => void): Unsubscribe {
     this.#events.on('backend', listener);
     return () => this.#events.off('backend', listener);
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    return this.#run('read value', () => this.#client.get(this.#keys.value(key)));
+  }
+
+  async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
+    const k = this.#keys.value(key);
+    await this.#run('write value', () => (ttlMs === undefined ? this.#client.set(k, value) : this.#client.set(k, value, 'PX', Math.max(1, Math.ceil(ttlMs)))));
+  }
+
+  async deleteValue(key: string): Promise<void> {
+    await this.#run('delete value', () => this.#client.del(this.#keys.value(key)));
   }
 
   #deliver(text: string): void {

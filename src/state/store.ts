@@ -1,7 +1,7 @@
 /**
  * StateStore is what balancer instances share: request counters, backend
- * health, the run-time backend changes, the list of live instances and the
- * health-check lease. Two implementations satisfy one contract
+ * health, the run-time backend changes, the list of live instances, the
+ * leases (health checks, ACME) and small keyed values (ACME certificates). Two implementations satisfy one contract
  * (test/unit/state-contract.test.ts): memory (one process, the default)
  * and Redis (many instances, survives restarts).
  *
@@ -119,6 +119,15 @@ export interface StateStore {
   publishBackend(override: BackendOverride): Promise<void>;
   readBackends(): Promise<BackendOverride[]>;
   onBackend(listener: (override: BackendOverride) => void): Unsubscribe;
+
+  /**
+   * getValue, setValue and deleteValue hold small shared values by key (the
+   * ACME account, certificates and challenge tokens): what one instance
+   * writes, every instance reads. A value set with `ttlMs` expires then.
+   */
+  getValue(key: string): Promise<string | null>;
+  setValue(key: string, value: string, ttlMs?: number): Promise<void>;
+  deleteValue(key: string): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -36,8 +36,10 @@ describe('rateLimit config', () => {
     assert.match(problems({ rate: 0.5 })[0]!, /^rateLimit\.rate: expected an integer/);
     assert.match(problems({ rate: 0 })[0]!, /^rateLimit\.rate: expected at least 1/);
     assert.match(problems({ rate: 1, per: '0.5ms' })[0]!, /^rateLimit\.per: expected a whole number of milliseconds between 1ms and 24h/);
-    assert.deepEqual(problems({ rate: 1, per: '2d' }).length, 1);
-    assert.match(problems({ rate: 1, per: '2d' })[0]!, /^rateLimit\.per: expected a duration/);
+    assert.deepEqual(problems({ rate: 1, per: '2w' }).length, 1);
+    assert.match(problems({ rate: 1, per: '2w' })[0]!, /^rateLimit\.per: expected a duration/);
+    // Days are a duration unit (acme.renewBefore: 30d), but more than a rate-limit window may be.
+    assert.match(problems({ rate: 1, per: '2d' })[0]!, /^rateLimit\.per: expected a whole number of milliseconds between 1ms and 24h/);
     assert.match(problems({ rate: 1, key: 'cookie:x' })[0]!, /^rateLimit\.key: expected ip, global or header:<name>/);
     assert.match(problems({ rate: 1, algorithm: 'leaky' })[0]!, /^rateLimit\.algorithm: expected one of "token-bucket", "sliding-window"/);
     assert.match(problems({ rate: 1, store: 'etcd' })[0]!, /^rateLimit\.store: /);

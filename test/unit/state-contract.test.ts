@@ -132,6 +132,23 @@ function contract(name: string, start: () => Promise<Harness>): void {
       assert.equal(await a.acquireLease('health', 5000), true, 'expired: another takes it');
     });
 
+    test('keyed values: what one instance sets every instance reads; delete and expiry', async () => {
+      const connect = await make();
+      const a = await connect('a');
+      const b = await connect('b');
+      assert.equal(await b.getValue('acme:cert:x'), null);
+      await a.setValue('acme:cert:x', '{"pem":"..."}');
+      assert.equal(await b.getValue('acme:cert:x'), '{"pem":"..."}');
+      await b.setValue('acme:cert:x', 'second');
+      assert.equal(await a.getValue('acme:cert:x'), 'second', 'the last write wins');
+      await a.deleteValue('acme:cert:x');
+      assert.equal(await b.getValue('acme:cert:x'), null);
+      await a.setValue('acme:challenge:t', 'key-authorization', 200);
+      assert.equal(await b.getValue('acme:challenge:t'), 'key-authorization');
+      await sleep(350);
+      assert.equal(await b.getValue('acme:challenge:t'), null, 'expired');
+    });
+
     test('health is delivered to the other instances (not back to the publisher) and stored', async () => {
       const connect = await make();
       const a = await connect('a');
