@@ -100,8 +100,61 @@ function valueAt(raw: unknown, path: readonly (string | number)[]): unknown {
   return v;
 }
 
+/** samePath: the two key paths are equal. */
+function samePath(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
+  return a.length === b.length && a.every((seg, i) => seg === b[i]);
+}
+
+/**
+ * innermostIssues replaces every `invalid_union` issue by the issues of the
+ * branch the user evidently meant, recursively, so that a mistake inside
+ * one form of an alternative ("backends[0].weight") is reported at its own
+ * key path with that form's expectation, not as "invalid value" on the whole
+ * union. A branch that rejected the input's type at the union's own path
+ * (a string branch given an object) was not meant; of the others, the one
+ * that got deepest into the value wins. When every branch rejected the type,
+ * the union issue stays, and is worded from the union's message or from the
+ * types the branches expected. Generic over every union in the schema,
+ * present and future (discriminated unions already report inside the
+ * branch their discriminator picks).
+ */
+function innermostIssues(issues: readonly z.ZodIssue[]): z.ZodIssue[] {
+  const out: z.ZodIssue[] = [];
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_union' || issue.unionErrors.length === 0) {
+      out.push(issue);
+      continue;
+    }
+    const rejectsType = (branch: z.ZodError): boolean =>
+      branch.issues.some((i) => samePath(i.path, issue.path) && ((i.code === 'invalid_type' && i.received !== 'undefined')
+        || (i.code === 'invalid_literal' && typeof i.received !== typeof i.expected)));
+    const meant = issue.unionErrors.filter((branch) => !rejectsType(branch));
+    if (meant.length === 0) {
+      out.push(issue);
+      continue;
+    }
+    const depth = (branch: z.ZodError): number => Math.max(...branch.issues.map((i) => i.path.length));
+    let best = meant[0]!;
+    for (const branch of meant.slice(1)) {
+      if (depth(branch) > depth(best) || (depth(branch) === depth(best) && branch.issues.length < best.issues.length)) best = branch;
+    }
+    out.push(...innermostIssues(best.issues));
+  }
+  return out;
+}
+
+/** unionExpectation words a union no branch of which takes the input's type: "expected a string or an object". */
+function unionExpectation(issue: z.ZodInvalidUnionIssue): string {
+  if (issue.message?.startsWith('expected') === true) return issue.message;
+  const types = new Set<string>();
+  for (const branch of issue.unionErrors) {
+    for (const i of branch.issues) if (samePath(i.path, issue.path) && i.code === 'invalid_type') types.add(i.expected);
+  }
+  return types.size === 0 ? 'invalid value' : `expected ${[...types].join(' or ')}`;
+}
+
 function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: unknown): ConfigProblem[] {
-  return error.issues.map((issue) => {
+  return innermostIssues(error.issues).map((issue) => {
     let message = issue.message;
     const got = valueAt(raw, issue.path);
     const gotText = got === undefined ? '' : `, got ${JSON.stringify(got)}`;
@@ -110,7 +163,8 @@ function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: u
         message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
         break;
       case 'invalid_type':
-        message = issue.received === 'undefined' ? `required: expected ${issue.expected}` : /^Expected /.test(message) ? `expected ${issue.expected}, got ${issue.received}` : message;
+        message = issue.received === 'undefined' ? `required: expected ${issue.expected}` : /^Expected /.test(message) ? `expected ${issue.expected}, got ${issue.received}`
+          : message.startsWith('expected') && !message.includes('got') ? `${message}${gotText}` : message;
         break;
       case 'too_small':
         if (issue.type === 'number') message = `expected ${issue.inclusive ? 'at least' : 'more than'} ${issue.minimum}${gotText}`;
@@ -124,7 +178,13 @@ function zodProblems(error: z.ZodError, source: string, aliases: Aliases, raw: u
         message = `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}${gotText}`;
         break;
       case 'invalid_union':
-        if (!message.startsWith('expected')) message = `invalid value${gotText}`;
+        message = `${unionExpectation(issue)}${gotText}`;
+        break;
+      case 'invalid_union_discriminator':
+        message = `${got === undefined ? 'required: ' : ''}expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}${gotText}`;
+        break;
+      case 'invalid_literal':
+        message = `expected ${JSON.stringify(issue.expected)}${gotText}`;
         break;
       default:
         if (issue.code === 'invalid_string' || (issue.code === 'custom' && !message.includes('got'))) message = `${message}${gotText}`;

@@ -10,9 +10,17 @@ import { parseDuration, parseSize } from './duration.js';
 
 const DURATION_HINT = 'a duration such as "10s", "500ms", "1m" or a number of seconds';
 const SIZE_HINT = 'a size such as 1048576, "64kb", "10mb" or "1gb"';
+const STATUS_HINT = 'status codes such as 200, "200-299", "200,204" or [200, "300-399"]';
+
+/**
+ * expecting words a union's own issue, the one reported when no branch
+ * takes the input's type (zod's `message` option reaches only type issues).
+ * A mistake inside a branch is reported at its key path instead (load.ts).
+ */
+const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
 /** duration accepts "10s" | "500ms" | "1m" | seconds and yields milliseconds. */
-export const duration = z.union([z.number(), z.string()], { message: `expected ${DURATION_HINT}` })
+export const duration = z.union([z.number(), z.string()], expecting(`expected ${DURATION_HINT}`))
   .transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
@@ -23,7 +31,7 @@ export const duration = z.union([z.number(), z.string()], { message: `expected $
   });
 
 /** size accepts bytes | "64kb" | "10mb" | "1gb" and yields bytes. */
-export const size = z.union([z.number(), z.string()], { message: `expected ${SIZE_HINT}` })
+export const size = z.union([z.number(), z.string()], expecting(`expected ${SIZE_HINT}`))
   .transform((value, ctx) => {
     const bytes = parseSize(value);
     if (bytes === undefined) {
@@ -39,7 +47,7 @@ const port = z.number({ message: 'expected a port number' }).int().min(0).max(65
 export type StatusRange = readonly [number, number];
 
 /** statusRanges accepts 200 | "200-299" | "200,204,300-399" | [200, "300-399"]. */
-const statusRanges = z.union([z.number(), z.string(), z.array(z.union([z.number(), z.string()]))])
+const statusRanges = z.union([z.number(), z.string(), z.array(z.union([z.number(), z.string()], expecting(`expected ${STATUS_HINT}`)))], expecting(`expected ${STATUS_HINT}`))
   .transform((value, ctx) => {
     const parts = Array.isArray(value) ? value.map(String) : String(value).split(',');
     const ranges: StatusRange[] = [];
@@ -107,7 +115,7 @@ const backendObject = z.object({
 }).strict();
 
 /** A backend may be written as a URL string or as an object. */
-export const backendSchema = z.union([z.string(), backendObject], { message: 'expected a URL string or an object with a "url"' })
+export const backendSchema = z.union([z.string(), backendObject], expecting('expected a URL string or an object with a "url"'))
   .transform((value, ctx) => {
     if (typeof value !== 'string') return value;
     const parsed = backendObject.safeParse({ url: value });
@@ -226,7 +234,7 @@ export const kubernetesDiscoverySchema = z.object({
   namespace: kubernetesName.optional(),
   service: kubernetesName,
   /** port: the EndpointSlice port, by name or number; may be left out when the Service has one port. */
-  port: z.union([backendPort, z.string().min(1)], { message: 'expected a port number or a port name' }).optional(),
+  port: z.union([backendPort, z.string().min(1)], expecting('expected a port number or a port name')).optional(),
   /** kubeconfig: a kubeconfig file; by default KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
   kubeconfig: z.string().min(1).optional(),
 }).strict();
@@ -588,7 +596,7 @@ export const configSchema = z.object({
   upstream: upstreamSchema.default({}),
   /** acme: the CA and storage of automatic certificates (listen[].tls.acme); defaults apply when absent. */
   acme: acmeSchema.optional(),
-  workers: z.union([z.number().int().min(1), z.literal('auto')]).default(1),
+  workers: z.union([z.number().int().min(1), z.literal('auto')], expecting('expected a number of workers (1 or more) or "auto"')).default(1),
   /** services: named pools; without it the top-level pool keys describe one service, `default`. */
   services: z.record(serviceName, serviceSchema).optional(),
   /** routes: ordered, first match wins; without it every request goes to the one service. */

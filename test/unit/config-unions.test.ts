@@ -1,0 +1,204 @@
+/**
+ * Every alternative form in the config schema (each z.union, and each
+ * discriminated union) reports a mistake inside the form the user meant at
+ * its innermost key path, with that form's expectation: checked through the
+ * load API (one document per case) and through `fulcrum validate` (all cases
+ * in one file). The schema is walked, so that a union added later without a
+ * case here fails the first test.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { z } from 'zod';
+import { configSchema } from '../../src/config/schema.js';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/config-error.js';
+import { CLI } from '../helpers/cli.js';
+
+type Doc = Record<string, unknown>;
+
+/**
+ * unionPaths walks a schema and returns the key path of every union in it:
+ * "a.b" for keys, "[]" for array items, "{}" for record values.
+ */
+function unionPaths(schema: z.ZodTypeAny, path = '', out = new Set<string>()): Set<string> {
+  const def = schema._def as { typeName: string } & Record<string, unknown>;
+  const inner = (s: unknown, p = path): void => { unionPaths(s as z.ZodTypeAny, p, out); };
+  switch (def.typeName) {
+    case 'ZodObject': {
+      const shape = (def.shape as () => Record<string, z.ZodTypeAny>)();
+      for (const [key, value] of Object.entries(shape)) inner(value, path === '' ? key : `${path}.${key}`);
+      break;
+    }
+    case 'ZodUnion':
+    case 'ZodDiscriminatedUnion':
+      out.add(path);
+      for (const option of def.options as z.ZodTypeAny[]) inner(option);
+      break;
+    case 'ZodArray': inner(def.type, `${path}[]`); break;
+    case 'ZodRecord': inner(def.valueType, `${path}{}`); break;
+    case 'ZodOptional': case 'ZodNullable': case 'ZodDefault': case 'ZodCatch': case 'ZodReadonly': case 'ZodBranded':
+      inner(def.innerType ?? def.type); break;
+    case 'ZodEffects': inner(def.schema); break;
+    case 'ZodPipeline': inner(def.in); inner(def.out); break;
+    case 'ZodLazy': inner((def.getter as () => z.ZodTypeAny)()); break;
+    case 'ZodIntersection': inner(def.left); inner(def.right); break;
+    case 'ZodTuple': (def.items as z.ZodTypeAny[]).forEach((item, i) => inner(item, `${path}[${i}]`)); break;
+    default: break;
+  }
+  return out;
+}
+
+const DURATION = 'expected a duration such as "10s", "500ms", "1m" or a number of seconds';
+const SIZE = 'expected a size such as 1048576, "64kb", "10mb" or "1gb"';
+const STATUS = 'expected status codes such as 200, "200-299", "200,204" or [200, "300-399"]';
+
+interface Case {
+  /** union: the schema path of the union this case covers (as unionPaths spells it). */
+  readonly union: string;
+  /** at: where the value goes in the document (array indices concrete). */
+  readonly at: string;
+  readonly value: unknown;
+  /** base: siblings the value needs to be judged alone (e.g. a backend's url). */
+  readonly base?: Doc;
+  /** problem: the exact "path: message" expected. */
+  readonly problem: string;
+}
+
+const url = 'http://127.0.0.1:8081';
+const duration = (union: string, base?: Doc, at = union.replace(/\[\]/g, '[0]')): Case =>
+  ({ union, at, value: true, ...(base === undefined ? {} : { base }), problem: `${at}: ${DURATION}, got true` });
+const backendBase = (i: number): Doc => ({ backends: Array.from({ length: i + 1 }, (_, k) => ({ url: `http://127.0.0.1:${9000 + k}` })) });
+
+/** CASES: one (or more) per union in the schema; the object forms check that the innermost path wins. */
+const CASES: readonly Case[] = [
+  // A backend: a URL string or an object.
+  { union: 'backends[]', at: 'backends[0]', value: { url, weight: 'heavy' }, problem: 'backends[0].weight: expected a non-negative number, got "heavy"' },
+  { union: 'backends[]', at: 'backends[1]', value: { url: 'http://127.0.0.1:8082', weight: -1 }, problem: 'backends[1].weight: expected at least 0, got -1' },
+  { union: 'backends[]', at: 'backends[2]', value: 'ftp://127.0.0.1:21', problem: 'backends[2]: expected an http:// or https:// URL, got "ftp://127.0.0.1:21"' },
+  { union: 'backends[]', at: 'backends[3]', value: true, problem: 'backends[3]: expected a URL string or an object with a "url", got true' },
+  { union: 'backends[]', at: 'backends[4]', value: { url: 'http://127.0.0.1:8084', tls: { insecureSkipVerify: 'yes' } }, problem: 'backends[4].tls.insecureSkipVerify: expected boolean, got string' },
+  duration('backends[].timeouts.connect', backendBase(5), 'backends[5].timeouts.connect'),
+  duration('backends[].timeouts.response', backendBase(6), 'backends[6].timeouts.response'),
+  duration('backends[].timeouts.idle', backendBase(7), 'backends[7].timeouts.idle'),
+  duration('backends[].timeouts.total', backendBase(8), 'backends[8].timeouts.total'),
+  // Durations and sizes: a number or a string.
+  duration('sticky.ttl'),
+  { union: 'sticky.ttl', at: 'sticky.ttl', value: 'soon', problem: `sticky.ttl: ${DURATION}, got "soon"` },
+  duration('slowStart'),
+  duration('healthCheck.interval'),
+  duration('healthCheck.timeout'),
+  duration('timeouts.connect'),
+  duration('timeouts.response'),
+  duration('timeouts.idle'),
+  duration('timeouts.total'),
+  duration('outlierDetection.baseEjectionTime'),
+  duration('outlierDetection.maxEjectionTime'),
+  duration('limits.queueTimeout'),
+  duration('limits.headersTimeout'),
+  duration('limits.requestTimeout'),
+  duration('limits.keepAliveTimeout'),
+  duration('drainTimeout'),
+  duration('state.flushInterval'),
+  duration('discovery.dns.interval', { discovery: { dns: { name: 'api.internal', port: 80 } } }),
+  duration('rateLimit.per', { rateLimit: { rate: 10 } }),
+  duration('rateLimit.timeout', { rateLimit: { rate: 10 } }),
+  duration('rateLimit.overrides[].per', { rateLimit: { rate: 10, overrides: [{ pathPrefix: '/a' }] } }),
+  { union: 'retries.maxBodySize', at: 'retries.maxBodySize', value: {}, problem: `retries.maxBodySize: ${SIZE}, got {}` },
+  { union: 'limits.maxHeaderSize', at: 'limits.maxHeaderSize', value: true, problem: `limits.maxHeaderSize: ${SIZE}, got true` },
+  { union: 'limits.maxBodySize', at: 'limits.maxBodySize', value: '10 parsecs', problem: `limits.maxBodySize: ${SIZE}, got "10 parsecs"` },
+  // Status codes: a number, a string, or a list of either.
+  { union: 'healthCheck.expectStatus', at: 'healthCheck.expectStatus', value: true, problem: `healthCheck.expectStatus: ${STATUS}, got true` },
+  { union: 'healthCheck.expectStatus[]', at: 'healthCheck.expectStatus', value: [200, {}], problem: `healthCheck.expectStatus[1]: ${STATUS}, got {}` },
+  // A Kubernetes port: a number or a name.
+  { union: 'discovery.kubernetes.port', at: 'discovery.kubernetes.port', value: 0, base: { discovery: { kubernetes: { service: 'api' } } }, problem: 'discovery.kubernetes.port: expected at least 1, got 0' },
+  { union: 'discovery.kubernetes.port', at: 'discovery.kubernetes.port', value: true, base: { discovery: { kubernetes: { service: 'api' } } }, problem: 'discovery.kubernetes.port: expected a port number or a port name, got true' },
+  // Workers: a number or "auto".
+  { union: 'workers', at: 'workers', value: 0, problem: 'workers: expected at least 1, got 0' },
+  { union: 'workers', at: 'workers', value: false, problem: 'workers: expected a number of workers (1 or more) or "auto", got false' },
+  // The listeners (a port, an object or a list: validated as a list, not a union) report inside too.
+  { union: 'listen', at: 'listen', value: { port: 8080, tls: { cert: 'c.pem' } }, problem: 'listen.tls.key: required: expected string' },
+  { union: 'listen', at: 'listen', value: [{ port: 8080 }, { port: 'x' }], problem: 'listen[1].port: expected a port number, got "x"' },
+];
+
+/** EXTRA_FORMS: cases for forms that are not zod unions (checked above all the same). */
+const EXTRA_FORMS = new Set(['listen']);
+
+function set(doc: Doc, path: string, value: unknown): void {
+  const keys = path.replace(/\[(\d+)\]/g, '.$1').split('.');
+  let node: Record<string, unknown> = doc;
+  keys.forEach((key, i) => {
+    if (i === keys.length - 1) { node[key] = value; return; }
+    const nextIsIndex = /^\d+$/.test(keys[i + 1]!);
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = nextIsIndex ? [] : {};
+    node = node[key] as Record<string, unknown>;
+  });
+}
+
+/** merge deep-merges `from` into `into`, arrays by index. */
+function merge(into: Doc, from: Doc): Doc {
+  for (const [key, value] of Object.entries(from)) {
+    const current = into[key];
+    if (typeof value === 'object' && value !== null && typeof current === 'object' && current !== null) merge(current as Doc, value as Doc);
+    else into[key] = structuredClone(value);
+  }
+  return into;
+}
+
+function docOf(c: Case): Doc {
+  const doc = merge({}, c.base ?? {});
+  set(doc, c.at, structuredClone(c.value));
+  // A case at backends[3] alone: the items before it are valid backends.
+  const backends = doc.backends;
+  if (Array.isArray(backends)) for (let k = 0; k < backends.length; k++) if (!(k in backends)) backends[k] = `http://127.0.0.1:${9100 + k}`;
+  return doc;
+}
+
+describe('config errors inside alternative forms', () => {
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'fulcrum-unions-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every union in the schema has a case', () => {
+    const unions = unionPaths(configSchema as unknown as z.ZodTypeAny);
+    assert.ok(unions.size >= 20, `the walk found the unions (${[...unions].join(', ')})`);
+    const covered = new Set(CASES.map((c) => c.union));
+    const missing = [...unions].filter((u) => !covered.has(u));
+    assert.deepEqual(missing, [], `unions without a case in CASES: ${missing.join(', ')}`);
+    const stale = [...covered].filter((u) => !unions.has(u) && !EXTRA_FORMS.has(u));
+    assert.deepEqual(stale, [], `cases for unions the schema no longer has: ${stale.join(', ')}`);
+  });
+
+  for (const c of CASES) {
+    test(`load API: ${c.problem}`, () => {
+      const file = join(dir, `${c.at.replace(/\W+/g, '_')}-${CASES.indexOf(c)}.json`);
+      writeFileSync(file, JSON.stringify(docOf(c)));
+      assert.throws(() => loadConfig({ file, env: {} }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems.map((p) => `${p.path}: ${p.message}`), [c.problem]);
+        return true;
+      });
+    });
+  }
+
+  test('fulcrum validate reports every case, each at its innermost path', () => {
+    // One case per location in one file: the bases first, then the values over them.
+    const seen = new Set<string>();
+    const chosen = CASES.filter((c) => !seen.has(c.at) && seen.add(c.at) !== undefined);
+    const doc: Doc = {};
+    for (const c of chosen) merge(doc, c.base ?? {});
+    for (const c of chosen) set(doc, c.at, structuredClone(c.value));
+    const file = join(dir, 'all.yaml');
+    writeFileSync(file, JSON.stringify(doc));
+    const out = spawnSync(process.execPath, [CLI, 'validate', '-c', file], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.equal(out.status, 1, out.stdout + out.stderr);
+    const expected = chosen.map((c) => `${file}: ${c.problem}`).sort();
+    const lines = out.stderr.trim().split('\n');
+    assert.deepEqual(lines.slice(1).sort(), expected, out.stderr);
+    assert.equal(lines[0], `${expected.length} problems found:`);
+    assert.deepEqual(lines.slice(1).sort(), expected);
+  });
+});
