@@ -67,7 +67,9 @@ if (scenario === undefined || scenario.setup !== undefined || scenario.cpus !== 
 
 /** drive sends `total` GET requests over CONNECTIONS keep-alive connections, one at a time on each, and counts the 200s. */
 function drive(port: number, total: number): Promise<number> {
-  const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fulcrum-bench\r\nAccept: */*\r\n\r\n');
+  // The scenario's own target when it has one (the routing scenarios match on the path).
+  const target = scenario!.url === undefined ? '/' : new URL(scenario!.url(port)).pathname;
+  const request = Buffer.from(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fulcrum-bench\r\nAccept: */*\r\n\r\n`);
   let sent = 0;
   let answered = 0;
   let ok = 0;

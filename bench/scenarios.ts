@@ -24,6 +24,26 @@ export interface Scenario {
 
 import { startBenchRedis, makeCertificate } from './fixtures.js';
 
+/** pool: the base scenario's backends and health checks, as one service. */
+const pool = (ctx: ScenarioContext): Record<string, unknown> => {
+  const b = base(ctx);
+  return { backends: b.backends, ...(b.healthCheck === undefined ? {} : { healthCheck: b.healthCheck }) };
+};
+const withoutPool = (config: Record<string, unknown>): Record<string, unknown> => {
+  const { backends: _b, healthCheck: _h, ...rest } = config;
+  return rest;
+};
+
+/** hundredRoutes: host and prefix routes the benchmark's request does not match, then its route, then a catch-all. */
+function hundredRoutes(): Record<string, unknown>[] {
+  const routes: Record<string, unknown>[] = [];
+  for (let i = 0; i < 50; i++) routes.push({ name: `host-${i}`, match: { hosts: [`h${i}.example.com`] }, service: 'app' });
+  for (let i = 0; i < 49; i++) routes.push({ name: `prefix-${i}`, match: { path: { prefix: `/p${i}` } }, service: 'app' });
+  routes.push({ name: 'app', match: { path: { prefix: '/app' } }, service: 'app' });
+  routes.push({ name: 'rest', service: 'app' });
+  return routes;
+}
+
 const base = (ctx: ScenarioContext): Record<string, unknown> => ({
   listen: { host: '127.0.0.1', port: ctx.port },
   backends: ctx.targets,
@@ -64,6 +84,16 @@ export const scenarios: Record<string, Scenario> = {
     title: 'access log off, workers: 2, rate limit (memory store, decided in the primary)',
     config: (ctx) => ({ ...base(ctx), accessLog: false, workers: 2, rateLimit: { rate: 1_000_000, per: '1s' } }),
     cpus: '0,1',
+  },
+  'routes-1': {
+    title: 'access log off, one service and one catch-all route (named services form)',
+    config: (ctx) => ({ ...withoutPool(base(ctx)), accessLog: false, services: { app: pool(ctx) }, routes: [{ name: 'all', service: 'app' }] }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
+  'routes-100': {
+    title: 'access log off, 100 routes (50 host routes, 49 prefix routes; the match is the 100th of 101)',
+    config: (ctx) => ({ ...withoutPool(base(ctx)), accessLog: false, services: { app: pool(ctx) }, routes: hundredRoutes() }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
   },
   'no-retries': {
     title: 'access log off, retries off',

@@ -469,9 +469,9 @@ const headerMatchSchema = z.union([
   z.string(),
   z.object({ regex: regexSource }).strict(),
   z.object({ present: z.boolean({ message: 'expected true or false' }) }).strict(),
-], { message: 'expected a value, {regex: ...} or {present: true|false}' });
+], expecting('expected a value, {regex: ...} or {present: true|false}'));
 
-const queryMatchSchema = z.union([z.string(), z.object({ regex: regexSource }).strict()], { message: 'expected a value or {regex: ...}' });
+const queryMatchSchema = z.union([z.string(), z.object({ regex: regexSource }).strict()], expecting('expected a value or {regex: ...}'));
 
 const pathMatchSchema = z.object({
   exact: z.string().startsWith('/', 'expected a path starting with "/"').optional(),
@@ -497,7 +497,7 @@ const headerTransformSchema = z.object({
   /** set replaces every value of the header. */
   set: z.record(headerName, headerValueText).optional(),
   /** add appends a value (or several), keeping those present. */
-  add: z.record(headerName, z.union([headerValueText, z.array(headerValueText)])).optional(),
+  add: z.record(headerName, z.union([headerValueText, z.array(headerValueText)], expecting('expected a header value or a list of them'))).optional(),
   remove: z.array(headerName).optional(),
 }).strict();
 

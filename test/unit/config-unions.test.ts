@@ -66,6 +66,8 @@ interface Case {
   readonly base?: Doc;
   /** problem: the exact "path: message" expected. */
   readonly problem: string;
+  /** alone: the case needs a document of its own form (named services), so it is left out of the one-file check. */
+  readonly alone?: boolean;
 }
 
 const url = 'http://127.0.0.1:8081';
@@ -120,8 +122,35 @@ const CASES: readonly Case[] = [
   { union: 'workers', at: 'workers', value: 0, problem: 'workers: expected at least 1, got 0' },
   { union: 'workers', at: 'workers', value: false, problem: 'workers: expected a number of workers (1 or more) or "auto", got false' },
   // The listeners (a port, an object or a list: validated as a list, not a union) report inside too.
-  { union: 'listen', at: 'listen', value: { port: 8080, tls: { cert: 'c.pem' } }, problem: 'listen.tls.key: required: expected string' },
+  { union: 'listen', at: 'listen', value: { port: 8080, tls: { cert: 'c.pem' } }, problem: 'listen.tls.key: required with cert' },
   { union: 'listen', at: 'listen', value: [{ port: 8080 }, { port: 'x' }], problem: 'listen[1].port: expected a port number, got "x"' },
+];
+
+/** Named services and routes: the same unions inside services.<name> and routes[i], in documents of that form. */
+const named: Doc = { services: { a: {} }, routes: [{ service: 'a' }] };
+const inService = (key: string): Case => ({ ...duration(`services{}.${key}`, named, `services.a.${key}`), alone: true });
+const inRoute = (key: string): Case => ({ ...duration(`routes[].${key}`, named, `routes[0].${key}`), alone: true });
+const SERVICE_CASES: readonly Case[] = [
+  { union: 'services{}.backends[]', at: 'services.a.backends[0]', base: named, value: { url, weight: 'heavy' }, problem: 'services.a.backends[0].weight: expected a non-negative number, got "heavy"', alone: true },
+  ...['backends[0].timeouts.connect', 'backends[0].timeouts.response', 'backends[0].timeouts.idle', 'backends[0].timeouts.total'].map((k) =>
+    ({ ...duration(`services{}.${k.replace('[0]', '[]')}`, { services: { a: { backends: [{ url }] } }, routes: [{ service: 'a' }] }, `services.a.${k}`), alone: true })),
+  ...['sticky.ttl', 'slowStart', 'healthCheck.interval', 'healthCheck.timeout', 'timeouts.connect', 'timeouts.response', 'timeouts.idle', 'timeouts.total',
+    'outlierDetection.baseEjectionTime', 'outlierDetection.maxEjectionTime', 'queueTimeout'].map(inService),
+  { union: 'services{}.healthCheck.expectStatus', at: 'services.a.healthCheck.expectStatus', base: named, value: true, problem: `services.a.healthCheck.expectStatus: ${STATUS}, got true`, alone: true },
+  { union: 'services{}.healthCheck.expectStatus[]', at: 'services.a.healthCheck.expectStatus', base: named, value: [200, {}], problem: `services.a.healthCheck.expectStatus[1]: ${STATUS}, got {}`, alone: true },
+  { union: 'services{}.retries.maxBodySize', at: 'services.a.retries.maxBodySize', base: named, value: {}, problem: `services.a.retries.maxBodySize: ${SIZE}, got {}`, alone: true },
+  { union: 'routes[].match.headers{}', at: 'routes[0].match.headers.x-a', base: named, value: { regex: '(' }, problem: 'routes[0].match.headers.x-a.regex: invalid regular expression: Invalid regular expression: /(/: Unterminated group, got "("', alone: true },
+  { union: 'routes[].match.query{}', at: 'routes[0].match.query.v', base: named, value: 3, problem: 'routes[0].match.query.v: expected a value or {regex: ...}, got 3', alone: true },
+  { union: 'routes[].requestHeaders.add{}', at: 'routes[0].requestHeaders.add.X-A', base: named, value: ['ok', 'bad\n'], problem: 'routes[0].requestHeaders.add.X-A[1]: expected a header value without CR, LF or NUL, got "bad\\n"', alone: true },
+  { union: 'routes[].responseHeaders.add{}', at: 'routes[0].responseHeaders.add.X-A', base: named, value: 7, problem: 'routes[0].responseHeaders.add.X-A: expected a header value or a list of them, got 7', alone: true },
+  ...['timeouts.response', 'timeouts.idle', 'timeouts.total'].map(inRoute),
+  { union: 'routes[].retries.maxBodySize', at: 'routes[0].retries.maxBodySize', base: named, value: {}, problem: `routes[0].retries.maxBodySize: ${SIZE}, got {}`, alone: true },
+  { ...duration('routes[].rateLimit.per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.per'), alone: true },
+  { ...duration('routes[].rateLimit.timeout', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.timeout'), alone: true },
+  { ...duration('routes[].rateLimit.overrides[].per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1, overrides: [{ pathPrefix: '/x' }] } }] }, 'routes[0].rateLimit.overrides[0].per'), alone: true },
+  duration('acme.renewBefore'),
+  duration('acme.checkInterval'),
+  duration('acme.retryDelay'),
 ];
 
 /** EXTRA_FORMS: cases for forms that are not zod unions (checked above all the same). */
@@ -165,16 +194,16 @@ describe('config errors inside alternative forms', () => {
   test('every union in the schema has a case', () => {
     const unions = unionPaths(configSchema as unknown as z.ZodTypeAny);
     assert.ok(unions.size >= 20, `the walk found the unions (${[...unions].join(', ')})`);
-    const covered = new Set(CASES.map((c) => c.union));
+    const covered = new Set([...CASES, ...SERVICE_CASES].map((c) => c.union));
     const missing = [...unions].filter((u) => !covered.has(u));
     assert.deepEqual(missing, [], `unions without a case in CASES: ${missing.join(', ')}`);
     const stale = [...covered].filter((u) => !unions.has(u) && !EXTRA_FORMS.has(u));
     assert.deepEqual(stale, [], `cases for unions the schema no longer has: ${stale.join(', ')}`);
   });
 
-  for (const c of CASES) {
+  for (const c of [...CASES, ...SERVICE_CASES]) {
     test(`load API: ${c.problem}`, () => {
-      const file = join(dir, `${c.at.replace(/\W+/g, '_')}-${CASES.indexOf(c)}.json`);
+      const file = join(dir, `${c.at.replace(/\W+/g, '_')}-${[...CASES, ...SERVICE_CASES].indexOf(c)}.json`);
       writeFileSync(file, JSON.stringify(docOf(c)));
       assert.throws(() => loadConfig({ file, env: {} }), (e: unknown) => {
         assert.ok(e instanceof ConfigError);
@@ -187,7 +216,7 @@ describe('config errors inside alternative forms', () => {
   test('fulcrum validate reports every case, each at its innermost path', () => {
     // One case per location in one file: the bases first, then the values over them.
     const seen = new Set<string>();
-    const chosen = CASES.filter((c) => !seen.has(c.at) && seen.add(c.at) !== undefined);
+    const chosen = CASES.filter((c) => c.alone !== true && !seen.has(c.at) && seen.add(c.at) !== undefined);
     const doc: Doc = {};
     for (const c of chosen) merge(doc, c.base ?? {});
     for (const c of chosen) set(doc, c.at, structuredClone(c.value));
