@@ -210,7 +210,9 @@ export function buildProgram(): Command {
         const { config } = loadConfig({ file: flags.config, env: {} });
         const warnings = configWarnings(config);
         for (const w of warnings) process.stderr.write(`warning: ${w.source}: ${w.path}: ${w.message}\n`);
-        process.stdout.write(`${routeTable(config)}ok\n`);
+        // The one-pool form's single catch-all route says nothing: its output stays "ok".
+        const routed = config.routes.length > 1 || Object.keys(config.services).length > 1;
+        process.stdout.write(`${routed ? routeTable(config) : ''}ok\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.problems.length} problem${err.problems.length > 1 ? 's' : ''} found:\n${err.message}\n`);
