@@ -76,8 +76,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
   };
 
   /** reject answers a request that goes no further, through the one error answer (Exchange.fail). */
-  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null): void => {
-    const ex = new Exchange(ctx, ctx.serviceFor(), req, res, [], null, clientAddress, finish, tunnel);
+  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers: Readonly<Record<string, string>> | undefined, tunnel: DownstreamTunnel | null, h2: boolean): void => {
+    const ex = new Exchange(ctx, ctx.serviceFor(), req, res, [], null, clientAddress, finish, tunnel, h2);
     ex.fail(error, headers);
   };
 
@@ -98,11 +98,11 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     // --- 1. internal -------------------------------------------------------
     isInternal: (url) => internal !== null && internal.matches(url),
     internal: (req, res) => internal!.handle(req, res),
-    proxy: (req, res, peer, body, authority) => {
+    proxy: (req, res, peer, body, authority, h2) => {
       ctx.active++;
       // on, not once: a response closes once, and once() would allocate a wrapper per request.
       res.on('close', onResponseClose);
-      check(req, res, peer, body, authority, null);
+      check(req, res, peer, body, authority, null, h2);
     },
     upgrade: (req, socket, head) => {
       socket.on('error', destroySocket);
@@ -114,60 +114,75 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       const peer = req.socket.remoteAddress ?? '';
       if (ctx.draining || res.protocol === '') {
         const error = ctx.draining ? new FulcrumError('FULCRUM_ERR_SHUTTING_DOWN') : new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'invalid Upgrade header');
-        reject(req, res, error, stripMappedPrefix(peer), undefined, res);
+        reject(req, res, error, stripMappedPrefix(peer), undefined, res, false);
         return;
       }
-      check(req, res, peer, null, undefined, res);
+      check(req, res, peer, null, undefined, res, false);
     },
   };
 
   // --- 2. checks ---------------------------------------------------------
-  function check(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, tunnel: DownstreamTunnel | null): void {
+  function check(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, tunnel: DownstreamTunnel | null, h2: boolean): void {
+    // node:http hands over HTTP/0.9 (a request line without a version, too) and HTTP/2.0 request lines:
+    // only 1.0 and 1.1 are served over HTTP/1 (RFC 9112 2.3).
+    if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1)) {
+      rejectVersion(req, res, peer, tunnel);
+      return;
+    }
     const url = req.url!;
     if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel, h2);
       return;
     }
     const meta = newRequestMeta();
     const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority }, ctx.forward, meta);
     // An HTTP/2 body needs no Content-Length: a stream not ended with its headers has one, of unknown length.
-    if (body !== null && meta.contentLength < 0 && req.httpVersionMajor === 2) meta.chunked = true;
+    if (body !== null && meta.contentLength < 0 && h2) meta.chunked = true;
     const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, ctx.forward.trusted);
 
     const maxBody = ctx.settings.limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel, h2);
       return;
     }
 
     // --- 3. filters --------------------------------------------------------
     const filters = options.filters();
     if (filters.length === 0) {
-      readBody(req, res, headers, client, meta, body, tunnel);
+      readBody(req, res, headers, client, meta, body, tunnel, h2);
       return;
     }
     runFilters(filters, 0, req, res, client,
-      () => readBody(req, res, headers, client, meta, body, tunnel),
-      (error, extra) => reject(req, res, error, client, extra, tunnel));
+      () => readBody(req, res, headers, client, meta, body, tunnel, h2),
+      (error, extra) => reject(req, res, error, client, extra, tunnel, h2));
+  }
+
+  /** rejectVersion refuses an HTTP/1 request of another version: 400 for HTTP/0.9 (no version at all), 505 for the rest; the connection closes. */
+  function rejectVersion(req: DownstreamRequest, res: DownstreamResponse, peer: string, tunnel: DownstreamTunnel | null): void {
+    res.shouldKeepAlive = false;
+    const error = req.httpVersionMajor === 0
+      ? new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'HTTP/0.9 is not served; a request line ends with HTTP/1.1')
+      : new FulcrumError('FULCRUM_ERR_HTTP_VERSION', `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} over an HTTP/1 connection`);
+    reject(req, res, error, stripMappedPrefix(peer), undefined, tunnel, false);
   }
 
   // --- 4. body -----------------------------------------------------------
   /** readBody chooses how the body travels (none, buffered to be retryable, streamed), then forwards. */
-  function readBody(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null): void {
+  function readBody(req: DownstreamRequest, res: DownstreamResponse, headers: string[], client: string, meta: RequestMeta, body: Readable | null, tunnel: DownstreamTunnel | null, h2: boolean): void {
     // --- 5. choose: the service (the default one until routing exists) ------
     const service = ctx.serviceFor();
     service.retry.budget.recordRequest();
     const hasBody = meta.chunked || meta.contentLength > 0;
-    if (!hasBody || tunnel !== null) return forward(service, req, res, headers, null, client, meta, tunnel);
+    if (!hasBody || tunnel !== null) return forward(service, req, res, headers, null, client, meta, tunnel, h2);
     if (body === null) {
       // A body announced where none can follow (an HTTP/2 stream that ended with its headers).
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client, undefined, null, h2);
       return;
     }
     if (!meta.chunked && meta.contentLength <= service.retry.maxBodySize && service.retry.methodAllows(req.method!)) {
       collectBody(body, meta.contentLength, (err, buffered) => {
-        if (err !== null) reject(req, res, err, client);
-        else forward(service, req, res, headers, buffered, client, meta, null);
+        if (err !== null) reject(req, res, err, client, undefined, null, h2);
+        else forward(service, req, res, headers, buffered, client, meta, null, h2);
       });
       return;
     }
@@ -175,15 +190,15 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (meta.chunked && maxBody > 0) {
       const limited = new BodyLimit(maxBody);
       body.on('error', (err) => limited.destroy(err));
-      forward(service, req, res, headers, body.pipe(limited), client, meta, null);
+      forward(service, req, res, headers, body.pipe(limited), client, meta, null, h2);
       return;
     }
-    forward(service, req, res, headers, body, client, meta, null);
+    forward(service, req, res, headers, body, client, meta, null, h2);
   }
 
   // --- 5.-7. choose the backend, exchange, response (exchange.ts) ----------
-  function forward(service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null): void {
-    const ex = new Exchange(ctx, service, req, res, headers, body, client, finish, tunnel);
+  function forward(service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null, h2: boolean): void {
+    const ex = new Exchange(ctx, service, req, res, headers, body, client, finish, tunnel, h2);
     ex.cookie = meta.cookie;
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
     ex.start();
