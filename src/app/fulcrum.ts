@@ -24,7 +24,7 @@ import { Metrics } from '../observe/metrics.js';
 import { ProxyContext, type TunnelSet } from '../proxy/context.js';
 import { createPipeline } from '../proxy/pipeline.js';
 import { bind, createHttpServer, createHttpsServer, drain, type BoundListener, type ListenerServer } from '../listen/server.js';
-import { requestListener } from '../listen/entry.js';
+import { requestListener, upgradeListener } from '../listen/entry.js';
 import { createH2cServer, createHttp2SecureServer } from '../listen/http2.js';
 import { createRedirectServer } from '../listen/redirect.js';
 import { acceptProxyProtocol } from '../listen/proxy-protocol.js';
@@ -278,7 +278,7 @@ export class Fulcrum implements BalancerHost {
   }
 
   #serverFor(lc: FulcrumConfig['listen'][number], entry: ProxyEntry): ListenerServer {
-    const parts = { handler: requestListener(entry), upgrade: entry.upgrade, fast: lc.fastPath ? entry : null };
+    const parts = { handler: requestListener(entry, this.log), upgrade: upgradeListener(entry, this.log), fast: lc.fastPath ? entry : null, log: this.log };
     const tls = this.#tls.termination(lc);
     const limits = this.proxy;
     if (tls !== undefined) return lc.http2 ? createHttp2SecureServer(limits, parts, tls) : createHttpsServer(limits, parts, tls);

@@ -21,7 +21,9 @@ export interface DownstreamRequest {
   readonly rawHeaders: string[];
   /** headers builds an object of the fields (the fast path builds it only when read). */
   readonly headers: IncomingHttpHeaders;
+  /** httpVersionMajor/Minor: the version of an HTTP/1 request line (for HTTP/2 the listener says so: see ProxyEntry.proxy). */
   readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
   /** complete: the whole request, body included, has been read. */
   readonly complete: boolean;
   /** socket: the client's connection; its ends are read only to describe it to a backend (sendProxyProtocol). */
@@ -88,9 +90,11 @@ export interface ProxyEntry {
    * proxy sends a request to a backend. `peer` is the client's address,
    * `body` the stream a body comes on (null when none can follow: the fast
    * path's requests, an HTTP/2 stream ended with its headers), `authority`
-   * HTTP/2's :authority.
+   * HTTP/2's :authority, `http2` whether the request came on an HTTP/2
+   * stream (known from the transport: an HTTP/1 request line may claim
+   * any version).
    */
-  proxy(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined): void;
+  proxy(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, http2: boolean): void;
   /** upgrade takes an upgrade request (node:http's 'upgrade' event). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }

@@ -32,6 +32,7 @@ export const ERRORS = {
   FULCRUM_ERR_BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, reason: 'bad request' },
   FULCRUM_ERR_FORBIDDEN: { status: 403, source: 'downstream', retryable: false, reason: 'client address not allowed' },
   FULCRUM_ERR_NO_ROUTE: { status: 404, source: 'downstream', retryable: false, reason: 'no route' },
+  FULCRUM_ERR_HTTP_VERSION: { status: 505, source: 'downstream', retryable: false, reason: 'HTTP version not supported' },
   FULCRUM_ERR_RATE_LIMITED: { status: 429, source: 'downstream', retryable: false, reason: 'rate limit exceeded' },
   FULCRUM_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, source: 'internal', retryable: false, reason: 'rate limit store unavailable' },
   FULCRUM_ERR_SHUTTING_DOWN: { status: 503, source: 'internal', retryable: false, reason: 'balancer is shutting down' },

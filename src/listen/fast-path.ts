@@ -21,6 +21,7 @@ import type { LimitsSource } from './limits.js';
 import type { ProxyEntry } from '../core/downstream.js';
 import type { Server, Socket } from 'node:net';
 import { onClientError } from './client-error.js';
+import { requestFailed, type GuardLog } from './guard.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
 import { FastResponse, type FastResponseOwner } from './fast-response.js';
 
@@ -113,7 +114,12 @@ class FastConnection implements FastResponseOwner {
     // Draining is the exchange's to apply (a response that starts while draining is the last).
     const res = new FastResponse(this, method === 'HEAD', !close);
     this.#current = res;
-    this.front.handler.proxy(new FastRequest(method, url, rawHeaders, this.socket, this.#peer), res, this.#peer, null, undefined);
+    const req = new FastRequest(method, url, rawHeaders, this.socket, this.#peer);
+    try {
+      this.front.handler.proxy(req, res, this.#peer, null, undefined, false);
+    } catch (err) {
+      requestFailed(this.front.log, err, 'fast path', req, res);
+    }
   }
 
   /** finished is called by the response when its last bytes are written. */
@@ -197,13 +203,15 @@ export class FastPath {
     readonly rt: LimitsSource,
     readonly handler: FastPathHandler,
     readonly handOff: (socket: Socket) => void,
+    /** log: where a request whose handling threw is reported (guard.ts). */
+    readonly log: GuardLog = null,
   ) {}
 
   /** install makes the fast path the first to see the server's new connections; node:http gets them on hand-off. */
-  static install(server: Server, event: 'connection' | 'secureConnection', rt: LimitsSource, handler: FastPathHandler): FastPath {
+  static install(server: Server, event: 'connection' | 'secureConnection', rt: LimitsSource, handler: FastPathHandler, log: GuardLog = null): FastPath {
     const nodeListener = server.listeners(event)[0] as (socket: Socket) => void;
     server.removeListener(event, nodeListener);
-    const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket));
+    const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket), log);
     server.on(event, (socket: Socket) => fast.accept(socket));
     server.on('close', () => fast.stop());
     return fast;

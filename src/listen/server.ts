@@ -13,6 +13,7 @@ import type { LimitsSource } from './limits.js';
 import type { Logger } from '../observe/log.js';
 import { onClientError } from './client-error.js';
 import { FastPath, type FastPathHandler } from './fast-path.js';
+import type { GuardLog } from './guard.js';
 import type { TlsTermination } from './tls.js';
 
 /** UpgradeListener takes node:http's 'upgrade' event. */
@@ -46,6 +47,8 @@ export interface ListenerFactoryParts {
   upgrade: UpgradeListener | null;
   /** fast: serve plain proxied HTTP/1.1 requests on the fast path (fast-path.ts); null: node:http serves all. */
   fast?: FastPathHandler | null;
+  /** log: where the fast path reports a request whose handling threw (guard.ts); stderr without one. */
+  log?: GuardLog;
 }
 
 /** http1Options are the HTTP/1 server settings every listener shares (plain, TLS, or HTTP/1 fallback of HTTP/2). */
@@ -66,7 +69,7 @@ function attach(server: Server, rt: LimitsSource, parts: ListenerFactoryParts, e
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
   if (parts.fast != null) {
-    const fast = FastPath.install(server, event, rt, parts.fast);
+    const fast = FastPath.install(server, event, rt, parts.fast, parts.log ?? null);
     // Draining closes the fast path's connections too: idle ones as they go idle, then the rest.
     const closeIdle = server.closeIdleConnections.bind(server);
     const closeAll = server.closeAllConnections.bind(server);

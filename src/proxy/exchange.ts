@@ -91,12 +91,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     private readonly onFinish: (ex: Exchange) => void,
     /** tunnel: the client side of an upgrade request, or null for an ordinary request. */
     readonly tunnel: DownstreamTunnel | null = null,
+    /** h2: the request came on an HTTP/2 stream (the listener knows; an HTTP/1 request line may claim any version). */
+    h2 = false,
   ) {
     this.startedAt = performance.now();
     this.clientAddress = clientAddress;
     this.#body = body;
     this.#bodyReplayable = body === null || Buffer.isBuffer(body);
-    this.#h2 = req.httpVersionMajor === 2;
+    this.#h2 = h2;
     // The header pass (and a route's preserveHost) leave Host empty when the backend's own is to be sent.
     this.#hostFromBackend = headers.length > 1 && headers[1] === '';
     this.path = req.url!;
@@ -485,10 +487,13 @@ function statusText(status: number): string {
     case 404: return 'Not Found';
     case 413: return 'Content Too Large';
     case 429: return 'Too Many Requests';
+    case 431: return 'Request Header Fields Too Large';
     case 499: return 'Client Closed Request';
+    case 500: return 'Internal Server Error';
     case 502: return 'Bad Gateway';
     case 503: return 'Service Unavailable';
     case 504: return 'Gateway Timeout';
+    case 505: return 'HTTP Version Not Supported';
     default: return 'Error';
   }
 }

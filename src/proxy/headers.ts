@@ -89,10 +89,12 @@ export interface RequestMeta {
   host: string | undefined;
   /** cookie is kept for sticky sessions and cookie hash keys. */
   cookie: string | undefined;
+  /** h2: the request came over HTTP/2 (the listener says so: never inferred from a version string). */
+  h2: boolean;
 }
 
 export function newRequestMeta(): RequestMeta {
-  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined };
+  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined, h2: false };
 }
 
 /** The inputs and result of the last forwardedElement call: consecutive requests usually share them (one client, one Host). */

@@ -93,8 +93,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
   };
 
   /** reject answers a request that goes no further, through the one error answer (Exchange.fail). */
-  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null, route: Route | null = null): void => {
-    const ex = new Exchange(ctx, route?.service ?? ctx.services.default, route, req, res, [], null, clientAddress, finish, tunnel);
+  const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null, route: Route | null = null, h2 = false): void => {
+    const ex = new Exchange(ctx, route?.service ?? ctx.services.default, route, req, res, [], null, clientAddress, finish, tunnel, h2);
     ex.fail(error, headers);
   };
 
@@ -115,11 +115,11 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     // --- 1. internal -------------------------------------------------------
     isInternal: (url) => internal !== null && internal.matches(url),
     internal: (req, res) => internal!.handle(req, res),
-    proxy: (req, res, peer, body, authority) => {
+    proxy: (req, res, peer, body, authority, h2) => {
       ctx.active++;
       // on, not once: a response closes once, and once() would allocate a wrapper per request.
       res.on('close', onResponseClose);
-      check(req, res, peer, body, authority, null);
+      check(req, res, peer, body, authority, null, h2);
     },
     upgrade: (req, socket, head) => {
       socket.on('error', destroySocket);
@@ -134,26 +134,33 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
         reject(req, res, error, stripMappedPrefix(peer), undefined, res);
         return;
       }
-      check(req, res, peer, null, undefined, res);
+      check(req, res, peer, null, undefined, res, false);
     },
   };
 
   // --- 2. checks ---------------------------------------------------------
-  function check(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, tunnel: DownstreamTunnel | null): void {
+  function check(req: DownstreamRequest, res: DownstreamResponse, peer: string, body: Readable | null, authority: string | undefined, tunnel: DownstreamTunnel | null, h2: boolean): void {
+    // node:http hands over HTTP/0.9 (a request line without a version, too) and HTTP/2.0 request lines:
+    // only 1.0 and 1.1 are served over HTTP/1 (RFC 9112 2.3).
+    if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1)) {
+      rejectVersion(req, res, peer, tunnel);
+      return;
+    }
     const url = req.url!;
     if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel, null, h2);
       return;
     }
     const meta = newRequestMeta();
+    meta.h2 = h2;
     const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority }, ctx.forward, meta);
     // An HTTP/2 body needs no Content-Length: a stream not ended with its headers has one, of unknown length.
-    if (body !== null && meta.contentLength < 0 && req.httpVersionMajor === 2) meta.chunked = true;
+    if (body !== null && meta.contentLength < 0 && h2) meta.chunked = true;
     const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, ctx.forward.trusted);
 
     const maxBody = ctx.settings.limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel, null, h2);
       return;
     }
 
@@ -168,20 +175,20 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       const rawPath = q === -1 ? target : target.slice(0, q);
       const path = normalizePath(rawPath);
       if (path === null) {
-        reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'invalid percent-encoding in the path'), client, undefined, tunnel);
+        reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'invalid percent-encoding in the path'), client, undefined, tunnel, null, h2);
         return;
       }
       const host = hostName(meta.host);
       route = table.match(req.method!, path, q === -1 ? '' : target.slice(q + 1), host, req.rawHeaders);
       if (route === null) {
-        reject(req, res, new FulcrumError('FULCRUM_ERR_NO_ROUTE', `host "${host}", path "${path}"`), client, undefined, tunnel);
+        reject(req, res, new FulcrumError('FULCRUM_ERR_NO_ROUTE', `host "${host}", path "${path}"`), client, undefined, tunnel, null, h2);
         return;
       }
       // The backend gets the path the route decided on, not another spelling of it.
       if (path !== rawPath) target = q === -1 ? path : path + target.slice(q);
     }
     if (route.access !== null && !route.access.admits(client)) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_FORBIDDEN', `${client} (route "${route.name}")`), client, undefined, tunnel, route);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_FORBIDDEN', `${client} (route "${route.name}")`), client, undefined, tunnel, route, h2);
       return;
     }
 
@@ -194,10 +201,19 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       go();
       return;
     }
-    const fail: FilterReject = (error, extra) => reject(req, res, error, client, extra, tunnel, chosen);
+    const fail: FilterReject = (error, extra) => reject(req, res, error, client, extra, tunnel, chosen, h2);
     if (own.length === 0) runFilters(filters, 0, req, res, client, go, fail);
     else if (filters.length === 0) runFilters(own, 0, req, res, client, go, fail);
     else runFilters(own, 0, req, res, client, () => runFilters(filters, 0, req, res, client, go, fail), fail);
+  }
+
+  /** rejectVersion refuses an HTTP/1 request of another version: 400 for HTTP/0.9 (no version at all), 505 for the rest; the connection closes. */
+  function rejectVersion(req: DownstreamRequest, res: DownstreamResponse, peer: string, tunnel: DownstreamTunnel | null): void {
+    res.shouldKeepAlive = false;
+    const error = req.httpVersionMajor === 0
+      ? new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'HTTP/0.9 is not served; a request line ends with HTTP/1.1')
+      : new FulcrumError('FULCRUM_ERR_HTTP_VERSION', `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} over an HTTP/1 connection`);
+    reject(req, res, error, stripMappedPrefix(peer), undefined, tunnel, null, false);
   }
 
   /** act carries out the route's action: a redirect or a fixed answer here, a service through the phases below. */
@@ -207,7 +223,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       transform(route, action.service, req, res, headers, client, meta, body, tunnel, target);
       return;
     }
-    const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel);
+    const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel, meta.h2);
     if (action.kind === 'respond') {
       ex.respond(action.status, action.headers, action.body);
       return;
@@ -258,13 +274,13 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (!hasBody || tunnel !== null) return forward(route, service, req, res, headers, null, client, meta, tunnel, path, values);
     if (body === null) {
       // A body announced where none can follow (an HTTP/2 stream that ended with its headers).
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client);
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'a body is announced but the stream has ended'), client, undefined, null, route, meta.h2);
       return;
     }
     const retry = route.retryOverrides === null ? service.retry : route.retryFor(service);
     if (!meta.chunked && meta.contentLength <= retry.maxBodySize && retry.methodAllows(req.method!)) {
       collectBody(body, meta.contentLength, (err, buffered) => {
-        if (err !== null) reject(req, res, err, client);
+        if (err !== null) reject(req, res, err, client, undefined, null, route, meta.h2);
         else forward(route, service, req, res, headers, buffered, client, meta, null, path, values);
       });
       return;
@@ -281,7 +297,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
 
   // --- 7.-9. choose the backend, exchange, response (exchange.ts) ----------
   function forward(route: Route, service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null, path: string, values: HeaderValues | null): void {
-    const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel);
+    const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel, meta.h2);
     ex.path = path;
     ex.headerValues = values;
     ex.cookie = meta.cookie;
