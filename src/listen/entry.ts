@@ -23,7 +23,14 @@ export function requestListener(entry: ProxyEntry): RequestListener {
     }
     // HTTP/2 (the compatibility API presents its streams as these objects): a stream ended with
     // its headers has no body, and the authority travels as a pseudo-header.
-    const h2 = req as unknown as Http2ServerRequest;
-    entry.proxy(req, res, peer, h2.stream.endAfterHeaders ? null : req, h2.authority);
+    // Dispatched after the frames read with its HEADERS (setImmediate): a stream the client reset in
+    // the same read (rapid reset) is closed by then and never reaches a backend.
+    setImmediate(proxyHttp2, entry, req, res, peer);
   };
+}
+
+function proxyHttp2(entry: ProxyEntry, req: IncomingMessage, res: ServerResponse, peer: string): void {
+  const h2 = req as unknown as Http2ServerRequest;
+  if (h2.stream.destroyed) return;
+  entry.proxy(req, res, peer, h2.stream.endAfterHeaders ? null : req, h2.authority);
 }
