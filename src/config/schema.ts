@@ -167,6 +167,8 @@ export const limitsSchema = z.object({
   headersTimeout: duration.default('60s'),
   requestTimeout: duration.default('300s'),
   keepAliveTimeout: duration.default('5s'),
+  /** clientIdleTimeout: a request in progress whose client moves no byte (a stalled upload or a response it does not read) for this long is cut; 0 turns it off. */
+  clientIdleTimeout: duration.default('60s'),
   maxRequestsPerSocket: z.number().int().min(0).default(0),
 }).strict();
 

@@ -26,7 +26,7 @@ export function requestListener(entry: ProxyEntry, log: GuardLog = null): Reques
   return function onRequest(req: IncomingMessage, res: ServerResponse): void {
     try {
       if (req instanceof Http2ServerRequest) {
-        onStream(entry, req, res);
+        onStream(entry, req, res, log);
         return;
       }
       // At maxRequestsPerSocket node:http writes "Connection: close" but keeps the connection open
@@ -48,13 +48,24 @@ export function requestListener(entry: ProxyEntry, log: GuardLog = null): Reques
  * as these objects): a stream ended with its headers has no body, and the
  * authority travels as a pseudo-header.
  */
-function onStream(entry: ProxyEntry, req: Http2ServerRequest, res: ServerResponse): void {
+function onStream(entry: ProxyEntry, req: Http2ServerRequest, res: ServerResponse, log: GuardLog): void {
   const asHttp1 = req as unknown as IncomingMessage;
   if (entry.isInternal(req.url)) {
     entry.internal(asHttp1, res);
     return;
   }
-  entry.proxy(asHttp1, res, req.socket.remoteAddress ?? '', req.stream.endAfterHeaders ? null : req, req.authority, true);
+  // Dispatched after the frames read with its HEADERS (setImmediate): a stream the client reset in
+  // the same read (rapid reset) is closed by then and never reaches a backend.
+  setImmediate(proxyStream, entry, req, res, log);
+}
+
+function proxyStream(entry: ProxyEntry, req: Http2ServerRequest, res: ServerResponse, log: GuardLog): void {
+  if (req.stream.destroyed) return;
+  try {
+    entry.proxy(req as unknown as IncomingMessage, res, req.socket.remoteAddress ?? '', req.stream.endAfterHeaders ? null : req, req.authority, true);
+  } catch (err) {
+    requestFailed(log, err, 'http2', req, res);
+  }
 }
 
 /** upgradeListener is node:http's 'upgrade' listener, guarded like the request listener. */

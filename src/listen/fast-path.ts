@@ -12,16 +12,21 @@
  *
  * A connection serves one request at a time: bytes that arrive meanwhile
  * (pipelining) wait until the response is finished, and reading pauses
- * when 64 KiB of them wait. One sweep timer per listener, rather than a
- * timer per request, closes connections idle for longer than
- * `limits.keepAliveTimeout` (plus node:http's one-second grace) and
- * answers 408 to those that sent nothing within `limits.headersTimeout`.
+ * when 64 KiB of them wait. The listeners' shared sweep (sweep.ts), rather
+ * than a timer per request, closes connections idle for longer than
+ * `limits.keepAliveTimeout` (plus node:http's one-second grace), answers 408
+ * to those that sent nothing within `limits.headersTimeout`, and cuts those
+ * whose response the client stopped reading for `limits.clientIdleTimeout`.
+ * A connection handed to node:http before its first request keeps its head
+ * deadline (client-watch.ts), so a slow head cannot restart the clock.
  */
 import type { LimitsSource } from './limits.js';
 import type { ProxyEntry } from '../core/downstream.js';
 import type { Server, Socket } from 'node:net';
 import { onClientError } from './client-error.js';
 import { requestFailed, type GuardLog } from './guard.js';
+import type { ClientWatch } from './client-watch.js';
+import { register, unregister, type Swept } from './sweep.js';
 import { FastRequest, parseRequestHead } from './fast-request.js';
 import { FastResponse, type FastResponseOwner } from './fast-response.js';
 
@@ -41,6 +46,9 @@ const KEEP_ALIVE_GRACE = 1000;
 class FastConnection implements FastResponseOwner {
   /** idleSince: when the last response finished (or the connection opened); 0 while a request is served. */
   idleSince: number;
+  /** moved, movedAt: the socket's bytes moved (see #sweep) and when they last changed, while a response is written. */
+  moved = 0;
+  movedAt = 0;
   #current: FastResponse | null = null;
   /** #waiting: bytes received while a response was in progress, or left after a head. */
   #waiting: Buffer | null = null;
@@ -111,6 +119,7 @@ class FastConnection implements FastResponseOwner {
   #serve(method: string, url: string, rawHeaders: string[], close: boolean): void {
     this.#served = true;
     this.idleSince = 0;
+    this.moved = -1;
     // Draining is the exchange's to apply (a response that starts while draining is the last).
     const res = new FastResponse(this, method === 'HEAD', !close);
     this.#current = res;
@@ -156,6 +165,8 @@ class FastConnection implements FastResponseOwner {
   /** #handOff gives the connection, with the bytes not yet served, to node:http. */
   #handOff(unread: Buffer): void {
     const socket = this.socket;
+    // node:http's headers clock starts at the hand-off: the time already waited for a first request counts.
+    if (!this.#served) this.front.watch?.expectHead(socket, this.idleSince + this.front.rt.limits.headersTimeout);
     socket.removeListener('data', this.#onData);
     socket.removeListener('end', this.#onEnd);
     socket.removeListener('close', this.#onClose);
@@ -177,6 +188,19 @@ class FastConnection implements FastResponseOwner {
     onClientError(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), this.socket);
   }
 
+  /** stalled: a response is in progress and the client has moved no byte since `since` (bytes wait in the socket). */
+  stalled(now: number, since: number): boolean {
+    if (this.#current === null) return false;
+    const socket = this.socket;
+    const moved = socket.bytesRead + socket.bytesWritten - socket.writableLength;
+    if (moved !== this.moved) {
+      this.moved = moved;
+      this.movedAt = now;
+      return false;
+    }
+    return socket.writableLength > 0 && this.movedAt <= since;
+  }
+
   /** closeIfIdle closes the connection when no request is in progress; it returns whether it did. */
   closeIfIdle(): boolean {
     if (this.#current !== null) return false;
@@ -193,9 +217,9 @@ function onSocketError(this: Socket): void {
   this.destroy();
 }
 
-export class FastPath {
+export class FastPath implements Swept {
   readonly #connections = new Set<FastConnection>();
-  #sweeper: NodeJS.Timeout | null = null;
+  #swept = false;
   #keepAliveHeader = '';
   #keepAliveFor = -1;
 
@@ -205,13 +229,15 @@ export class FastPath {
     readonly handOff: (socket: Socket) => void,
     /** log: where a request whose handling threw is reported (guard.ts). */
     readonly log: GuardLog = null,
+    /** watch: the server's slow-client watch, which keeps the head deadline of a connection handed off early. */
+    readonly watch: ClientWatch | null = null,
   ) {}
 
   /** install makes the fast path the first to see the server's new connections; node:http gets them on hand-off. */
-  static install(server: Server, event: 'connection' | 'secureConnection', rt: LimitsSource, handler: FastPathHandler, log: GuardLog = null): FastPath {
+  static install(server: Server, event: 'connection' | 'secureConnection', rt: LimitsSource, handler: FastPathHandler, log: GuardLog = null, watch: ClientWatch | null = null): FastPath {
     const nodeListener = server.listeners(event)[0] as (socket: Socket) => void;
     server.removeListener(event, nodeListener);
-    const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket), log);
+    const fast = new FastPath(rt, handler, (socket) => nodeListener.call(server, socket), log, watch);
     server.on(event, (socket: Socket) => fast.accept(socket));
     server.on('close', () => fast.stop());
     return fast;
@@ -225,10 +251,9 @@ export class FastPath {
       return;
     }
     this.#connections.add(new FastConnection(socket, this));
-    if (this.#sweeper === null) {
-      const period = Math.max(250, Math.min(1000, Math.floor(this.rt.limits.keepAliveTimeout / 4)));
-      this.#sweeper = setInterval(() => this.#sweep(), period);
-      this.#sweeper.unref();
+    if (!this.#swept) {
+      this.#swept = true;
+      register(this);
     }
   }
 
@@ -250,15 +275,19 @@ export class FastPath {
   }
 
   /**
-   * #sweep closes connections idle for longer than the keep-alive timeout,
-   * and answers 408 to those that sent nothing within the headers timeout
-   * (0 turns either off, as on node:http).
+   * sweep (the shared sweep calls it) closes connections idle for longer
+   * than the keep-alive timeout, answers 408 to those that sent nothing
+   * within the headers timeout, and destroys those whose client has not
+   * taken a byte of its response for the client idle timeout, which aborts
+   * the backend request (0 turns any of them off).
    */
-  #sweep(): void {
-    const now = Date.now();
-    const { keepAliveTimeout, headersTimeout } = this.rt.limits;
+  sweep(now: number): void {
+    const { keepAliveTimeout, headersTimeout, clientIdleTimeout } = this.rt.limits;
     for (const conn of this.#connections) {
-      if (conn.idleSince === 0) continue;
+      if (conn.idleSince === 0) {
+        if (clientIdleTimeout > 0 && conn.stalled(now, now - clientIdleTimeout)) conn.socket.destroy();
+        continue;
+      }
       if (conn.servedAny) {
         if (keepAliveTimeout > 0 && now - conn.idleSince >= keepAliveTimeout + KEEP_ALIVE_GRACE) conn.closeIfIdle();
       } else if (headersTimeout > 0 && now - conn.idleSince >= headersTimeout) {
@@ -276,7 +305,7 @@ export class FastPath {
   }
 
   stop(): void {
-    if (this.#sweeper !== null) clearInterval(this.#sweeper);
-    this.#sweeper = null;
+    if (this.#swept) unregister(this);
+    this.#swept = false;
   }
 }

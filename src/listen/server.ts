@@ -12,8 +12,10 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { LimitsSource } from './limits.js';
 import type { Logger } from '../observe/log.js';
 import { onClientError } from './client-error.js';
+import { ClientWatch } from './client-watch.js';
 import { FastPath, type FastPathHandler } from './fast-path.js';
 import type { GuardLog } from './guard.js';
+import { SWEEP_MS } from './sweep.js';
 import type { TlsTermination } from './tls.js';
 
 /** UpgradeListener takes node:http's 'upgrade' event. */
@@ -58,35 +60,53 @@ export function http1Options(limits: LimitsSource['limits']): http.ServerOptions
     headersTimeout: limits.headersTimeout,
     requestTimeout: limits.requestTimeout,
     keepAliveTimeout: limits.keepAliveTimeout,
-    connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.floor(limits.headersTimeout / 4))),
+    // node:http checks the headers and request timeouts of all its connections at this interval (30 s by
+    // default, so a timeout could be up to 30 s late): as often as the listeners' own sweep.
+    connectionsCheckingInterval: SWEEP_MS,
     joinDuplicateHeaders: false,
     noDelay: true,
   };
 }
 
-function attach(server: Server, rt: LimitsSource, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): void {
+/**
+ * tlsHandshakeTimeout bounds a TLS handshake by the headers timeout (Node's
+ * default is 120 s): a client that connects and sends nothing must not hold
+ * a socket longer than one that sends half a head.
+ */
+export function tlsHandshakeTimeout(limits: LimitsSource['limits']): { handshakeTimeout?: number } {
+  return limits.headersTimeout > 0 ? { handshakeTimeout: Math.min(120_000, limits.headersTimeout) } : {};
+}
+
+function attach(server: Server, rt: LimitsSource, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): ClientWatch {
   if (rt.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.limits.maxRequestsPerSocket;
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
+  const watch = ClientWatch.attach(server, rt);
   if (parts.fast != null) {
-    const fast = FastPath.install(server, event, rt, parts.fast, parts.log ?? null);
+    const fast = FastPath.install(server, event, rt, parts.fast, parts.log ?? null, watch);
     // Draining closes the fast path's connections too: idle ones as they go idle, then the rest.
     const closeIdle = server.closeIdleConnections.bind(server);
     const closeAll = server.closeAllConnections.bind(server);
     server.closeIdleConnections = () => { closeIdle(); fast.closeIdle(); };
     server.closeAllConnections = () => { closeAll(); fast.closeAll(); };
   }
+  return watch;
 }
 
 export function createHttpServer(rt: LimitsSource, parts: ListenerFactoryParts): Server {
+  return createWatchedHttpServer(rt, parts).server;
+}
+
+/** createWatchedHttpServer is createHttpServer with its slow-client watch, for a caller that hands connections over (h2c). */
+export function createWatchedHttpServer(rt: LimitsSource, parts: ListenerFactoryParts): { server: Server; watch: ClientWatch } {
   const server = http.createServer(http1Options(rt.limits), parts.handler);
-  attach(server, rt, parts, 'connection');
-  return server;
+  const watch = attach(server, rt, parts, 'connection');
+  return { server, watch };
 }
 
 /** createHttpsServer is an HTTP/1.1 listener behind TLS; `tls` picks the certificate per SNI name and swaps it on reload. */
 export function createHttpsServer(rt: LimitsSource, parts: ListenerFactoryParts, tls: TlsTermination): https.Server {
-  const server = https.createServer({ ...http1Options(rt.limits), ...tls.serverOptions() }, parts.handler);
+  const server = https.createServer({ ...http1Options(rt.limits), ...tls.serverOptions(), ...tlsHandshakeTimeout(rt.limits) }, parts.handler);
   attach(server, rt, parts, 'secureConnection');
   tls.attach(server);
   return server;

@@ -345,7 +345,8 @@ class H1Connection implements ResponseSink {
     this.#phase = PHASE_NONE;
     const req = this.request;
     if (req !== null) this.#write(req);
-    else this.#destroy();
+    // Its request was aborted while it connected: a clean connection, kept for the next one.
+    else this.pool.release(this, this.pool.idleTimeoutFor(-1));
   };
 
   #onEnd = (): void => {
@@ -395,12 +396,23 @@ class H1Connection implements ResponseSink {
     req.fail(err);
   }
 
-  /** drop detaches an aborted request and closes the connection (it is mid-request). */
+  /**
+   * drop detaches an aborted request. A connection that carried none of its
+   * bytes is clean and goes back to the pool (once connected, if it is still
+   * connecting): a client that resets its requests at once (HTTP/2 rapid
+   * reset) must not cost a backend connection each. Otherwise it is
+   * mid-request and is closed.
+   */
   drop(req: H1Request): void {
     if (this.request !== req) return;
     this.request = null;
     this.#phase = PHASE_NONE;
-    this.#destroy();
+    if (req.written || this.#closed) {
+      this.#destroy();
+      return;
+    }
+    req.stopBody();
+    if (this.#connected) this.pool.release(this, this.pool.idleTimeoutFor(-1));
   }
 
   /** failWith fails the request in flight, if any, and closes the connection. */
