@@ -148,6 +148,7 @@ const SERVICE_CASES: readonly Case[] = [
   { ...duration('routes[].rateLimit.per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.per'), alone: true },
   { ...duration('routes[].rateLimit.timeout', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.timeout'), alone: true },
   { ...duration('routes[].rateLimit.overrides[].per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1, overrides: [{ pathPrefix: '/x' }] } }] }, 'routes[0].rateLimit.overrides[0].per'), alone: true },
+  duration('limits.clientIdleTimeout'),
   duration('acme.renewBefore'),
   duration('acme.checkInterval'),
   duration('acme.retryDelay'),
