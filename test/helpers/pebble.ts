@@ -6,10 +6,10 @@
  * httpPort and tlsPort), and stopped by PID. It counts the orders it saw
  * from its log. A missing binary fails with a message saying how to install it.
  */
+import { waitForPort } from './redis.js';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './backends.js';
@@ -66,19 +66,6 @@ export function pebbleBinary(): string {
   return path;
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`pebble did not start on port ${port}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 export async function startPebble(options: PebbleOptions): Promise<TestPebble> {
   const bin = pebbleBinary();
@@ -108,7 +95,7 @@ export async function startPebble(options: PebbleOptions): Promise<TestPebble> {
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   let exited = false;
   child.once('exit', () => { exited = true; });
-  await waitForPort(port, 10_000);
+  await waitForPort(port, 10_000, 'pebble');
   return {
     directory: `https://127.0.0.1:${port}/dir`,
     caBundle: cert,

@@ -31,7 +31,8 @@ function redisBinary(): string {
   return path;
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** waitForPort waits until something accepts connections on 127.0.0.1:port (a server the tests started). */
+export async function waitForPort(port: number, timeoutMs: number, what = 'redis-server'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -40,7 +41,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start on port ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
