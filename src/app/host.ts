@@ -52,6 +52,14 @@ export interface BalancerHooks {
 
 export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter'];
 
+/** DiscoveryTarget is the part of a service that discovery changes: its pool, its ops, and the backends its config lists. */
+export interface DiscoveryTarget {
+  readonly name: string;
+  readonly pool: BackendPool;
+  readonly ops: BackendOps;
+  configuredBackends(): readonly BackendConfig[];
+}
+
 export interface BalancerHost {
   readonly config: FulcrumConfig;
   readonly version: string;
@@ -72,7 +80,10 @@ export interface BalancerHost {
   /** httpChallenges answers HTTP-01 validations on the plain listeners, before anything else; set before listen(). */
   httpChallenges: HttpChallengeResponder | null;
   reloadEverywhere: (() => Promise<ReloadResult>) | null;
-  extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
+  /** extraBackends lists a service's backends that its config does not (discovered ones), so that a reload keeps them. */
+  extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
+  /** discoveryTarget is what discovery may change of a service: its pool, its ops and its configured backends. */
+  discoveryTarget(service: string): DiscoveryTarget | undefined;
   /** addHook registers a feature's part of the balancer's life: see BalancerHooks. */
   addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void;
   recordEvent(backend: Backend, detail: string): void;
