@@ -39,7 +39,7 @@ import type { InternalRoutes } from '../core/internal-routes.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
-import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type DiscoveryTarget, type InternalUpgrade, type ReloadResult } from './host.js';
+import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type ServiceHandle, type InternalUpgrade, type ReloadResult } from './host.js';
 import { Hooks } from '../core/hooks.js';
 
 export type { ReloadResult } from './host.js';
@@ -410,10 +410,25 @@ export class Fulcrum implements BalancerHost {
    */
   extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null = null;
 
-  discoveryTarget(name: string): DiscoveryTarget | undefined {
+  serviceHandle(name: string): ServiceHandle | undefined {
     const service = this.services.get(name);
     if (service === undefined) return undefined;
-    return { name, pool: service.pool, ops: service.ops, configuredBackends: () => this.config.services[name]?.backends ?? [] };
+    return {
+      name,
+      pool: service.pool,
+      ops: service.ops,
+      config: () => service.config,
+      status: () => service.status(),
+      backendStatus: (b) => service.backendStatus(b),
+    };
+  }
+
+  get defaultService(): string {
+    return this.services.default.name;
+  }
+
+  serviceNames(): readonly string[] {
+    return this.services.names();
   }
 
   /** status is the /status document. */

@@ -15,7 +15,7 @@
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig, DiscoveryConfig, FulcrumConfig } from '../config/schema.js';
-import type { BalancerHost, DiscoveryTarget } from '../app/host.js';
+import type { BalancerHost, ServiceHandle } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { DnsSource } from './dns.js';
 import { KubernetesSource } from './kubernetes.js';
@@ -49,13 +49,13 @@ interface Running {
 
 export interface ManagerDeps {
   readonly balancer: BalancerHost;
-  readonly target: DiscoveryTarget;
+  readonly target: ServiceHandle;
   readonly log: Logger;
 }
 
 export class DiscoveryManager {
   readonly #balancer: BalancerHost;
-  readonly #target: DiscoveryTarget;
+  readonly #target: ServiceHandle;
   readonly #log: Logger;
   readonly #running = new Map<SourceKey, Running>();
   #closed = false;
@@ -123,7 +123,7 @@ export class DiscoveryManager {
       }
     }
     // Another source of the same service may list an address too: the first to add it owns it (findByUrl below).
-    const staticUrls = new Set(this.#target.configuredBackends().map((b) => new URL(b.url).href));
+    const staticUrls = new Set(this.#target.config().backends.map((b) => new URL(b.url).href));
     const ready = new Map<string, BackendSpec>();
     for (const spec of specs) if (spec.state === 'ready' && !staticUrls.has(new URL(spec.url).href)) ready.set(spec.id, spec);
     const added: string[] = [];
@@ -252,7 +252,7 @@ export function installDiscovery(balancer: BalancerHost): void {
       if (sources.length === 0) continue;
       let manager = managers.get(name);
       if (manager === undefined) {
-        const target = balancer.discoveryTarget(name);
+        const target = balancer.serviceHandle(name);
         if (target === undefined) continue;
         if (!installed) install();
         manager = new DiscoveryManager({ balancer, target, log: balancer.log });
