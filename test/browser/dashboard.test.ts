@@ -152,4 +152,42 @@ describe('dashboard in Chromium', () => {
     }
     assert.deepEqual(problems, []);
   });
+  test('with several services: a services table with live figures, a routes table with counts, and the default service’s backends', async () => {
+    const routed = await startBalancer({
+      services: {
+        web: { backends: [{ id: 'w1', url: urlOf(backends[0]!) }], healthCheck: { enabled: false } },
+        api: { backends: [{ id: 'a1', url: urlOf(backends[1]!) }, { id: 'a2', url: 'http://127.0.0.1:9' }], healthCheck: { enabled: false } },
+      },
+      routes: [{ name: 'api', match: { path: { prefix: '/api' } }, service: 'api' }, { name: 'site', service: 'web' }],
+    });
+    const load = setInterval(() => {
+      void request(`${routed.url}/api/x`).catch(() => undefined);
+      void request(`${routed.url}/`).catch(() => undefined);
+    }, 50);
+    try {
+      routed.balancer.services.get('api')!.ops.setState('a2', 'disabled', 'admin', 'test');
+      const page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+      watchConsole(page);
+      await page.goto(`${routed.url}/dashboard`);
+      await page.waitForSelector('#services-panel:not([hidden]) #service-rows tr[data-name="api"]', { timeout: WAIT });
+      const apiRow = page.locator('#service-rows tr[data-name="api"] td');
+      assert.equal(await apiRow.nth(2).textContent(), '1 / 2');
+      assert.equal(await apiRow.nth(7).textContent(), 'api');
+      // Live figures: the api service serves about 20 requests a second.
+      await waitFor(async () => Number.parseFloat((await apiRow.nth(4).textContent()) ?? '0') > 0, WAIT, 200);
+      await page.waitForSelector('#routes-panel:not([hidden]) #route-rows tr[data-name="site"]', { timeout: WAIT });
+      await waitFor(async () => Number((await page.locator('#route-rows tr[data-name="api"] td').nth(3).textContent())?.replace(/\D/g, '')) > 0, WAIT, 200);
+      assert.match((await page.locator('#route-rows tr[data-name="api"] td').nth(1).textContent()) ?? '', /\/api/);
+      // The backends table lists every service's backends, named with their service.
+      await page.waitForSelector('#rows tr[data-service="api"][data-id="a2"][data-health="off"]', { timeout: WAIT });
+      assert.equal(await page.locator('#rows tr').count(), 3);
+      assert.equal(await page.textContent('#rows tr[data-service="web"][data-id="w1"] .bid'), 'web/w1');
+      await page.screenshot({ path: resolve(OUT, 'dashboard-services.png') });
+      await page.close();
+    } finally {
+      clearInterval(load);
+      await routed.close();
+    }
+    assert.deepEqual(problems, []);
+  });
 });

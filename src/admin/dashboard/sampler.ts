@@ -70,7 +70,10 @@ export class Sampler {
   /** sample records one sample of every counter; every `pointEvery` samples it returns a new chart point. */
   sample(now = Date.now()): ChartPoint | null {
     const keep = Math.max(this.#window, this.#pointEvery) + 1;
-    for (const [id, m] of this.#metrics.byBackend) {
+    const live = new Set<string>();
+    for (const [service, byId] of this.#metrics.byService) for (const [backend, m] of byId) {
+      const id = seriesKey(service, backend);
+      live.add(id);
       const sample = takeSample(m, now);
       let series = this.#series.get(id);
       const last = series?.[series.length - 1];
@@ -83,7 +86,7 @@ export class Sampler {
       series.push(sample);
       if (series.length > keep) series.shift();
     }
-    for (const id of this.#series.keys()) if (!this.#metrics.byBackend.has(id)) this.#series.delete(id);
+    for (const id of this.#series.keys()) if (!live.has(id)) this.#series.delete(id);
     this.#previousT = now;
     this.#ticks++;
     if (this.#ticks % this.#pointEvery !== 0) return null;
@@ -93,10 +96,18 @@ export class Sampler {
     return point;
   }
 
-  /** figures are one backend's live figures over the window. */
-  figures(id: string): LiveFigures {
-    const series = this.#series.get(id);
+  /** figures are one backend's live figures over the window (a backend of the default service unless `service` says). */
+  figures(id: string, service = this.#metrics.defaultService): LiveFigures {
+    const series = this.#series.get(seriesKey(service, id));
     return series === undefined ? NO_TRAFFIC : this.#figures([series], this.#window);
+  }
+
+  /** serviceFigures are the live figures of all of one service's backends together. */
+  serviceFigures(service: string): LiveFigures {
+    const prefix = seriesKey(service, '');
+    const list: Sample[][] = [];
+    for (const [key, series] of this.#series) if (key.startsWith(prefix)) list.push(series);
+    return this.#figures(list, this.#window);
   }
 
   /** totals are the live figures of all requests together (including those no backend served). */
@@ -133,6 +144,11 @@ export class Sampler {
       p99: round(h.quantile(0.99) * 1000),
     };
   }
+}
+
+/** seriesKey: backend ids are unique within a service only. */
+function seriesKey(service: string, backend: string): string {
+  return `${service}\u0000${backend}`;
 }
 
 function takeSample(m: BackendMetrics, t: number): Sample {

@@ -13,6 +13,8 @@ export const RECENT_EVENTS = 15;
 
 export interface DashboardBackend extends LiveFigures {
   readonly id: string;
+  /** service: the service the backend belongs to (ids are unique within a service only). */
+  readonly service: string;
   readonly url: string;
   readonly healthy: boolean;
   readonly state: string;
@@ -27,13 +29,35 @@ export interface DashboardBackend extends LiveFigures {
   readonly since: string;
 }
 
+/** DashboardService: one service's row on the page, with its live figures. */
+export interface DashboardService extends LiveFigures {
+  readonly name: string;
+  readonly algorithm: string;
+  readonly backends: number;
+  readonly healthy: number;
+  readonly active: number;
+  readonly routes: readonly string[];
+}
+
+/** DashboardRoute: one route's row, as `fulcrum routes` describes it, with its request count. */
+export interface DashboardRoute {
+  readonly name: string;
+  readonly match: string;
+  readonly action: string;
+  readonly requests: number;
+}
+
 export interface DashboardSnapshot {
   readonly t: number;
   readonly version: string;
   readonly algorithm: string;
   readonly uptimeSeconds: number;
   readonly totals: LiveFigures & { readonly backends: number; readonly healthy: number; readonly active: number; readonly requests: number };
+  /** backends: every service's, each with its service. */
   readonly backends: readonly DashboardBackend[];
+  readonly defaultService: string;
+  readonly services: readonly DashboardService[];
+  readonly routes: readonly DashboardRoute[];
   readonly events: readonly HealthEvent[];
   /** cluster: the instances sharing state through Redis, as /status shows them; null without Redis. */
   readonly cluster: unknown;
@@ -47,7 +71,7 @@ export interface DashboardSnapshot {
 }
 
 interface StatusBackend {
-  id: string; url: string; healthy: boolean; state: string; reasons: string[]; weight: number; effectiveWeight: number;
+  id: string; service?: string; url: string; healthy: boolean; state: string; reasons: string[]; weight: number; effectiveWeight: number;
   activeConnections: number; requests: number; lastCheckError: string | null; since: string;
 }
 
@@ -60,8 +84,10 @@ export function buildSnapshot(balancer: BalancerHost, sampler: Sampler, now = Da
   const backends = list.map((b): DashboardBackend => {
     active += b.activeConnections;
     if (b.healthy) healthy++;
+    const service = b.service ?? balancer.defaultService;
     return {
       id: b.id,
+      service,
       url: b.url,
       healthy: b.healthy,
       state: b.state,
@@ -72,9 +98,20 @@ export function buildSnapshot(balancer: BalancerHost, sampler: Sampler, now = Da
       requests: b.requests,
       lastCheckError: b.lastCheckError,
       since: b.since,
-      ...sampler.figures(b.id),
+      ...sampler.figures(b.id, service),
     };
   });
+  const routes = ((status.routes as DashboardRoute[] | undefined) ?? []).map((r) => ({ name: r.name, match: r.match, action: r.action, requests: r.requests }));
+  const services = Object.entries((status.services as Record<string, { algorithm: string; healthyBackends: number; backends: StatusBackend[] }> | undefined) ?? {})
+    .map(([name, s]): DashboardService => ({
+      name,
+      algorithm: s.algorithm,
+      backends: s.backends.length,
+      healthy: s.healthyBackends,
+      active: s.backends.reduce((n, b) => n + b.activeConnections, 0),
+      routes: balancer.config.routes.flatMap((r, i) => (r.service === name ? [r.name ?? `routes[${i}]`] : [])),
+      ...sampler.serviceFigures(name),
+    }));
   return {
     t: now,
     version: balancer.version,
@@ -82,6 +119,9 @@ export function buildSnapshot(balancer: BalancerHost, sampler: Sampler, now = Da
     uptimeSeconds: Math.round((now - balancer.startedAt) / 1000),
     totals: { backends: backends.length, healthy, active, requests: balancer.metrics.totalRequests, ...sampler.totals() },
     backends,
+    defaultService: balancer.defaultService,
+    services,
+    routes,
     events: balancer.events.slice(-RECENT_EVENTS).reverse(),
     // Instances matter when they share state: with the memory store there is only this one.
     cluster: shared ? status.cluster ?? null : null,

@@ -56,6 +56,31 @@ export const PAGE_HTML = `<!doctype html>
     </figure>
   </section>
 
+  <section class="panel" id="services-panel" hidden>
+    <div class="panel-head"><h2>Services <span id="service-count" class="muted"></span></h2></div>
+    <div class="table-wrap">
+      <table id="services">
+        <thead>
+          <tr>
+            <th>Service</th><th>Algorithm</th><th class="num">Healthy</th><th class="num">Active</th><th class="num">Req/s</th>
+            <th class="num">p99</th><th class="num">Errors</th><th>Routes</th>
+          </tr>
+        </thead>
+        <tbody id="service-rows"></tbody>
+      </table>
+    </div>
+  </section>
+
+  <section class="panel" id="routes-panel" hidden>
+    <div class="panel-head"><h2>Routes <span id="route-count" class="muted"></span></h2></div>
+    <div class="table-wrap">
+      <table id="routes">
+        <thead><tr><th>Route</th><th>Match</th><th>Action</th><th class="num">Requests</th></tr></thead>
+        <tbody id="route-rows"></tbody>
+      </table>
+    </div>
+  </section>
+
   <section class="panel">
     <div class="panel-head">
       <h2>Backends <span id="backend-count" class="muted"></span></h2>

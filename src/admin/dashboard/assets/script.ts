@@ -18,7 +18,7 @@ export const DASHBOARD_JS = String.raw`(function () {
   var STALE_MS = 5000;
 
   var state = {
-    snapshot: null, history: [], rows: new Map(), order: '', eventsKey: '', instancesKey: '',
+    snapshot: null, history: [], rows: new Map(), serviceRows: new Map(), routeRows: new Map(), order: '', eventsKey: '', instancesKey: '',
     pending: false, chartsDirty: true, token: readToken(), filter: '', onlyDown: false, lastMessage: 0
   };
 
@@ -153,6 +153,8 @@ export const DASHBOARD_JS = String.raw`(function () {
     setText($('t-active'), fmtInt(t.active));
     var title = 'Fulcrum · ' + healthyText + ' healthy';
     if (document.title !== title) document.title = title;
+    renderServices(s.services || []);
+    renderRoutes(s.routes || [], (s.services || []).length);
     renderRows(s.backends);
     renderEvents(s.events);
     renderInstances(s.cluster, s.instanceId, s.store, s.t);
@@ -160,9 +162,14 @@ export const DASHBOARD_JS = String.raw`(function () {
     if (state.chartsDirty) drawCharts();
   }
 
-  function makeRow(id) {
+  function rowKey(b) { return b.service + '\u0000' + b.id; }
+
+  function makeRow(b) {
+    var id = b.id;
+    var key = rowKey(b);
     var tr = el('tr');
     tr.setAttribute('data-id', id);
+    tr.setAttribute('data-service', b.service);
     var r = { tr: tr, cells: {} };
     var status = el('td');
     var wrap = el('div', 'status');
@@ -186,7 +193,7 @@ export const DASHBOARD_JS = String.raw`(function () {
     var actions = el('td', 'actions');
     r.action = el('button', 'btn small', '');
     r.action.type = 'button';
-    r.action.addEventListener('click', function () { onAction(id, r.action.getAttribute('data-next')); });
+    r.action.addEventListener('click', function () { onAction(key, r.action.getAttribute('data-next')); });
     actions.appendChild(r.action);
     tr.appendChild(actions);
     return r;
@@ -209,6 +216,7 @@ export const DASHBOARD_JS = String.raw`(function () {
     var tip = b.healthy ? 'healthy since ' + new Date(b.since).toLocaleTimeString() : 'out since ' + new Date(b.since).toLocaleTimeString() + (b.reasons.length ? ': ' + b.reasons.join(', ') : '');
     if (b.lastCheckError) tip += '\nlast check: ' + b.lastCheckError;
     setAttr(r.tr, 'title', tip);
+    setText(r.id, state.multiService ? b.service + '/' + b.id : b.id);
     setText(r.url, b.url);
     setText(r.cells.weight, b.effectiveWeight !== b.weight ? b.effectiveWeight + ' / ' + b.weight : String(b.weight));
     setText(r.cells.active, fmtInt(b.active));
@@ -230,10 +238,11 @@ export const DASHBOARD_JS = String.raw`(function () {
     var order = '';
     for (var i = 0; i < list.length; i++) {
       var b = list[i];
-      order += b.id + '\n';
-      seen.add(b.id);
-      var r = state.rows.get(b.id);
-      if (!r) { r = makeRow(b.id); state.rows.set(b.id, r); }
+      var key = rowKey(b);
+      order += key + '\n';
+      seen.add(key);
+      var r = state.rows.get(key);
+      if (!r) { r = makeRow(b); state.rows.set(key, r); }
       updateRow(r, b);
     }
     state.rows.forEach(function (r, id) {
@@ -242,13 +251,72 @@ export const DASHBOARD_JS = String.raw`(function () {
     if (order !== state.order) {
       state.order = order;
       var frag = document.createDocumentFragment();
-      for (var j = 0; j < list.length; j++) frag.appendChild(state.rows.get(list[j].id).tr);
+      for (var j = 0; j < list.length; j++) frag.appendChild(state.rows.get(rowKey(list[j])).tr);
       tbody.appendChild(frag);
     }
     applyFilter();
     var down = list.filter(function (x) { return !x.healthy; }).length;
     setText($('backend-count'), list.length + (down > 0 ? ' · ' + down + ' out' : ''));
     $('empty').hidden = list.length > 0;
+  }
+
+  // Services and routes: small tables, shown once there is more than one
+  // service or route (the one-pool form looks as it always did). A row is
+  // kept per name and only its texts change, so the page does not flicker.
+  function syncRows(tbody, cache, items, key, cells) {
+    var seen = new Set();
+    var order = '';
+    for (var i = 0; i < items.length; i++) {
+      var item = items[i];
+      var k = key(item);
+      seen.add(k);
+      order += k + '\n';
+      var row = cache.get(k);
+      if (!row) {
+        var tr = el('tr');
+        tr.setAttribute('data-name', k);
+        row = { tr: tr, tds: [] };
+        cache.set(k, row);
+      }
+      var texts = cells(item);
+      while (row.tds.length < texts.length) { var td = el('td', ''); row.tds.push(td); row.tr.appendChild(td); }
+      for (var j = 0; j < texts.length; j++) {
+        var cell = texts[j];
+        setText(row.tds[j], cell[0]);
+        if (row.tds[j].className !== cell[1]) row.tds[j].className = cell[1];
+      }
+    }
+    cache.forEach(function (row, k) { if (!seen.has(k)) { row.tr.remove(); cache.delete(k); } });
+    if (tbody.getAttribute('data-order') !== order) {
+      tbody.setAttribute('data-order', order);
+      var frag = document.createDocumentFragment();
+      for (var m = 0; m < items.length; m++) frag.appendChild(cache.get(key(items[m])).tr);
+      tbody.appendChild(frag);
+    }
+  }
+
+  function renderServices(list) {
+    state.multiService = list.length > 1;
+    $('services-panel').hidden = list.length <= 1;
+    if (list.length <= 1) return;
+    setText($('service-count'), String(list.length));
+    syncRows($('service-rows'), state.serviceRows, list, function (x) { return x.name; }, function (x) {
+      var health = x.backends > 0 && x.healthy === 0 ? 'num bad' : x.healthy < x.backends ? 'num warn' : 'num';
+      return [
+        [x.name, 'bid'], [x.algorithm, ''], [x.healthy + ' / ' + x.backends, health], [fmtInt(x.active), 'num'],
+        [fmtRate(x.rps), 'num'], [fmtMs(x.p99), 'num'], [fmtPct(x.errorRate), 'num' + (x.errorRate >= 0.05 ? ' err-many' : x.errorRate > 0 ? ' err-some' : '')],
+        [x.routes.join(', '), 'muted'],
+      ];
+    });
+  }
+
+  function renderRoutes(list, services) {
+    $('routes-panel').hidden = list.length <= 1 && services <= 1;
+    if ($('routes-panel').hidden) return;
+    setText($('route-count'), String(list.length));
+    syncRows($('route-rows'), state.routeRows, list, function (x) { return x.name; }, function (x) {
+      return [[x.name, 'bid'], [x.match, 'url'], [x.action, ''], [fmtInt(x.requests), 'num']];
+    });
   }
 
   function applyFilter() {
@@ -454,11 +522,14 @@ export const DASHBOARD_JS = String.raw`(function () {
     });
   }
 
-  function onAction(id, next) {
+  function onAction(key, next) {
     if (!state.token || !next) return;
-    var r = state.rows.get(id);
-    if (r) r.action.disabled = true;
-    adminFetch('PATCH', '/admin/backends/' + encodeURIComponent(id), { state: next }).then(function (res) {
+    var r = state.rows.get(key);
+    if (!r) return;
+    var id = r.data.id;
+    r.action.disabled = true;
+    var path = '/admin/services/' + encodeURIComponent(r.data.service) + '/backends/' + encodeURIComponent(id);
+    adminFetch('PATCH', path, { state: next }).then(function (res) {
       if (res.status === 200) toast(id + ': ' + (next === 'draining' ? 'draining, no new requests' : 'enabled'));
       else if (res.status === 401) { saveToken(''); toast('The admin token was refused; enter it again.'); }
       else toast(id + ': ' + (res.body.error || 'failed with status ' + res.status));
