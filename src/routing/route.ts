@@ -11,11 +11,14 @@ import type { Template } from '../core/template.js';
 import type { RetriesConfig, RouteConfig, RouteMatchConfig } from '../config/schema.js';
 import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
+import type { FailoverTable } from '../service/failover.js';
+import type { TrafficSplit } from '../service/split.js';
 import { prefixMatches } from './path.js';
 import type { HeaderTransform, Rewrite } from './transforms.js';
 
 export type RouteAction =
   | { readonly kind: 'service'; readonly service: Service }
+  | { readonly kind: 'split'; readonly split: TrafficSplit }
   | { readonly kind: 'redirect'; readonly to: Template; readonly status: number }
   | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> };
 
@@ -44,6 +47,18 @@ export class AccessList {
   }
 }
 
+/**
+ * RouteMirror: where a route's sampled copies go and how many may be in
+ * flight; `inFlight` counts the copies out now (proxy/mirror.ts).
+ */
+export interface RouteMirror {
+  readonly service: Service;
+  readonly percent: number;
+  readonly maxBodySize: number;
+  readonly maxInFlight: number;
+  inFlight: number;
+}
+
 export interface RouteParts {
   readonly index: number;
   readonly name: string;
@@ -53,6 +68,8 @@ export interface RouteParts {
   readonly rewrite: Rewrite | null;
   readonly requestHeaders: HeaderTransform | null;
   readonly responseHeaders: HeaderTransform | null;
+  readonly mirror?: RouteMirror | null;
+  readonly failovers?: FailoverTable | null;
 }
 
 export class Route {
@@ -60,8 +77,18 @@ export class Route {
   readonly name: string;
   readonly config: RouteConfig;
   readonly action: RouteAction;
-  /** service: the action's service, or null for redirects and fixed answers. */
+  /**
+   * service: the action's service (for a split, its first side: what a
+   * refusal before the split chose is counted under), or null for
+   * redirects and fixed answers.
+   */
   readonly service: Service | null;
+  /** split: the weighted sides, when the action is a split. */
+  readonly split: TrafficSplit | null;
+  /** mirror: where sampled copies go, or null. */
+  readonly mirror: RouteMirror | null;
+  /** failovers: the failover of each service this route may use (its own override first), or null when none has one. */
+  readonly failovers: FailoverTable | null;
   readonly filters: readonly RequestFilter[];
   readonly access: AccessList | null;
   readonly rewrite: Rewrite | null;
@@ -88,7 +115,10 @@ export class Route {
     this.name = parts.name;
     this.config = c;
     this.action = parts.action;
-    this.service = parts.action.kind === 'service' ? parts.action.service : null;
+    this.split = parts.action.kind === 'split' ? parts.action.split : null;
+    this.service = parts.action.kind === 'service' ? parts.action.service : this.split !== null ? this.split.sides[0]!.service : null;
+    this.mirror = parts.mirror ?? null;
+    this.failovers = parts.failovers ?? null;
     this.filters = parts.filters;
     this.access = c.allow === undefined && c.deny === undefined ? null : new AccessList(c.allow, c.deny);
     this.rewrite = parts.rewrite;
