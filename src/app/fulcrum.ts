@@ -506,6 +506,8 @@ export class Fulcrum implements BalancerHost {
     this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
     const inTime = await drain(listeners, this.proxy.tunnels, () => this.proxy.active, drainTimeout, this.log);
+    // Mirror copies are fire and forget: shutdown ends those still out rather than wait for them.
+    for (const route of this.proxy.routes.routes) for (const cancel of [...(route.mirror?.cancels ?? [])]) cancel();
     for (const hook of [...this.#hooks.list('close')].reverse()) {
       try { await hook(); } catch (err) { this.log.error({ err }, 'error during shutdown'); }
     }

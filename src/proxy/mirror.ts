@@ -85,7 +85,7 @@ function sendCopy(route: Route, mirror: RouteMirror, metrics: Metrics, source: M
   metrics.mirrorSent(route.name, service.name);
   // The copy holds a connection slot of its backend like any request (least-connections sees it).
   service.acquire(backend);
-  const handler = new DiscardingHandler(() => {
+  const handler = new DiscardingHandler(mirror.cancels, () => {
     mirror.inFlight--;
     service.release(backend);
   });
@@ -99,12 +99,16 @@ function sendCopy(route: Route, mirror: RouteMirror, metrics: Metrics, source: M
 /** DiscardingHandler reads a mirror's response and throws it away; `done` runs once, however it ends. */
 class DiscardingHandler implements UpstreamHandler {
   #done: (() => void) | null;
+  #cancel: (() => void) | null = null;
 
-  constructor(done: () => void) {
+  constructor(private readonly cancels: Set<() => void>, done: () => void) {
     this.#done = done;
   }
 
-  onConnect(): void {}
+  onConnect(abort: (err?: Error) => void): void {
+    this.#cancel = () => abort(new Error('mirror copy cancelled at shutdown'));
+    this.cancels.add(this.#cancel);
+  }
 
   onHeaders(): boolean {
     return true;
@@ -123,6 +127,7 @@ class DiscardingHandler implements UpstreamHandler {
   }
 
   #end(): void {
+    if (this.#cancel !== null) this.cancels.delete(this.#cancel);
     const done = this.#done;
     this.#done = null;
     done?.();

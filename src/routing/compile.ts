@@ -116,7 +116,7 @@ function mirrorOf(config: RouteConfig, services: CompileOptions['services'], pro
     problem('mirror.service', `no service "${m.service}"`);
     return null;
   }
-  return { service, percent: m.percent, maxBodySize: m.maxBodySize, maxInFlight: m.maxInFlight, inFlight: 0 };
+  return { service, percent: m.percent, maxBodySize: m.maxBodySize, maxInFlight: m.maxInFlight, inFlight: 0, cancels: new Set() };
 }
 
 /**

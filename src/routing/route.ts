@@ -57,6 +57,8 @@ export interface RouteMirror {
   readonly maxBodySize: number;
   readonly maxInFlight: number;
   inFlight: number;
+  /** cancels: one function per copy out, that ends it (shutdown does not wait for copies). */
+  readonly cancels: Set<() => void>;
 }
 
 export interface RouteParts {
