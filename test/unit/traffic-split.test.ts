@@ -92,3 +92,13 @@ describe('failoverCycle', () => {
     assert.equal(failoverCycle(cfg({ a: 'b', b: 'c', c: 'b' }), 'b', ['a']), null);
   });
 });
+
+test('examples/canary.yaml loads: a sticky split, a mirror and a failover', async () => {
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { config } = loadConfig({ file: 'examples/canary.yaml', env: {} });
+  const shop = config.routes.find((r) => r.name === 'shop')!;
+  assert.deepEqual(shop.split, [{ service: 'shop-v1', weight: 99 }, { service: 'shop-v2', weight: 1 }]);
+  assert.equal(shop.sticky, true);
+  assert.equal(config.routes.find((r) => r.name === 'api')!.mirror!.percent, 10);
+  assert.deepEqual(config.services.api!.failover, { service: 'api-dr', on: ['no-healthy-backend', 'circuit-open', 503] });
+});
