@@ -107,6 +107,8 @@ export class Route {
   readonly #methods: ReadonlySet<string> | null;
   readonly #headers: readonly ValueCondition[] | null;
   readonly #query: readonly ValueCondition[] | null;
+  /** #retries: this route's policy over each service policy it was asked for (a reload makes new ones). */
+  readonly #retries = new WeakMap<RetryPolicy, RetryPolicy>();
   #retryBase: RetryPolicy | null = null;
   #retry: RetryPolicy | null = null;
 
@@ -161,14 +163,23 @@ export class Route {
     return true;
   }
 
-  /** retryFor: the service's retry policy with this route's overrides (sharing the service's budget). */
+  /**
+   * retryFor: the service's retry policy with this route's overrides
+   * (sharing the service's budget), made once per service policy: a split
+   * or a failover asks for several services in turn.
+   */
   retryFor(service: Service): RetryPolicy {
     if (this.retryOverrides === null) return service.retry;
-    if (this.#retryBase !== service.retry) {
-      this.#retryBase = service.retry;
-      this.#retry = service.retry.with(this.retryOverrides);
+    // The last one asked for first: a route with one service never reaches the map.
+    if (this.#retryBase === service.retry) return this.#retry!;
+    let policy = this.#retries.get(service.retry);
+    if (policy === undefined) {
+      policy = service.retry.with(this.retryOverrides);
+      this.#retries.set(service.retry, policy);
     }
-    return this.#retry!;
+    this.#retryBase = service.retry;
+    this.#retry = policy;
+    return policy;
   }
 }
 
