@@ -12,7 +12,8 @@ import { freePort } from '../helpers/backends.js';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/core/config-error.js';
 
-const fast = { healthCheck: { interval: '50ms', timeout: '200ms', unhealthyThreshold: 1, healthyThreshold: 1 } };
+// Only services whose backends are dead are checked (refused at once): a live one is never taken out by a slow check.
+const fast = { healthCheck: { interval: '50ms', timeout: '1s', unhealthyThreshold: 1, healthyThreshold: 1 } };
 const off = { healthCheck: { enabled: false } };
 
 describe('failover', () => {
