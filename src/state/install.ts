@@ -64,7 +64,7 @@ export function installStateStore(balancer: BalancerHost): void {
   backends?.install();
   splits?.install();
   installStatus(balancer, sync, store);
-  registerClusterMetrics(balancer, sync);
+  registerClusterMetrics(balancer, sync, store.type);
   if (config.store === 'redis') log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
   sync.start();
 
