@@ -95,6 +95,48 @@ export const scenarios: Record<string, Scenario> = {
     config: (ctx) => ({ ...withoutPool(base(ctx)), accessLog: false, services: { app: pool(ctx) }, routes: hundredRoutes() }),
     url: (port) => `http://127.0.0.1:${port}/app/items`,
   },
+  // Traffic management: each against routes-1 (one service, one catch-all route), the same request.
+  'split-2': {
+    title: 'access log off, a 90/10 split between two services (the same backends)',
+    config: (ctx) => ({
+      ...withoutPool(base(ctx)), accessLog: false, services: { v1: pool(ctx), v2: pool(ctx) },
+      routes: [{ name: 'all', split: [{ service: 'v1', weight: 90 }, { service: 'v2', weight: 10 }] }],
+    }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
+  'split-sticky': {
+    title: 'access log off, a sticky 90/10 split (every response sets the cookie: the load sends none)',
+    config: (ctx) => ({
+      ...withoutPool(base(ctx)), accessLog: false, services: { v1: pool(ctx), v2: pool(ctx) },
+      routes: [{ name: 'all', split: [{ service: 'v1', weight: 90 }, { service: 'v2', weight: 10 }], sticky: true }],
+    }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
+  'mirror-100': {
+    title: 'access log off, every request mirrored to a second service (the same backends)',
+    config: (ctx) => ({
+      ...withoutPool(base(ctx)), accessLog: false, services: { app: pool(ctx), shadow: pool(ctx) },
+      routes: [{ name: 'all', service: 'app', mirror: { service: 'shadow', percent: 100, maxInFlight: 1000 } }],
+    }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
+  'mirror-10': {
+    title: 'access log off, 10% of requests mirrored to a second service',
+    config: (ctx) => ({
+      ...withoutPool(base(ctx)), accessLog: false, services: { app: pool(ctx), shadow: pool(ctx) },
+      routes: [{ name: 'all', service: 'app', mirror: { service: 'shadow', percent: 10 } }],
+    }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
+  failover: {
+    title: 'access log off, a failover service configured (never used: the primary is healthy)',
+    config: (ctx) => ({
+      ...withoutPool(base(ctx)), accessLog: false,
+      services: { app: { ...pool(ctx), failover: { service: 'fallback', on: ['no-healthy-backend', 503] } }, fallback: pool(ctx) },
+      routes: [{ name: 'all', service: 'app' }],
+    }),
+    url: (port) => `http://127.0.0.1:${port}/app/items`,
+  },
   'no-retries': {
     title: 'access log off, retries off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { attempts: 0 } }),

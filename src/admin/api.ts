@@ -9,6 +9,9 @@
  *   GET    /admin/backends/{id}       one backend
  *   PATCH  /admin/backends/{id}       {"weight": 3} and/or {"state": "enabled" | "draining" | "disabled"}
  *   DELETE /admin/backends/{id}       drain, then remove (?drain=false: remove now)
+ *   GET    /admin/routes              every route: what it does, its requests, its split's weights and served counts
+ *   GET    /admin/routes/{name}       one route
+ *   PATCH  /admin/routes/{name}       {"split": [{"service": "v2", "weight": 10}, ...]}: a split's weights, now
  *   GET    /admin/config              the effective config, secrets redacted
  *   POST   /admin/reload              reload the config file
  *   GET    /admin/services            every service: policy, backends, health, the routes that use it
@@ -21,7 +24,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import type { BackendStateName } from '../backends/ops.js';
-import { backendSchema } from '../config/schema.js';
+import { backendSchema, splitSchema } from '../config/schema.js';
+import type { Route } from '../routing/route.js';
+import { SplitChangeError } from '../routing/split-control.js';
 import type { BalancerHost, ServiceHandle } from '../app/host.js';
 import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import { authorize } from './auth.js';
@@ -43,6 +48,8 @@ export interface FieldProblem {
 }
 
 const stateNames = ['enabled', 'draining', 'disabled'] as const satisfies readonly BackendStateName[];
+
+const routePatchSchema = z.object({ split: splitSchema }).strict();
 
 const patchSchema = z.object({
   weight: z.number({ message: 'expected a non-negative number' }).min(0, 'expected a non-negative number').optional(),
@@ -145,6 +152,17 @@ export class AdminApi {
     }
     const path = pathOf(req.url ?? '/');
     if (path === '/admin' || path === '/admin/') return this.#allow(req, res, ['GET'], () => this.#index(res));
+    if (path === '/admin/routes') return this.#allow(req, res, ['GET'], () => sendJson(res, 200, { routes: this.balancer.routes.routes.map((r) => this.balancer.routeStatus(r)) }));
+    const r = /^\/admin\/routes\/([^/]+)$/.exec(path);
+    if (r !== null) {
+      const name = safeDecode(r[1]!);
+      return this.#allow(req, res, ['GET', 'PATCH'], () => {
+        const route = this.balancer.routes.get(name);
+        if (route === undefined) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no route "${name}"`);
+        if (req.method === 'GET') return sendJson(res, 200, this.balancer.routeStatus(route));
+        return this.#patchRoute(req, res, route);
+      });
+    }
     if (path === '/admin/config') return this.#allow(req, res, ['GET'], () => sendJson(res, 200, { config: redactConfig(this.balancer.config) }));
     if (path === '/admin/reload') return this.#allow(req, res, ['POST'], () => this.#reload(req, res));
     if (path === '/admin/services') return this.#allow(req, res, ['GET'], () => this.#services(res));
@@ -213,7 +231,8 @@ export class AdminApi {
     sendJson(res, 200, {
       routes: [
         'GET /admin/backends', 'POST /admin/backends', 'GET /admin/backends/{id}', 'PATCH /admin/backends/{id}',
-        'DELETE /admin/backends/{id}?drain=true|false', 'GET /admin/config', 'POST /admin/reload',
+        'DELETE /admin/backends/{id}?drain=true|false', 'GET /admin/routes', 'GET /admin/routes/{name}', 'PATCH /admin/routes/{name}',
+        'GET /admin/config', 'POST /admin/reload',
         'GET /admin/services', 'GET /admin/services/{name}', 'GET|POST /admin/services/{name}/backends',
         'GET|PATCH|DELETE /admin/services/{name}/backends/{id}',
       ],
@@ -268,6 +287,26 @@ export class AdminApi {
       if (wasHealthy !== backend.healthy) this.balancer.recordEvent(backend, `${state} by ${actor}`);
     }
     sendJson(res, 200, this.#describe(service, backend));
+  }
+
+  async #patchRoute(req: IncomingMessage, res: ServerResponse, route: Route): Promise<void> {
+    const body = await readObject(req, res);
+    if (body === undefined) return;
+    const parsed = routePatchSchema.safeParse(body);
+    if (!parsed.success) return invalidBody(res, fieldProblems(parsed.error.issues));
+    const actor = actorOf(req);
+    // The table may have been replaced (a reload) while the body was read: change the route in force.
+    const current = this.balancer.routes.get(route.name);
+    const before = current?.split?.sides.map((s) => ({ service: s.service.name, weight: s.weight })) ?? null;
+    try {
+      this.balancer.splits.set({ route: route.name, split: parsed.data.split, at: Date.now(), by: 'local', actor }, 'admin');
+    } catch (err) {
+      if (!(err instanceof SplitChangeError)) throw err;
+      if (err.status === 400) return invalidBody(res, [{ path: err.path, message: err.message }]);
+      return sendError(res, err.status, err.status === 404 ? 'FULCRUM_ERR_ADMIN_NOT_FOUND' : 'FULCRUM_ERR_ADMIN_CONFLICT', err.message);
+    }
+    this.balancer.log.info({ actor, op: 'split', route: route.name, from: before, to: parsed.data.split }, 'admin: split weights changed');
+    sendJson(res, 200, this.balancer.routeStatus(this.balancer.routes.get(route.name)!));
   }
 
   #remove(req: IncomingMessage, res: ServerResponse, service: ServiceHandle, backend: Backend): void {

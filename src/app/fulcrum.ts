@@ -35,6 +35,8 @@ import { ServiceRegistry } from '../service/registry.js';
 import { compileRoutes } from '../routing/compile.js';
 import type { RouteTable } from '../routing/table.js';
 import { describeRoute } from '../routing/describe.js';
+import { configuredSplits, SplitControl } from '../routing/split-control.js';
+import type { Route } from '../routing/route.js';
 import { challengeRoutes } from '../listen/challenge-routes.js';
 import { DynamicCertificates } from '../core/certificates.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
@@ -81,6 +83,8 @@ export class Fulcrum implements BalancerHost {
   readonly services = new ServiceRegistry();
   /** proxy is what the request path reads outside any service (settings, counters, draining). */
   readonly proxy: ProxyContext;
+  /** splits holds the run-time weights of the routes' splits (admin API, state store). */
+  readonly splits: SplitControl;
   readonly admin: AdminRoutes;
   readonly events: HealthEvent[] = [];
   readonly startedAt = Date.now();
@@ -119,6 +123,7 @@ export class Fulcrum implements BalancerHost {
     for (const [name, sc] of Object.entries(config.services)) this.services.add(this.#newService(name, sc));
     this.metrics.defaultService = this.services.default.name;
     this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log);
+    this.splits = new SplitControl(this.proxy.routes, (name) => this.services.get(name));
     const certificates = this.certificates;
     const current = (): FulcrumConfig => this.config;
     this.#tls = new TlsListeners(this.log, { certificates, get alpnChallenges() { return current().acme?.challenge === 'tls-alpn-01'; } });
@@ -154,6 +159,16 @@ export class Fulcrum implements BalancerHost {
 
   get outlier(): OutlierDetector {
     return this.services.default.outlier;
+  }
+
+  /** routes is the route table in force. */
+  get routes(): RouteTable {
+    return this.proxy.routes;
+  }
+
+  /** serviceNamed finds a service by name. */
+  serviceNamed(name: string): Service | undefined {
+    return this.services.get(name);
   }
 
   /** activeRequests counts proxied requests in flight (not open tunnels). */
@@ -199,7 +214,12 @@ export class Fulcrum implements BalancerHost {
   #componentsChanged(component: Component): void {
     this.#filters = this.#gatherFilters();
     // A component that gives routes filters changes the compiled routes: compile them again with it.
-    if (component.routeFilter !== undefined) this.proxy.routes = this.#compileRoutes(this.config, (n) => this.services.get(n));
+    if (component.routeFilter !== undefined) {
+      const before = this.proxy.routes;
+      this.proxy.routes = this.#compileRoutes(this.config, (n) => this.services.get(n));
+      // Run-time split weights stay on the recompiled routes.
+      this.splits.adopt(this.proxy.routes, (n) => this.services.get(n), configuredSplits(before));
+    }
   }
 
   #gatherFilters(): readonly RequestFilter[] {
@@ -241,7 +261,7 @@ export class Fulcrum implements BalancerHost {
 
   #compileRoutes(config: FulcrumConfig, services: (name: string) => Service | undefined): RouteTable {
     const filters = this.#components.flatMap((c) => (c.routeFilter === undefined ? [] : [(route: RouteConfig, name: string) => c.routeFilter!(route, name, config)]));
-    return compileRoutes(config.routes, { services, filters });
+    return compileRoutes(config.routes, { services, filters, serviceConfigs: config.services, secret: this.#stickySecret });
   }
 
   #allBackends(): { service: string; backends: readonly Backend[] }[] {
@@ -426,7 +446,9 @@ export class Fulcrum implements BalancerHost {
       if (this.#listening) service.start();
       added.push(...service.pool.snapshot.map((b) => `${service.name}/${b.id}`));
     }
+    const previousSplits = configuredSplits(this.proxy.routes);
     this.proxy.routes = table;
+    this.splits.adopt(table, (name) => this.services.get(name), previousSplits);
     this.metrics.defaultService = this.services.default.name;
     this.metrics.forgetRoutes(new Set(table.routes.map((r) => r.name)));
     const result: ReloadResult = { ok: true, added, removed, updated, at };
@@ -532,10 +554,26 @@ export class Fulcrum implements BalancerHost {
       healthyBackends: healthy,
       backends,
       services,
-      routes: this.proxy.routes.routes.map((r) => ({ ...describeRoute(r), requests: this.metrics.byRoute.get(r.name)?.requests ?? 0 })),
+      routes: this.proxy.routes.routes.map((r) => this.routeStatus(r)),
       lastReload: this.lastReload,
     };
     for (const c of this.#components) c.status?.(out);
+    return out;
+  }
+
+  /** routeStatus: one route in /status and the admin API: what it does, its requests, and its split and mirror live. */
+  routeStatus(r: Route): Record<string, unknown> {
+    const out: Record<string, unknown> = { ...describeRoute(r), requests: this.metrics.byRoute.get(r.name)?.requests ?? 0 };
+    if (r.split !== null) {
+      out.split = r.split.sides.map((s) => ({ service: s.service.name, weight: s.weight, served: s.served, canServe: s.service.canServe() }));
+      if (r.split.cookieName !== null) out.stickyCookie = r.split.cookieName;
+      const o = this.splits.overrides.get(r.name);
+      out.splitChanged = o === undefined ? null : { at: new Date(o.at).toISOString(), by: o.actor, instance: o.by };
+    }
+    if (r.mirror !== null) {
+      const m = this.metrics.mirrors.get(`${r.name}\0${r.mirror.service.name}`);
+      out.mirror = { service: r.mirror.service.name, percent: r.mirror.percent, inFlight: r.mirror.inFlight, sent: m?.sent ?? 0, dropped: m === undefined ? {} : Object.fromEntries(m.dropped) };
+    }
     return out;
   }
 
@@ -564,6 +602,8 @@ export class Fulcrum implements BalancerHost {
     this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
     const inTime = await drain(listeners, this.proxy.tunnels, () => this.proxy.active, drainTimeout, this.log);
+    // Mirror copies are fire and forget: shutdown ends those still out rather than wait for them.
+    for (const route of this.proxy.routes.routes) for (const cancel of [...(route.mirror?.cancels ?? [])]) cancel();
     for (const c of [...this.#components].reverse()) {
       try { await c.close?.(); } catch (err) { this.log.error({ err, component: c.name }, 'error during shutdown'); }
     }

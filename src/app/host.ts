@@ -18,6 +18,9 @@ import type { ActiveHealthChecker } from '../health/active.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AdminRoutes } from '../admin/routes.js';
+import type { Route } from '../routing/route.js';
+import type { RouteTable } from '../routing/table.js';
+import type { SplitControl } from '../routing/split-control.js';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -114,6 +117,10 @@ export interface BalancerHost {
   readonly pool: BackendPool;
   readonly ops: BackendOps;
   readonly health: ActiveHealthChecker;
+  /** routes: the route table in force (replaced whole on reload). */
+  readonly routes: RouteTable;
+  /** splits: the run-time weights of the routes' splits. */
+  readonly splits: SplitControl;
   /** certificates are the run-time (ACME) certificates that the listeners with `tls.acme` serve by SNI. */
   readonly certificates: DynamicCertificates;
   /** serviceHandle is one service by name, as features see it; defaultService is the one names without a service mean. */
@@ -131,4 +138,6 @@ export interface BalancerHost {
   close(options?: { drainTimeout?: number }): Promise<void>;
   status(): Record<string, unknown>;
   backendStatus(b: Backend, now?: number): Record<string, unknown> & { healthy: boolean };
+  /** routeStatus: one route as /status shows it (with its split's weights and served counts). */
+  routeStatus(r: Route): Record<string, unknown>;
 }

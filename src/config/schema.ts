@@ -441,6 +441,27 @@ const hashKeySchema = z.string().regex(/^(ip|path|header:.+|cookie:.+|query:.+)$
 /** SERVICE_NAME: a service's or a route's name, usable in metrics labels, URLs and Redis keys. */
 const serviceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 64)');
 
+/** FAILOVER_CONDITIONS: when a service cannot serve, in words (status codes are the third kind). */
+export const FAILOVER_CONDITIONS = ['no-healthy-backend', 'circuit-open'] as const;
+export type FailoverCondition = (typeof FAILOVER_CONDITIONS)[number] | number;
+
+const FAILOVER_ON_HINT = 'expected no-healthy-backend, circuit-open or a status code such as 503';
+
+/**
+ * failoverSchema: where requests go when a service cannot serve them (on a
+ * service, or on a route, whose own wins). A status in `on` sends a
+ * retryable request on to the fallback service instead of answering it.
+ */
+export const failoverSchema = z.object({
+  service: z.string({ message: 'expected the name of the fallback service' }),
+  on: z.array(z.union([
+    z.enum(FAILOVER_CONDITIONS, expecting(FAILOVER_ON_HINT)),
+    z.number().int('expected a whole status code').min(400, 'expected a status code from 400 to 599').max(599, 'expected a status code from 400 to 599'),
+  ], expecting(FAILOVER_ON_HINT))).min(1, 'expected at least one condition').default(['no-healthy-backend', 'circuit-open']),
+}).strict();
+
+export type FailoverConfig = z.output<typeof failoverSchema>;
+
 /**
  * serviceSchema: one named pool under `services`, with everything that sits
  * at the top level for the one pool of a configuration without `services`.
@@ -465,6 +486,8 @@ export const serviceSchema = z.object({
   /** maxConnectionsPerBackend: concurrent requests per backend; 0 means no limit. */
   maxConnectionsPerBackend: z.number().int().min(0).default(0),
   queueTimeout: duration.default('5s'),
+  /** failover: the service that takes the requests this one cannot serve (wherever it is used). */
+  failover: failoverSchema.optional(),
 }).strict();
 
 /** ServiceConfig is one service's validated configuration. */
@@ -541,6 +564,46 @@ const rewriteSchema = z.object({
   if (r.regex === undefined && r.replacement !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replacement'], message: 'only with regex' });
 });
 
+/** splitSideSchema: one side of a weighted split, a service and its share (weights need not add up to 100). */
+export const splitSideSchema = z.object({
+  service: z.string({ message: 'expected a service name' }),
+  weight: z.number({ message: 'expected a weight (0 or more)' }).int('expected a whole number').min(0, 'expected a weight of 0 or more').max(1_000_000, 'expected a weight of at most 1000000'),
+}).strict();
+
+/** splitSchema: the sides of a split; at least one must carry weight, and each service appears once. */
+export const splitSchema = z.array(splitSideSchema, { message: 'expected a list of {service, weight}' }).min(1, 'expected at least one side').superRefine((sides, ctx) => {
+  if (sides.length > 0 && sides.every((s) => s?.weight === 0)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected at least one side with a weight above 0' });
+  const seen = new Map<string, number>();
+  sides.forEach((s, i) => {
+    if (s === undefined) return;
+    const earlier = seen.get(s.service);
+    if (earlier !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'service'], message: `"${s.service}" appears twice (also [${earlier}])` });
+    else seen.set(s.service, i);
+  });
+});
+
+export type SplitSideConfig = z.output<typeof splitSideSchema>;
+
+/** splitStickySchema: the cookie that keeps a client on the side of a split it first got. */
+const splitStickySchema = z.object({
+  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (letters, digits, "-" or "_")').optional(),
+  ttl: duration.default(0),
+  secret: z.string().optional(),
+}).strict();
+
+/** mirrorSchema: copies of sampled requests to another service, fire and forget. */
+export const mirrorSchema = z.object({
+  service: z.string({ message: 'expected the name of the service that gets the copies' }),
+  /** percent: the share of the route's requests copied. */
+  percent: z.number({ message: 'expected a percentage from 0 to 100' }).min(0, 'expected a percentage from 0 to 100').max(100, 'expected a percentage from 0 to 100').default(100),
+  /** maxBodySize: a request whose body is larger is not copied (nor buffered beyond this for the copy). */
+  maxBodySize: size.default('64kb'),
+  /** maxInFlight: copies in flight at once; beyond it a copy is dropped (and counted), never queued. */
+  maxInFlight: z.number().int('expected a whole number').min(1, 'expected at least 1').default(100),
+}).strict();
+
+export type MirrorConfig = z.output<typeof mirrorSchema>;
+
 const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
 
 export const routeSchema = z.object({
@@ -549,6 +612,10 @@ export const routeSchema = z.object({
   match: routeMatchSchema.default({}),
   // The action: exactly one of these three.
   service: z.string().optional(),
+  /** split: weighted sides (canary, blue-green) instead of one service; weights change at run time (admin API). */
+  split: splitSchema.optional(),
+  /** sticky: with split, a client keeps the side it first got (a signed cookie of the route's own). */
+  sticky: z.union([z.boolean(), splitStickySchema], expecting('expected true, false or {cookie, ttl, secret}')).optional(),
   redirect: z.object({
     /** to: the target, with {host}, {path}, {query} and the path regex's groups {1}, {2}... */
     to: z.string().min(1),
@@ -569,16 +636,21 @@ export const routeSchema = z.object({
   allow: z.array(cidr).optional(),
   deny: z.array(cidr).optional(),
   preserveHost: z.boolean().optional(),
+  /** mirror: copy sampled requests to another service (the client never waits for the copy). */
+  mirror: mirrorSchema.optional(),
+  /** failover: overrides the service's own failover for this route. */
+  failover: failoverSchema.optional(),
 }).strict().superRefine((r, ctx) => {
-  const actions = (['service', 'redirect', 'respond'] as const).filter((k) => r[k] !== undefined);
+  const actions = (['service', 'split', 'redirect', 'respond'] as const).filter((k) => r[k] !== undefined);
   if (actions.length !== 1) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: actions.length === 0 ? 'expected an action: service, redirect or respond' : `expected one action, got ${actions.join(' and ')}` });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: actions.length === 0 ? 'expected an action: service, split, redirect or respond' : `expected one action, got ${actions.join(' and ')}` });
   }
-  if (r.service === undefined) {
-    for (const key of ['rewrite', 'timeouts', 'retries', 'preserveHost'] as const) {
-      if (r[key] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'applies only to a route with a service' });
+  if (r.service === undefined && r.split === undefined) {
+    for (const key of ['rewrite', 'timeouts', 'retries', 'preserveHost', 'mirror', 'failover'] as const) {
+      if (r[key] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'applies only to a route with a service or a split' });
     }
   }
+  if (r.sticky !== undefined && r.split === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sticky'], message: 'applies only beside split (a service has its own sticky)' });
 });
 
 export type RouteConfig = z.output<typeof routeSchema>;

@@ -99,11 +99,18 @@ export function normalizeServices(c: ParsedConfig, source: string): NormalizedSe
     const earlier = seen.get(name);
     if (earlier !== undefined) problems.push({ source, path: `routes[${i}].name`, message: `duplicate route name "${name}" (also routes[${earlier}])` });
     else seen.set(name, i);
-    if (route.service !== undefined) {
-      used.add(route.service);
-      if (services[route.service] === undefined) {
-        problems.push({ source, path: `routes[${i}].service`, message: `no service "${route.service}" (services: ${names.join(', ')})` });
-      }
+    const refer = (key: string, service: string): void => {
+      used.add(service);
+      if (services[service] === undefined) problems.push({ source, path: `routes[${i}].${key}`, message: `no service "${service}" (services: ${names.join(', ')})` });
+    };
+    if (route.service !== undefined) refer('service', route.service);
+    route.split?.forEach((side, s) => refer(`split[${s}].service`, side.service));
+    if (route.mirror !== undefined) refer('mirror.service', route.mirror.service);
+    if (route.failover !== undefined) {
+      refer('failover.service', route.failover.service);
+      const own = route.service === undefined ? (route.split ?? []).map((s) => s.service) : [route.service];
+      const cycle = failoverCycle(services, route.failover.service, own);
+      if (cycle !== null) problems.push({ source, path: `routes[${i}].failover.service`, message: `failover cycle: ${cycle.join(' -> ')}` });
     }
     if (catchAll >= 0) {
       warnings.push({ source, path: `routes[${i}]`, message: `never matches: routes[${catchAll}]${routes![catchAll]!.name === undefined ? '' : ` ("${routes![catchAll]!.name}")`} before it matches every request` });
@@ -111,6 +118,18 @@ export function normalizeServices(c: ParsedConfig, source: string): NormalizedSe
       catchAll = i;
     }
   });
+  for (const name of names) {
+    const failover = services[name]!.failover;
+    if (failover === undefined) continue;
+    used.add(failover.service);
+    if (services[failover.service] === undefined) {
+      problems.push({ source, path: `services.${name}.failover.service`, message: `no service "${failover.service}" (services: ${names.join(', ')})` });
+      continue;
+    }
+    const cycle = failoverCycle(services, failover.service, [name]);
+    // Reported once, at the first service of the cycle in the order they are written.
+    if (cycle !== null && names.find((n) => cycle.includes(n)) === name) problems.push({ source, path: `services.${name}.failover.service`, message: `failover cycle: ${cycle.join(' -> ')}` });
+  }
   for (const name of names) {
     if (!used.has(name)) warnings.push({ source, path: `services.${name}`, message: 'no route uses this service' });
   }
@@ -123,4 +142,26 @@ function matchesEverything(route: RouteConfig): boolean {
   const path = m.path;
   const anyPath = path === undefined || path.prefix === '/';
   return m.hosts === undefined && anyPath && m.methods === undefined && m.headers === undefined && m.query === undefined;
+}
+
+/**
+ * failoverCycle follows the services' failover chain from `start` and
+ * returns the services of the cycle it closes when the chain comes back to
+ * one of `from` (listed from it, ending where it began), or null when the
+ * chain ends.
+ */
+export function failoverCycle(services: Readonly<Record<string, ServiceConfig>>, start: string, from: readonly string[]): string[] | null {
+  for (const origin of from) {
+    const path = [origin];
+    const seen = new Set(path);
+    let at: string | undefined = start;
+    while (at !== undefined) {
+      path.push(at);
+      if (at === origin) return path;
+      if (seen.has(at)) break; // a cycle further down the chain, reported at its own service
+      seen.add(at);
+      at = services[at]?.failover?.service;
+    }
+  }
+  return null;
 }

@@ -71,6 +71,16 @@ export class RouteMetrics {
   readonly targets = new Map<BackendMetrics, TargetMetrics>();
 }
 
+/** MirrorDrop: why a sampled copy was not sent (fulcrum_mirror_dropped_total's reason). */
+export type MirrorDrop = 'max-in-flight' | 'body-too-large' | 'aborted' | 'no-backend';
+
+/** MirrorMetrics: one route's copies to one mirror service. */
+export class MirrorMetrics {
+  sent = 0;
+  readonly dropped = new Map<MirrorDrop, number>();
+  constructor(readonly route: string, readonly service: string) {}
+}
+
 /** MeteredBackend is what the metrics read of a backend at scrape time: its names and live counters. */
 export interface MeteredBackend {
   readonly id: string;
@@ -113,6 +123,8 @@ export class Metrics {
   /** byService: the backends' counters, by service, then backend id. */
   readonly byService = new Map<string, Map<string, BackendMetrics>>();
   readonly byRoute = new Map<string, RouteMetrics>();
+  /** mirrors: the copies of mirrored routes, by "route\0service" (kept apart from every request counter above). */
+  readonly mirrors = new Map<string, MirrorMetrics>();
   /** defaultService names the service `byBackend` shows (the balancer's default one). */
   defaultService = 'default';
   readonly registry = new Registry();
@@ -172,6 +184,25 @@ export class Metrics {
     t.latency.observe(seconds);
   }
 
+  mirror(route: string, service: string): MirrorMetrics {
+    const key = `${route}\0${service}`;
+    let m = this.mirrors.get(key);
+    if (m === undefined) {
+      m = new MirrorMetrics(route, service);
+      this.mirrors.set(key, m);
+    }
+    return m;
+  }
+
+  mirrorSent(route: string, service: string): void {
+    this.mirror(route, service).sent++;
+  }
+
+  mirrorDropped(route: string, service: string, reason: MirrorDrop): void {
+    const m = this.mirror(route, service);
+    m.dropped.set(reason, (m.dropped.get(reason) ?? 0) + 1);
+  }
+
   /** forget drops the metrics of a backend that left its service. */
   forget(service: string, id: string): void {
     const m = this.byService.get(service)?.get(id);
@@ -183,6 +214,7 @@ export class Metrics {
   /** forgetRoutes drops the counters of routes no longer configured. */
   forgetRoutes(keep: ReadonlySet<string>): void {
     for (const name of this.byRoute.keys()) if (name !== NONE && !keep.has(name)) this.byRoute.delete(name);
+    for (const [key, m] of this.mirrors) if (!keep.has(m.route)) this.mirrors.delete(key);
   }
 
   json(): Record<string, unknown> {
@@ -223,6 +255,9 @@ export class Metrics {
       services,
       routes,
     };
+    if (this.mirrors.size > 0) {
+      out.mirrors = [...this.mirrors.values()].map((m) => ({ route: m.route, service: m.service, sent: m.sent, dropped: Object.fromEntries(m.dropped) }));
+    }
     for (const extra of this.extraJson) Object.assign(out, extra());
     return out;
   }
@@ -282,6 +317,16 @@ export class Metrics {
     r.registerMetric(collector('fulcrum_route_requests_total', 'Requests a route matched.', 'counter', () => {
       const values: MetricValue[] = [];
       for (const [route, rm] of this.byRoute) values.push({ labels: { route }, value: rm.requests });
+      return values;
+    }) as never);
+    r.registerMetric(collector('fulcrum_mirror_requests_total', 'Copies of requests sent to a mirror service.', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const m of this.mirrors.values()) values.push({ labels: { route: m.route, service: m.service }, value: m.sent });
+      return values;
+    }) as never);
+    r.registerMetric(collector('fulcrum_mirror_dropped_total', 'Sampled copies not sent to a mirror service, by reason.', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const m of this.mirrors.values()) for (const [reason, n] of m.dropped) values.push({ labels: { route: m.route, service: m.service, reason }, value: n });
       return values;
     }) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',

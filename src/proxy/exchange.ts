@@ -22,6 +22,7 @@ import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
 import type { HeaderValues } from '../routing/transforms.js';
+import type { Failover } from '../service/failover.js';
 import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
 import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
@@ -31,6 +32,9 @@ import type { ProxyContext } from './context.js';
 import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
 
 type Abort = (reason?: Error) => void;
+
+/** FAILING_OVER aborts an attempt whose answer is discarded because the request fails over (onError knows it). */
+const FAILING_OVER = new Error('failing over to the fallback service');
 
 /** EXCHANGE marks the response object with its exchange, so one shared listener can reach it. */
 export const EXCHANGE: unique symbol = Symbol('fulcrum.exchange');
@@ -54,6 +58,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   retry: RetryPolicy;
   /** headerValues: what the route's header templates refer to (null when it has none). */
   headerValues: HeaderValues | null = null;
+  /** setCookie: a Set-Cookie value for the response (a sticky split pinning the client to its side), or null. */
+  setCookie: string | null = null;
   attempts = 0;
   status = 0;
   error: FulcrumError | null = null;
@@ -80,7 +86,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   constructor(
     private readonly ctx: ProxyContext,
-    readonly service: Service,
+    /** service: the route's service; a failover moves the request to its fallback service. */
+    public service: Service,
     /** route: the route the request matched; null when it matched none (or was refused before). */
     readonly route: Route | null,
     readonly req: DownstreamRequest,
@@ -117,6 +124,15 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   /** start picks a backend and dispatches; called once, then again per retry or when leaving the queue. */
   start(): void {
     if (this.#done) return;
+    // Only a route whose services have a failover looks, and only before the first attempt.
+    const failovers = this.route?.failovers;
+    if (failovers != null && this.#serviceAttempts === 0) {
+      const failover = failovers.get(this.service);
+      if (failover !== undefined) {
+        const verdict = this.service.canServe();
+        if (failover.onVerdict(verdict)) return this.#failOver(failover);
+      }
+    }
     let backend = this.service.pick(this);
     if (backend !== undefined && this.service.isFull(backend)) {
       backend = this.#pickNotFull(backend);
@@ -173,9 +189,40 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     return this.#done;
   }
 
+  /** #visited: the services this request has failed over from (a guard: config/services.ts refuses cycles). */
+  #visited: Set<Service> | null = null;
+
+  /**
+   * #failOver moves the request to the fallback service and starts again
+   * there, with that service's retry policy, hash key and (on the way
+   * back) its sticky cookie; backends tried here do not count there.
+   */
+  #failOver(failover: Failover): void {
+    const visited = (this.#visited ??= new Set());
+    visited.add(this.service);
+    if (visited.has(failover.service)) {
+      this.fail(this.error ?? new FulcrumError('FULCRUM_ERR_NO_BACKEND'));
+      return;
+    }
+    this.service = failover.service;
+    this.retry = this.route === null ? failover.service.retry : this.route.retryFor(failover.service);
+    this.tried = undefined;
+    this.hashKey = failover.service.hashKey === null ? undefined : failover.service.hashKey(this);
+    this.error = null;
+    this.#serviceAttempts = 0;
+    this.failovers++;
+    this.start();
+  }
+
+  /** failovers: how many times this request moved to a fallback service. */
+  failovers = 0;
+  /** #serviceAttempts: the attempts made on the current service (attempts counts them all, across failovers). */
+  #serviceAttempts = 0;
+
   #dispatch(backend: Backend): void {
     this.backend = backend;
     this.attempts++;
+    this.#serviceAttempts++;
     this.#inAttempt = true;
     this.#abort = null;
     const service = this.service;
@@ -251,6 +298,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (statusCode >= 500) this.service.outlier.failure(backend, `status ${statusCode}`);
     else this.service.outlier.success(backend);
     if (this.#clientGone) return false;
+    if (statusCode >= 400 && this.route?.failovers != null && this.#failOverOnStatus(statusCode)) return false;
     const res = this.res;
     // A response that starts while the listener drains is the connection's last (RFC 9112 9.6).
     // HTTP/2 has no per-response keep-alive: draining closes its sessions with GOAWAY instead.
@@ -259,6 +307,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
       if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
+      if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
       const transform = this.route?.responseHeaders;
       if (transform != null) transform.apply(headers, this.headerValues!);
       const head = headersForWriteHead(res, headers);
@@ -304,6 +353,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.status = 101;
     const headers = switchingHeaders(rawHeaders);
     this.service.onResponseHead(this, headers);
+    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
     const transform = this.route?.responseHeaders;
     if (transform != null) transform.apply(headers, this.headerValues!);
     const client = tunnel.switchProtocols(statusText, headers);
@@ -349,6 +399,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#endAttempt();
     // Already answered (total deadline): this is the late attempt winding down, not a backend failure.
     if (this.#done) return;
+    const pending = this.#pendingFailover;
+    if (pending !== null && err === FAILING_OVER) {
+      // The answer that sent the request on was discarded, not a failure of the connection.
+      this.#pendingFailover = null;
+      // Not from inside the upstream client's callback: the new attempt starts once it has unwound.
+      queueMicrotask(() => { if (!this.#done) this.#failOver(pending); });
+      return;
+    }
     const error = fromUpstreamError(err, this.#responseStarted);
     this.error = error;
     const backend = this.backend;
@@ -377,13 +435,30 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.fail(error);
   }
 
+  #pendingFailover: Failover | null = null;
+
+  /**
+   * #failOverOnStatus: the service answered a status its failover lists and
+   * the request could be sent again (its method retryable, its body
+   * replayable): the answer is discarded (the attempt aborted, which ends
+   * in onError) and the request goes to the fallback service.
+   */
+  #failOverOnStatus(status: number): boolean {
+    const failover = this.route!.failovers!.get(this.service);
+    if (failover === undefined || !failover.onStatus(status)) return false;
+    if (!this.#bodyReplayable || this.tunnel !== null || !this.retry.methods.has(this.req.method!) || this.#abort === null) return false;
+    this.#pendingFailover = failover;
+    this.#abort(FAILING_OVER);
+    return true;
+  }
+
   // --- lifecycle -------------------------------------------------------
 
   #mayRetry(error: FulcrumError): boolean {
     const retry = this.retry;
     if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
     // attempts counts the tries made so far: the first one plus the retries.
-    if (this.attempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
+    if (this.#serviceAttempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
     return retry.budget.tryAcquire();
   }
 

@@ -46,6 +46,7 @@ import { renderTemplate } from '../core/template.js';
 import type { HeaderValues } from '../routing/transforms.js';
 import type { Service } from '../service/service.js';
 import { UpgradeResponse } from './upgrade-response.js';
+import { mirrorRequest } from './mirror.js';
 import { randomUUID } from 'node:crypto';
 
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
@@ -223,6 +224,10 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       transform(route, action.service, req, res, headers, client, meta, body, tunnel, target);
       return;
     }
+    if (action.kind === 'split') {
+      transform(route, action.split.choose(meta.cookie).service, req, res, headers, client, meta, body, tunnel, target);
+      return;
+    }
     const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel, meta.h2);
     if (action.kind === 'respond') {
       ex.respond(action.status, action.headers, action.body);
@@ -297,11 +302,16 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
 
   // --- 7.-9. choose the backend, exchange, response (exchange.ts) ----------
   function forward(route: Route, service: Service, req: DownstreamRequest, res: DownstreamResponse, headers: string[], body: ExchangeBody, client: string, meta: RequestMeta, tunnel: DownstreamTunnel | null, path: string, values: HeaderValues | null): void {
+    // A copy for the mirror is taken (or its streamed body tapped) before the exchange sends anything.
+    if (route.mirror !== null && tunnel === null) {
+      body = mirrorRequest(route, route.mirror, ctx.metrics, { method: req.method!, path, headers, clientAddress: client, hashKey: undefined, cookie: meta.cookie, contentLength: meta.chunked ? -1 : meta.contentLength }, body);
+    }
     const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel, meta.h2);
     ex.path = path;
     ex.headerValues = values;
     ex.cookie = meta.cookie;
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
+    if (route.split !== null) ex.setCookie = route.split.setCookie(service, meta.cookie);
     ex.start();
   }
 }

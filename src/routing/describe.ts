@@ -25,9 +25,14 @@ export function describeRoute(route: { readonly name: string; readonly config: R
   for (const [name, v] of Object.entries(m.query ?? {})) parts.push(`query ${name} ${condition(v)}`);
   const c = route.config;
   const action = c.service !== undefined ? `service ${c.service}`
+    : c.split !== undefined ? `split ${c.split.map((side) => `${side.service} ${side.weight}`).join(', ')}${c.sticky !== undefined && c.sticky !== false ? ' (sticky)' : ''}`
     : c.redirect !== undefined ? `redirect ${c.redirect.status} ${c.redirect.to}`
       : `respond ${c.respond!.status}`;
-  return { name: route.name, match: parts.length === 0 ? 'everything' : parts.join(', '), action, service: c.service ?? null };
+  const extras = [
+    ...(c.mirror === undefined ? [] : [`mirror ${c.mirror.percent}% to ${c.mirror.service}`]),
+    ...(c.failover === undefined ? [] : [`failover to ${c.failover.service} on ${c.failover.on.join(', ')}`]),
+  ];
+  return { name: route.name, match: parts.length === 0 ? 'everything' : parts.join(', '), action: [action, ...extras].join('; '), service: c.service ?? null };
 }
 
 function condition(v: string | { regex: string } | { present: boolean }): string {

@@ -42,6 +42,8 @@ export function explainRequest(table: RouteTable, input: ExplainInput): Explanat
     const location = renderTemplate(action.to, (name) => (name === 'host' ? host : name === 'path' ? path : name === 'query' ? query : groups?.[Number(name)] ?? ''));
     return { matched: true, route, action: `redirect ${action.status} ${location}`, service: null, path, headers: [] };
   }
+  // A split names its sides: which one a request gets is decided per request, by weight.
+  const service = action.kind === 'service' ? action.service.name : action.split.sides.map((s) => s.service.name).join(' | ');
   const headers = ['host', route.preserveHost === false ? '(the backend\'s own)' : input.host, ...input.headers];
   let backendPath = path;
   if (route.rewrite !== null) {
@@ -51,8 +53,9 @@ export function explainRequest(table: RouteTable, input: ExplainInput): Explanat
   }
   if (route.requestHeaders !== null) {
     route.requestHeaders.apply(headers, {
-      client_ip: input.clientAddress, host, route: route.name, service: action.service.name, request_id: '(a generated id)',
+      client_ip: input.clientAddress, host, route: route.name, service, request_id: '(a generated id)',
     }, 2);
   }
-  return { matched: true, route, action: `service ${action.service.name}`, service: action.service.name, path: backendPath + query, headers };
+  const words = action.kind === 'service' ? `service ${service}` : `split ${action.split.sides.map((s) => `${s.service.name} ${s.weight}`).join(', ')}`;
+  return { matched: true, route, action: words, service, path: backendPath + query, headers };
 }

@@ -11,11 +11,14 @@ import type { Template } from '../core/template.js';
 import type { RetriesConfig, RouteConfig, RouteMatchConfig } from '../config/schema.js';
 import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
+import type { FailoverTable } from '../service/failover.js';
+import type { TrafficSplit } from '../service/split.js';
 import { prefixMatches } from './path.js';
 import type { HeaderTransform, Rewrite } from './transforms.js';
 
 export type RouteAction =
   | { readonly kind: 'service'; readonly service: Service }
+  | { readonly kind: 'split'; readonly split: TrafficSplit }
   | { readonly kind: 'redirect'; readonly to: Template; readonly status: number }
   | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> };
 
@@ -44,6 +47,20 @@ export class AccessList {
   }
 }
 
+/**
+ * RouteMirror: where a route's sampled copies go and how many may be in
+ * flight; `inFlight` counts the copies out now (proxy/mirror.ts).
+ */
+export interface RouteMirror {
+  readonly service: Service;
+  readonly percent: number;
+  readonly maxBodySize: number;
+  readonly maxInFlight: number;
+  inFlight: number;
+  /** cancels: one function per copy out, that ends it (shutdown does not wait for copies). */
+  readonly cancels: Set<() => void>;
+}
+
 export interface RouteParts {
   readonly index: number;
   readonly name: string;
@@ -53,6 +70,8 @@ export interface RouteParts {
   readonly rewrite: Rewrite | null;
   readonly requestHeaders: HeaderTransform | null;
   readonly responseHeaders: HeaderTransform | null;
+  readonly mirror?: RouteMirror | null;
+  readonly failovers?: FailoverTable | null;
 }
 
 export class Route {
@@ -60,8 +79,18 @@ export class Route {
   readonly name: string;
   readonly config: RouteConfig;
   readonly action: RouteAction;
-  /** service: the action's service, or null for redirects and fixed answers. */
+  /**
+   * service: the action's service (for a split, its first side: what a
+   * refusal before the split chose is counted under), or null for
+   * redirects and fixed answers.
+   */
   readonly service: Service | null;
+  /** split: the weighted sides, when the action is a split. */
+  readonly split: TrafficSplit | null;
+  /** mirror: where sampled copies go, or null. */
+  readonly mirror: RouteMirror | null;
+  /** failovers: the failover of each service this route may use (its own override first), or null when none has one. */
+  readonly failovers: FailoverTable | null;
   readonly filters: readonly RequestFilter[];
   readonly access: AccessList | null;
   readonly rewrite: Rewrite | null;
@@ -78,6 +107,8 @@ export class Route {
   readonly #methods: ReadonlySet<string> | null;
   readonly #headers: readonly ValueCondition[] | null;
   readonly #query: readonly ValueCondition[] | null;
+  /** #retries: this route's policy over each service policy it was asked for (a reload makes new ones). */
+  readonly #retries = new WeakMap<RetryPolicy, RetryPolicy>();
   #retryBase: RetryPolicy | null = null;
   #retry: RetryPolicy | null = null;
 
@@ -88,7 +119,10 @@ export class Route {
     this.name = parts.name;
     this.config = c;
     this.action = parts.action;
-    this.service = parts.action.kind === 'service' ? parts.action.service : null;
+    this.split = parts.action.kind === 'split' ? parts.action.split : null;
+    this.service = parts.action.kind === 'service' ? parts.action.service : this.split !== null ? this.split.sides[0]!.service : null;
+    this.mirror = parts.mirror ?? null;
+    this.failovers = parts.failovers ?? null;
     this.filters = parts.filters;
     this.access = c.allow === undefined && c.deny === undefined ? null : new AccessList(c.allow, c.deny);
     this.rewrite = parts.rewrite;
@@ -129,14 +163,23 @@ export class Route {
     return true;
   }
 
-  /** retryFor: the service's retry policy with this route's overrides (sharing the service's budget). */
+  /**
+   * retryFor: the service's retry policy with this route's overrides
+   * (sharing the service's budget), made once per service policy: a split
+   * or a failover asks for several services in turn.
+   */
   retryFor(service: Service): RetryPolicy {
     if (this.retryOverrides === null) return service.retry;
-    if (this.#retryBase !== service.retry) {
-      this.#retryBase = service.retry;
-      this.#retry = service.retry.with(this.retryOverrides);
+    // The last one asked for first: a route with one service never reaches the map.
+    if (this.#retryBase === service.retry) return this.#retry!;
+    let policy = this.#retries.get(service.retry);
+    if (policy === undefined) {
+      policy = service.retry.with(this.retryOverrides);
+      this.#retries.set(service.retry, policy);
     }
-    return this.#retry!;
+    this.#retryBase = service.retry;
+    this.#retry = policy;
+    return policy;
   }
 }
 

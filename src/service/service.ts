@@ -43,6 +43,12 @@ const EWMA_DECAY = 0.2;
 
 export type { ServiceConfig };
 
+/**
+ * ServeVerdict: whether a service can take a request now, and if not why,
+ * in the words of failover's conditions (`failover.on`).
+ */
+export type ServeVerdict = 'ok' | 'no-healthy-backend' | 'circuit-open';
+
 export interface ServiceOptions {
   readonly name: string;
   readonly config: ServiceConfig;
@@ -113,6 +119,18 @@ export class Service {
 
   pick(ctx: PickContext): Backend | undefined {
     return this.picker.pick(ctx);
+  }
+
+  /**
+   * canServe tells whether a request sent here now could reach a backend;
+   * splits and failover ask it, a request that has neither never does. It
+   * stops at the first healthy backend, usually the first one.
+   */
+  canServe(): ServeVerdict {
+    // The circuit breaker's verdict goes first, once there is one: 'circuit-open' without looking at the backends.
+    const backends = this.pool.snapshot;
+    for (let i = 0; i < backends.length; i++) if (backends[i]!.state.reasons === 0) return 'ok';
+    return 'no-healthy-backend';
   }
 
   /** isFull: the backend is at its connection limit (its own maxConnections, else the service's maxConnectionsPerBackend). */

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { BalancerHost } from '../app/host.js';
 import { BackendSharing } from './backend-share.js';
+import { SplitSharing } from './split-share.js';
 import { CounterCollector } from './counters.js';
 import { HealthSharing } from './health-share.js';
 import { MemoryStore } from './memory.js';
@@ -48,6 +49,8 @@ export function installStateStore(balancer: BalancerHost): void {
   let sync: StateSync | null = null;
   const health = shared ? new HealthSharing(balancer, store, () => sync?.degraded ?? false) : null;
   const backends = shared ? new BackendSharing(balancer, store, log) : null;
+  // Split weights set at run time (a round reads nothing while no route has a split).
+  const splits = shared ? new SplitSharing(balancer, store, log) : null;
   sync = new StateSync({
     store,
     collector: new CounterCollector(balancer.metrics, balancer.pool),
@@ -59,6 +62,7 @@ export function installStateStore(balancer: BalancerHost): void {
   });
   health?.install();
   backends?.install();
+  splits?.install();
   installStatus(balancer, sync, store);
   registerClusterMetrics(balancer, sync, store.type);
   if (config.store === 'redis') log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
@@ -71,6 +75,7 @@ export function installStateStore(balancer: BalancerHost): void {
   balancer.addHook('close', async () => {
     health?.uninstall();
     backends?.uninstall();
+    splits?.uninstall();
     await running.close();
   });
 }

@@ -148,6 +148,12 @@ const SERVICE_CASES: readonly Case[] = [
   { ...duration('routes[].rateLimit.per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.per'), alone: true },
   { ...duration('routes[].rateLimit.timeout', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.timeout'), alone: true },
   { ...duration('routes[].rateLimit.overrides[].per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1, overrides: [{ pathPrefix: '/x' }] } }] }, 'routes[0].rateLimit.overrides[0].per'), alone: true },
+  // Traffic management: a split's sticky (true or an object), a mirror's body size, failover conditions (a word or a status).
+  { union: 'routes[].sticky', at: 'routes[0].sticky', base: { services: { a: {} }, routes: [{ split: [{ service: 'a', weight: 1 }] }] }, value: 'yes', problem: 'routes[0].sticky: expected true, false or {cookie, ttl, secret}, got "yes"', alone: true },
+  { ...duration('routes[].sticky.ttl', { services: { a: {} }, routes: [{ split: [{ service: 'a', weight: 1 }], sticky: {} }] }, 'routes[0].sticky.ttl'), alone: true },
+  { union: 'routes[].mirror.maxBodySize', at: 'routes[0].mirror.maxBodySize', base: { ...named, routes: [{ service: 'a', mirror: { service: 'a' } }] }, value: {}, problem: `routes[0].mirror.maxBodySize: ${SIZE}, got {}`, alone: true },
+  { union: 'routes[].failover.on[]', at: 'routes[0].failover.on', base: { services: { a: {}, b: {} }, routes: [{ service: 'a', failover: { service: 'b' } }] }, value: ['sometimes'], problem: 'routes[0].failover.on[0]: expected one of "no-healthy-backend", "circuit-open", got "sometimes"', alone: true },
+  { union: 'services{}.failover.on[]', at: 'services.a.failover.on', base: { services: { a: { failover: { service: 'b' } }, b: {} }, routes: [{ service: 'a' }] }, value: [200], problem: 'services.a.failover.on[0]: expected at least 400, got 200', alone: true },
   duration('limits.clientIdleTimeout'),
   duration('acme.renewBefore'),
   duration('acme.checkInterval'),
