@@ -53,6 +53,8 @@ test('the metrics reference documents every series Fulcrum registers or defines,
   try {
     // One request's worth of counters, so that every labelled series has a sample to read the labels from.
     balancer.metrics.record('default', 'default', 'b1', 200, 0.01);
+    balancer.metrics.mirrorSent('default', 'staging');
+    balancer.metrics.mirrorDropped('default', 'staging', 'max-in-flight');
     const registered = balancer.metrics.registry.getMetricsAsArray();
     const scrape = parseExposition(await balancer.metrics.registry.metrics());
     assert.ok(registered.length > 40, `${registered.length} series registered`);
