@@ -141,6 +141,23 @@ export const scenarios: Record<string, Scenario> = {
     title: 'access log off, retries off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { attempts: 0 } }),
   },
+  // Issue 18's resilience features, each alone, against no-access-log (their cost while nothing fails).
+  'retries-on-status': {
+    title: 'access log off, retries on 5xx too (retries.on with a status class)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { on: ['connect-failure', 'reset', 'timeout', '5xx'] } }),
+  },
+  'per-try-timeout': {
+    title: 'access log off, retries.perTryTimeout: 5s (a timer per attempt)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, retries: { perTryTimeout: '5s' } }),
+  },
+  'backup-backends': {
+    title: 'access log off, a backup backend beside the two primaries (never used)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, backends: [...ctx.targets, { url: ctx.targets[0]!.replace('127.0.0.1', 'localhost'), backup: true }] }),
+  },
+  'circuit-breaker': {
+    title: 'access log off, a circuit breaker on the service (closed)',
+    config: (ctx) => ({ ...base(ctx), accessLog: false, circuitBreaker: {} }),
+  },
   'least-connections': {
     title: 'least-connections, access log off',
     config: (ctx) => ({ ...base(ctx), accessLog: false, algorithm: 'least-connections' }),

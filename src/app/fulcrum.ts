@@ -41,6 +41,7 @@ import { challengeRoutes } from '../listen/challenge-routes.js';
 import { DynamicCertificates } from '../core/certificates.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
 import { Service, type PreparedService } from '../service/service.js';
+import { CIRCUIT_STATE_VALUES } from '../service/circuit.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
 import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type Component, type PreparedChange, type ServiceHandle, type ReloadResult } from './host.js';
@@ -264,8 +265,11 @@ export class Fulcrum implements BalancerHost {
     return compileRoutes(config.routes, { services, filters, serviceConfigs: config.services, secret: this.#stickySecret });
   }
 
-  #allBackends(): { service: string; backends: readonly Backend[] }[] {
-    return [...this.services.values()].map((s) => ({ service: s.name, backends: s.pool.snapshot }));
+  #allBackends(): { service: string; backends: readonly Backend[]; circuitState: number | null }[] {
+    return [...this.services.values()].map((s) => {
+      const circuit = s.circuitState;
+      return { service: s.name, backends: s.pool.snapshot, circuitState: circuit === null ? null : CIRCUIT_STATE_VALUES[circuit] };
+    });
   }
 
 

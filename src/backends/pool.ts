@@ -94,6 +94,16 @@ export class BackendPool extends EventEmitter<{ change: [PoolChange] }> {
     return backend;
   }
 
+  /** setBackup moves a backend between the primaries and the backups, in place; the picker is rebuilt. */
+  setBackup(id: string, backup: boolean): Backend | undefined {
+    const backend = this.#byId.get(id);
+    if (backend === undefined) return undefined;
+    const { backup: _was, ...rest } = backend.config;
+    backend.config = backup ? { ...rest, backup } : rest;
+    this.#commit(this.#snapshot, { added: [], removed: [], updated: [backend] });
+    return backend;
+  }
+
   #allocateId(wanted: string | undefined, taken: readonly Backend[], reserved: ReadonlySet<string> = new Set()): string {
     if (wanted !== undefined) return wanted;
     const used = new Set([...this.#byId.keys(), ...taken.map((b) => b.id), ...reserved]);

@@ -130,6 +130,8 @@ const backendObject = z.object({
   tls: tlsClientSchema.partial().optional(),
   /** sendProxyProtocol: this backend's own setting, over the top-level one. */
   sendProxyProtocol: sendProxyProtocolSchema.optional(),
+  /** backup: gets traffic only while no other (primary) backend of its service is healthy. */
+  backup: z.boolean({ message: 'expected true or false' }).optional(),
 }).strict();
 
 /** A backend may be written as a URL string or as an object. */
@@ -156,6 +158,30 @@ export const healthCheckSchema = z.object({
   headers: z.record(z.string()).default({}),
 }).strict();
 
+const RETRY_ON_HINT = '"connect-failure", "reset", "timeout", a status code such as 503, or a class such as "5xx"';
+
+/**
+ * retryCondition: one entry of `retries.on`. A status is kept as an
+ * inclusive range ("5xx" is [500, 599]); the error conditions as their names.
+ */
+export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | StatusRange;
+
+const retryCondition = z.union([z.number(), z.string()], expecting(`expected ${RETRY_ON_HINT}`))
+  .transform((value, ctx): RetryCondition => {
+    if (value === 'connect-failure' || value === 'reset' || value === 'timeout') return value;
+    const text = String(value).trim().toLowerCase();
+    const cls = /^([1-5])xx$/.exec(text);
+    if (cls !== null) return [Number(cls[1]) * 100, Number(cls[1]) * 100 + 99];
+    const m = /^(\d{3})(?:\s*-\s*(\d{3}))?$/.exec(text);
+    const lo = m === null ? NaN : Number(m[1]);
+    const hi = m === null || m[2] === undefined ? lo : Number(m[2]);
+    if (m === null || lo < 100 || hi > 599 || hi < lo || (typeof value === 'number' && !Number.isInteger(value))) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected ${RETRY_ON_HINT}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return [lo, hi];
+  });
+
 export const retriesSchema = z.object({
   attempts: z.number().int().min(0).max(10).default(2),
   methods: z.array(z.string().transform((m) => m.toUpperCase())).default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']),
@@ -165,6 +191,30 @@ export const retriesSchema = z.object({
   budget: z.number().min(0).max(1).default(0.2),
   /** minPerSecond: the floor of the budget, so that a quiet balancer can still retry. */
   minPerSecond: z.number().min(0).default(3),
+  /** on: the conditions a failed attempt is retried on (docs/configuration.md, "Retries"); the default is today's. */
+  on: z.array(retryCondition, { message: `expected a list of ${RETRY_ON_HINT}` }).default(['connect-failure', 'reset', 'timeout']),
+  /** idempotencyKey: a request carrying an Idempotency-Key header may be retried whatever its method. */
+  idempotencyKey: z.boolean({ message: 'expected true or false' }).default(false),
+  /** backoff: a random wait before each retry, up to min(max, base * 2^(retry - 1)) (full jitter); none when absent. */
+  backoff: z.object({ base: duration.default('25ms'), max: duration.default('250ms') }).strict()
+    .refine((b) => b.max >= b.base, { message: 'expected max at least as long as base', path: ['max'] }).optional(),
+  /** perTryTimeout: the longest one attempt may take to its response head, connecting included; none when absent. */
+  perTryTimeout: duration.refine((ms) => ms > 0, 'expected a duration above 0').optional(),
+}).strict();
+
+/** circuitBreakerSchema: a service's circuit breaker (docs/configuration.md, "Circuit breaking"). */
+export const circuitBreakerSchema = z.object({
+  /** errorRatio: the share of failed requests (5xx, connection errors) over the window that opens the circuit. */
+  errorRatio: z.number({ message: 'expected a number between 0 and 1' }).gt(0).max(1).default(0.5),
+  /** minRequests: no decision on fewer requests than this in the window. */
+  minRequests: z.number().int().min(1).default(20),
+  window: duration.default('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+  /** latencyP99: the circuit also opens when the p99 response-head latency over the window exceeds this. */
+  latencyP99: duration.refine((ms) => ms > 0, 'expected a duration above 0').optional(),
+  /** openFor: how long an open circuit refuses requests before trying again. */
+  openFor: duration.default('10s').refine((ms) => ms > 0, 'expected a duration above 0'),
+  /** halfOpenRequests: the trial requests let through after openFor; all must succeed to close. */
+  halfOpenRequests: z.number().int().min(1).default(5),
 }).strict();
 
 export const outlierDetectionSchema = z.object({
@@ -479,6 +529,8 @@ export const serviceSchema = z.object({
   timeouts: timeoutsSchema.default({}),
   retries: retriesSchema.default({}),
   outlierDetection: outlierDetectionSchema.default({}),
+  /** circuitBreaker: fail fast while the service is failing; absent means no circuit. */
+  circuitBreaker: circuitBreakerSchema.optional(),
   backendTls: tlsClientSchema.default({}),
   upstream: upstreamSchema.default({}),
   /** sendProxyProtocol: pass the client's address to the backends in a PROXY protocol header. */
@@ -494,7 +546,7 @@ export const serviceSchema = z.object({
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
 /** POOL_KEYS are the top-level keys that describe the one pool of a configuration without `services`. */
-export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'backendTls', 'upstream', 'sendProxyProtocol'] as const;
+export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'circuitBreaker', 'backendTls', 'upstream', 'sendProxyProtocol'] as const;
 
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
 const headerValueText = z.string().refine((v) => !/[\r\n\0]/.test(v), 'expected a header value without CR, LF or NUL');
@@ -674,6 +726,8 @@ export const configSchema = z.object({
   timeouts: timeoutsSchema.default({}),
   retries: retriesSchema.default({}),
   outlierDetection: outlierDetectionSchema.default({}),
+  /** circuitBreaker: the one pool's circuit breaker (docs/configuration.md, "Circuit breaking"). */
+  circuitBreaker: circuitBreakerSchema.optional(),
   limits: limitsSchema.default({}),
   trustedProxies: z.array(z.string()).default([]),
   preserveHost: z.boolean().default(true),
@@ -727,5 +781,6 @@ export type KubernetesDiscoveryConfig = NonNullable<DiscoveryConfig['kubernetes'
 export type RateLimitConfig = NonNullable<FulcrumConfig['rateLimit']>;
 export type RateLimitOverrideConfig = RateLimitConfig['overrides'][number];
 export type RetriesConfig = z.output<typeof retriesSchema>;
+export type CircuitBreakerConfig = z.output<typeof circuitBreakerSchema>;
 export type AcmeConfig = z.output<typeof acmeSchema>;
 export type AcmeListenerConfig = z.output<typeof acmeListenerSchema>;

@@ -56,6 +56,7 @@ export function defaultService(c: ParsedConfig): ServiceConfig {
     timeouts: c.timeouts,
     retries: c.retries,
     outlierDetection: c.outlierDetection,
+    ...(c.circuitBreaker === undefined ? {} : { circuitBreaker: c.circuitBreaker }),
     backendTls: c.backendTls,
     upstream: c.upstream,
     ...(c.sendProxyProtocol === undefined ? {} : { sendProxyProtocol: c.sendProxyProtocol }),

@@ -17,6 +17,7 @@ interface ErrorKind {
 export const ERRORS = {
   FULCRUM_ERR_NO_BACKEND: { status: 503, source: 'internal', retryable: false, reason: 'no healthy backend available' },
   FULCRUM_ERR_QUEUE_TIMEOUT: { status: 503, source: 'internal', retryable: false, reason: 'all backends are at their connection limit' },
+  FULCRUM_ERR_CIRCUIT_OPEN: { status: 503, source: 'internal', retryable: false, reason: 'service circuit is open' },
   FULCRUM_ERR_CONNECT_REFUSED: { status: 502, source: 'upstream', retryable: true, reason: 'backend refused the connection' },
   FULCRUM_ERR_CONNECT_FAILED: { status: 502, source: 'upstream', retryable: true, reason: 'could not connect to backend' },
   FULCRUM_ERR_CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, reason: 'timed out connecting to backend' },

@@ -88,27 +88,32 @@ export class DnsSource implements DiscoverySource {
   }
 
   /**
-   * resolveSrv follows RFC 2782 as far as a balancer can: only the records
-   * of the lowest priority are used, their weights become backend weights
-   * (0 counts as 1), and each target is resolved to its addresses.
+   * resolveSrv follows RFC 2782 as far as a balancer can: the records of
+   * the lowest priority number are the primaries, every other record
+   * becomes a backup backend (used only while no primary is healthy, as
+   * nginx does); weights become backend weights (0 counts as 1), and each
+   * target is resolved to its addresses. An address listed at several
+   * priorities is a primary if any of them is the best.
    */
   async #resolveSrv(name: string, portOverride: number | undefined): Promise<Resolution> {
     const records = await this.#resolver.resolveSrv(name);
     if (records.length === 0) return { specs: [], ttlMs: undefined };
     const lowest = Math.min(...records.map((r) => r.priority));
-    const chosen = records.filter((r) => r.priority === lowest);
+    // Primaries first, so that dedupe keeps an address's primary spec.
+    const ordered = [...records].sort((a, b) => Number(a.priority !== lowest) - Number(b.priority !== lowest));
     const specs: BackendSpec[] = [];
     const ttls: number[] = [];
-    for (const record of chosen) {
+    for (const record of ordered) {
       const port = portOverride ?? record.port;
       const weight = Math.max(1, record.weight);
+      const backup = record.priority !== lowest;
       if (isIP(record.name) !== 0) {
-        specs.push(readySpec(ID_PREFIX, record.name, port, weight));
+        specs.push(readySpec(ID_PREFIX, record.name, port, weight, backup));
         continue;
       }
       const addresses = await this.#addressesOf(record.name);
       for (const a of addresses) {
-        specs.push(readySpec(ID_PREFIX, a.address, port, weight));
+        specs.push(readySpec(ID_PREFIX, a.address, port, weight, backup));
         ttls.push(a.ttl);
       }
     }

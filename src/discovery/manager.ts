@@ -157,6 +157,8 @@ export class DiscoveryManager {
           restored.push(spec.id);
         }
         if (backend.weight !== spec.weight) ops.setWeight(spec.id, spec.weight, 'discovery', actor);
+        // An SRV record that moved to or from the best priority: the backend changes tier, keeping its health and counters.
+        if ((backend.config.backup === true) !== (spec.backup === true)) pool.setBackup(spec.id, spec.backup === true);
         continue;
       }
       const same = pool.get(spec.id);
@@ -167,7 +169,7 @@ export class DiscoveryManager {
         continue;
       }
       if (same !== undefined || pool.findByUrl(spec.url) !== undefined) continue;
-      const config: BackendConfig = { id: spec.id, url: spec.url, weight: spec.weight, healthy: true };
+      const config: BackendConfig = { id: spec.id, url: spec.url, weight: spec.weight, healthy: true, ...(spec.backup === true ? { backup: true } : {}) };
       try {
         running.owned.set(spec.id, ops.add(config, 'discovery', actor));
         added.push(spec.id);

@@ -17,6 +17,8 @@ export interface BackendSpec {
    * shutting down or not ready); drain it if present, never add it.
    */
   readonly state: 'ready' | 'terminating';
+  /** backup: serve only while no primary backend is healthy (an SRV record of a lower priority than the best). */
+  readonly backup?: boolean;
 }
 
 export type SnapshotListener = (specs: readonly BackendSpec[]) => void;
@@ -57,8 +59,9 @@ export function endpointUrl(host: string, port: number): string {
   return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-export function readySpec(prefix: string, host: string, port: number, weight = 1): BackendSpec {
-  return { id: specId(prefix, host, port), url: endpointUrl(host, port), weight, state: 'ready' };
+export function readySpec(prefix: string, host: string, port: number, weight = 1, backup = false): BackendSpec {
+  const spec: BackendSpec = { id: specId(prefix, host, port), url: endpointUrl(host, port), weight, state: 'ready' };
+  return backup ? { ...spec, backup } : spec;
 }
 
 /** sleep waits `ms`, or less when `signal` aborts (it then resolves, not rejects). */

@@ -12,7 +12,8 @@
 import { ownSink, type LineSink, type Logger } from './log.js';
 
 export interface AccessLog {
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void;
+  /** write is one request's line; retryReasons (why each retry was made, in order) is left out when there was none. */
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
    * closes: `ms` is its whole life, bytesIn what the client sent through it
@@ -36,8 +37,10 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, error });
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null): void {
+    this.#log.info(retryReasons === null
+      ? { method, url, status, route, service, backend, client, ms, attempts, error }
+      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error });
   }
 
   writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
@@ -112,8 +115,9 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null): void {
+    const reasons = retryReasons === null ? '' : `,"retryReasons":${JSON.stringify(retryReasons)}`;
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
     this.#added();
   }
 

@@ -92,6 +92,8 @@ export interface MeteredBackend {
 export interface ServiceBackends {
   readonly service: string;
   readonly backends: readonly MeteredBackend[];
+  /** circuitState: the service's circuit as the gauge's value (0 closed, 1 open, 2 half-open); null or absent without one. */
+  readonly circuitState?: number | null;
 }
 
 /** BackendSource returns every service's backends. */
@@ -119,7 +121,9 @@ export class Metrics {
   /** totalRequests counts proxied requests (not the balancer's own endpoints). */
   totalRequests = 0;
   rateLimited = 0;
+  /** retries: every retry; retriesBy: the same by service, then reason ("connect-failure", "reset", "timeout", "503"...). */
   retries = 0;
+  readonly retriesBy = new Map<string, Map<string, number>>();
   /** byService: the backends' counters, by service, then backend id. */
   readonly byService = new Map<string, Map<string, BackendMetrics>>();
   readonly byRoute = new Map<string, RouteMetrics>();
@@ -203,6 +207,17 @@ export class Metrics {
     m.dropped.set(reason, (m.dropped.get(reason) ?? 0) + 1);
   }
 
+  /** countRetry counts one retry of a request to `service`, for `reason`. */
+  countRetry(service: string, reason: string): void {
+    this.retries++;
+    let byReason = this.retriesBy.get(service);
+    if (byReason === undefined) {
+      byReason = new Map();
+      this.retriesBy.set(service, byReason);
+    }
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+
   /** forget drops the metrics of a backend that left its service. */
   forget(service: string, id: string): void {
     const m = this.byService.get(service)?.get(id);
@@ -250,6 +265,7 @@ export class Metrics {
       total_requests: this.totalRequests,
       ratelimited_total: this.rateLimited,
       retries_total: this.retries,
+      retries: Object.fromEntries([...this.retriesBy].map(([service, byReason]) => [service, Object.fromEntries(byReason)])),
       unrouted_requests: unrouted,
       backends,
       services,
@@ -331,7 +347,15 @@ export class Metrics {
     }) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',
       () => [{ labels: {}, value: this.rateLimited }]) as never);
-    r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts.', 'counter',
-      () => [{ labels: {}, value: this.retries }]) as never);
+    r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts, by service and reason (connect-failure, reset, timeout, or the status code retried).', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const [service, byReason] of this.retriesBy) for (const [reason, n] of byReason) values.push({ labels: { service, reason }, value: n });
+      return values;
+    }) as never);
+    r.registerMetric(collector('fulcrum_circuit_state', 'A service\'s circuit breaker: 0 closed, 1 open, 2 half-open (services without one are not listed).', 'gauge', () => {
+      const values: MetricValue[] = [];
+      for (const { service, circuitState } of this.backends()) if (circuitState !== undefined && circuitState !== null) values.push({ labels: { service }, value: circuitState });
+      return values;
+    }, 'max') as never);
   }
 }

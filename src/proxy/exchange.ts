@@ -8,6 +8,10 @@
  *
  * Phases: choose upstream -> dispatch -> response head -> body -> finish,
  * and on error: classify -> retry on another backend, or answer 502/504.
+ * A response head whose status `retries.on` lists is retried too: its body
+ * is read and dropped (the connection stays usable; a long one is cut),
+ * then the next backend is asked. The circuit breaker, when the service
+ * has one, is asked once before the first pick and told the outcome once.
  * An upgrade request (a `tunnel`) takes the same phases to the backend's
  * answer; a 101 then turns the exchange into a tunnel, which finishes when
  * either side closes.
@@ -23,7 +27,8 @@ import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
 import type { HeaderValues } from '../routing/transforms.js';
 import type { Failover } from '../service/failover.js';
-import type { RetryPolicy } from '../service/retry.js';
+import { REFUSED, type CircuitBreaker } from '../service/circuit.js';
+import type { RetryPolicy, RetryReason } from '../service/retry.js';
 import type { Service } from '../service/service.js';
 import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
 import { encodeProxyHeader } from '../upstream/proxy-protocol.js';
@@ -43,6 +48,23 @@ export interface ExchangeCarrier { [EXCHANGE]?: Exchange | null }
 /** ExchangeBody is the request body: none, buffered (replayable), or streamed. */
 export type ExchangeBody = Buffer | Readable | null;
 
+/**
+ * DISCARD_LIMIT: a response dropped for a status retry is read to its end
+ * (so that its connection can be reused) up to this many bytes; a longer
+ * one is cut, closing its connection.
+ */
+const DISCARD_LIMIT = 64 * 1024;
+
+/** retryAfterBackoff: the back-off timer's callback (a function of the module: no closure per request). */
+function retryAfterBackoff(ex: Exchange): void {
+  ex.retryNow();
+}
+
+/** perTryExpired: the per-try timer's callback. */
+function perTryExpired(ex: Exchange): void {
+  ex.onPerTryTimeout();
+}
+
 export class Exchange implements PickContext, RequestView, ResponseHeadContext, TunnelHandler {
   // PickContext
   clientAddress: string;
@@ -61,6 +83,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   /** setCookie: a Set-Cookie value for the response (a sticky split pinning the client to its side), or null. */
   setCookie: string | null = null;
   attempts = 0;
+  /** retryReasons: why each retry was made, in order ("reset", "503"...); null when there was none. */
+  retryReasons: RetryReason[] | null = null;
   status = 0;
   error: FulcrumError | null = null;
   readonly startedAt: number;
@@ -83,6 +107,20 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   #done = false;
   #timer: NodeJS.Timeout | null = null;
   #attemptStartedAt = 0;
+  /** #next: the backend a status retry chose while the dropped response was read. */
+  #next: Backend | null = null;
+  /** #discarding: the response being read is dropped (a status retry follows); #discarded counts its bytes. */
+  #discarding = false;
+  #discarded = 0;
+  /** #retryTimer: the back-off before the next attempt; #tryTimer: the attempt's perTryTimeout. */
+  #retryTimer: NodeJS.Timeout | null = null;
+  #tryTimer: NodeJS.Timeout | null = null;
+  #tryExpired = false;
+  /** #circuit: the breaker that admitted this request and awaits its outcome; #ticket: its admission. */
+  #circuit: CircuitBreaker | null = null;
+  #ticket = REFUSED;
+  /** #headAt: when the response head arrived (read only with a circuit breaker). */
+  #headAt = 0;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -133,7 +171,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
         if (failover.onVerdict(verdict)) return this.#failOver(failover);
       }
     }
-    let backend = this.service.pick(this);
+    const circuit = this.service.circuit;
+    if (circuit !== null && this.#circuit === null && !this.#admit(circuit)) return;
+    const next = this.#next;
+    this.#next = null;
+    let backend = next !== null && next.state.reasons === 0 ? next : this.service.pick(this);
     if (backend !== undefined && this.service.isFull(backend)) {
       backend = this.#pickNotFull(backend);
       if (backend === undefined) {
@@ -146,6 +188,18 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       return;
     }
     this.#dispatch(backend);
+  }
+
+  /** #admit asks the service's circuit breaker to let the request through; a refusal answers it. */
+  #admit(circuit: CircuitBreaker): boolean {
+    const ticket = circuit.admit();
+    if (ticket === REFUSED) {
+      this.fail(new FulcrumError('FULCRUM_ERR_CIRCUIT_OPEN', `service "${this.service.name}" is failing; retry later`));
+      return false;
+    }
+    this.#circuit = circuit;
+    this.#ticket = ticket;
+    return true;
   }
 
   /** #pickNotFull asks the picker again, skipping backends at their connection limit. */
@@ -256,6 +310,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       if (own.response !== undefined) opts.headersTimeout = own.response;
       if (own.idle !== undefined) opts.bodyTimeout = own.idle;
     }
+    const perTry = this.retry.perTryTimeout;
+    if (perTry > 0) {
+      this.#tryExpired = false;
+      this.#tryTimer = setTimeout(perTryExpired, perTry, this);
+    }
     try {
       service.upstream.get(backend).dispatch(opts, this);
     } catch (err) {
@@ -284,6 +343,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   onConnect(abort: Abort): void {
     this.#abort = abort;
+    // The perTryTimeout ran out before the client library handed over its abort.
+    if (this.#tryExpired) {
+      abort(this.#perTryError());
+      return;
+    }
     // The client left, or was already answered (a total deadline that fired while this attempt
     // waited for a connection): the request must not go out.
     if (this.#clientGone || this.#done) abort(new FulcrumError(this.#clientGone ? 'FULCRUM_ERR_CLIENT_ABORTED' : 'FULCRUM_ERR_TOTAL_TIMEOUT'));
@@ -293,11 +357,15 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (this.#done) return false;
     if (statusCode < 200) return true; // 1xx: the listener answers Expect itself; others are dropped.
     this.#resume = resume;
+    if (this.#tryTimer !== null) this.#clearTryTimer();
     const backend = this.backend!;
-    this.service.observeLatency(backend, performance.now() - this.#attemptStartedAt);
+    const now = performance.now();
+    this.service.observeLatency(backend, now - this.#attemptStartedAt);
     if (statusCode >= 500) this.service.outlier.failure(backend, `status ${statusCode}`);
     else this.service.outlier.success(backend);
     if (this.#clientGone) return false;
+    if (this.#circuit !== null) this.#headAt = now;
+    if (this.retry.retriesStatus && this.#retriesStatus(statusCode)) return true;
     if (statusCode >= 400 && this.route?.failovers != null && this.#failOverOnStatus(statusCode)) return false;
     const res = this.res;
     // A response that starts while the listener drains is the connection's last (RFC 9112 9.6).
@@ -327,6 +395,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   onData(chunk: Buffer): boolean {
     if (this.#done) return false;
+    if (this.#discarding) {
+      this.#discarded += chunk.length;
+      if (this.#discarded > DISCARD_LIMIT) this.#abort?.(new FulcrumError('FULCRUM_ERR_UPSTREAM_RESET', 'a retried response is dropped'));
+      return true;
+    }
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
     return false;
@@ -344,6 +417,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.handshakeMs = performance.now() - this.startedAt;
     this.service.observeLatency(backend, performance.now() - this.#attemptStartedAt);
     this.service.outlier.success(backend);
+    // A tunnel's outcome is its 101: the circuit is not held for the life of the connection.
+    if (this.#circuit !== null) this.#settleCircuit(false, this.handshakeMs);
     // A tunnel lives as long as its two sides: the total deadline is for reaching this point.
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
@@ -384,6 +459,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   onComplete(rawTrailers: RawHeaders | null): void {
     this.#endAttempt();
+    if (this.#discarding) {
+      this.#discarding = false;
+      this.#retryAfterStatus();
+      return;
+    }
     const res = this.res;
     if (rawTrailers !== null && rawTrailers.length > 0 && (this.#h2 || res.chunkedEncoding)) {
       const trailers: [string, string][] = [];
@@ -407,6 +487,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       queueMicrotask(() => { if (!this.#done) this.#failOver(pending); });
       return;
     }
+    if (this.#discarding) {
+      // The dropped response ended badly (or was cut): the status already decided on a retry.
+      this.#discarding = false;
+      if (!this.#clientGone && !this.#deadlinePassed) {
+        this.#retryAfterStatus();
+        return;
+      }
+    }
     const error = fromUpstreamError(err, this.#responseStarted);
     this.error = error;
     const backend = this.backend;
@@ -426,10 +514,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       this.#finish();
       return;
     }
-    if (this.#mayRetry(error)) {
+    const reason = error.retryable ? this.retry.errorReason(error.code) : null;
+    if (reason !== null && this.#mayRetry()) {
       (this.tried ??= new Set()).add(backend!);
-      this.ctx.metrics.retries++;
-      this.start();
+      this.#retry(reason);
       return;
     }
     this.fail(error);
@@ -452,14 +540,103 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     return true;
   }
 
+  /** onPerTryTimeout: the attempt reached no response head within `retries.perTryTimeout`. */
+  onPerTryTimeout(): void {
+    this.#tryTimer = null;
+    if (!this.#inAttempt || this.#done) return;
+    if (this.#abort !== null) this.#abort(this.#perTryError());
+    else this.#tryExpired = true;
+  }
+
+  #perTryError(): FulcrumError {
+    return new FulcrumError('FULCRUM_ERR_RESPONSE_TIMEOUT', `no response head within retries.perTryTimeout (${this.retry.perTryTimeout}ms)`);
+  }
+
+  #clearTryTimer(): void {
+    clearTimeout(this.#tryTimer!);
+    this.#tryTimer = null;
+  }
+
   // --- lifecycle -------------------------------------------------------
 
-  #mayRetry(error: FulcrumError): boolean {
+  /** #mayRetry: the request may be retried once more (replayable body, time left, method or key, attempts, budget). */
+  #mayRetry(): boolean {
     const retry = this.retry;
-    if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
+    if (!this.#bodyReplayable || this.#deadlinePassed) return false;
     // attempts counts the tries made so far: the first one plus the retries.
-    if (this.#serviceAttempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
+    if (this.#serviceAttempts > retry.attempts || !retry.requestAllows(this.req.method!, this.req.rawHeaders)) return false;
     return retry.budget.tryAcquire();
+  }
+
+  /**
+   * #retriesStatus decides, at a response head, whether this status is
+   * retried: `retries.on` lists it, the request may be retried, and
+   * another backend can take it (otherwise this response is the answer).
+   * Then the response is read and dropped, and the retry follows its end.
+   */
+  #retriesStatus(status: number): boolean {
+    if (this.tunnel !== null) return false;
+    const reason = this.retry.statusReason(status);
+    if (reason === null) return false;
+    const tried = (this.tried ??= new Set());
+    tried.add(this.backend!);
+    const next = this.service.pick(this);
+    if (next === undefined || !this.#mayRetry()) return false;
+    this.#next = next;
+    this.#discarding = true;
+    this.#discarded = 0;
+    this.#noteRetry(reason);
+    return true;
+  }
+
+  /** #retryAfterStatus: the dropped response has ended; the next attempt goes out (after the back-off). */
+  #retryAfterStatus(): void {
+    const delay = this.retry.backoffDelay(this.attempts);
+    if (delay > 0) this.#retryTimer = setTimeout(retryAfterBackoff, delay, this);
+    else this.start();
+  }
+
+  /** #retry counts a retry for an error and starts the next attempt, after the back-off. */
+  #retry(reason: RetryReason): void {
+    this.#noteRetry(reason);
+    const delay = this.retry.backoffDelay(this.attempts);
+    if (delay > 0) this.#retryTimer = setTimeout(retryAfterBackoff, delay, this);
+    else this.start();
+  }
+
+  #noteRetry(reason: RetryReason): void {
+    (this.retryReasons ??= []).push(reason);
+    this.ctx.metrics.countRetry(this.service.name, reason);
+  }
+
+  /** retryNow: the back-off is over. */
+  retryNow(): void {
+    this.#retryTimer = null;
+    this.start();
+  }
+
+  /**
+   * #settleCircuit tells the breaker that admitted this request how it
+   * went: failed (a 5xx from a backend, or an upstream error) or not, and
+   * how long to the response head. A request that reached no backend, or
+   * whose client left, is released without an outcome.
+   */
+  #settleCircuit(failed: boolean, latencyMs: number): void {
+    const circuit = this.#circuit!;
+    this.#circuit = null;
+    circuit.settle(this.#ticket, failed, latencyMs);
+  }
+
+  #circuitOutcome(): void {
+    const circuit = this.#circuit!;
+    const error = this.error;
+    if (this.attempts === 0 || this.#clientGone || (error !== null && error.source !== 'upstream')) {
+      this.#circuit = null;
+      circuit.release(this.#ticket);
+      return;
+    }
+    const latency = (this.#headAt > 0 ? this.#headAt : performance.now()) - this.startedAt;
+    this.#settleCircuit(error !== null || this.status >= 500, latency);
   }
 
   #deadlinePassed = false;
@@ -475,6 +652,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   #endAttempt(): void {
     if (!this.#inAttempt) return;
     this.#inAttempt = false;
+    if (this.#tryTimer !== null) this.#clearTryTimer();
     this.service.release(this.backend!);
   }
 
@@ -525,6 +703,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#done = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    if (this.#circuit !== null) this.#circuitOutcome();
     (this.res as ExchangeCarrier)[EXCHANGE] = null;
     this.onFinish(this);
   }

@@ -80,7 +80,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
       if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons);
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
@@ -283,7 +283,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       return;
     }
     const retry = route.retryOverrides === null ? service.retry : route.retryFor(service);
-    if (!meta.chunked && meta.contentLength <= retry.maxBodySize && retry.methodAllows(req.method!)) {
+    if (!meta.chunked && meta.contentLength <= retry.maxBodySize && retry.requestAllows(req.method!, req.rawHeaders)) {
       collectBody(body, meta.contentLength, (err, buffered) => {
         if (err !== null) reject(req, res, err, client, undefined, null, route, meta.h2);
         else forward(route, service, req, res, headers, buffered, client, meta, null, path, values);

@@ -8,6 +8,8 @@
  *   sticky sessions and the hash key           per-request functions of the policy
  *   active health checks, outlier detection    health flips cost the picker nothing
  *   retry policy and budget, timeouts          per service
+ *   backup backends                            a second picker, asked when no primary is healthy
+ *   circuit breaker                            refuses requests while the service fails
  *   connection limit and its wait queue        a ring buffer, oldest first
  *   upstream clients                           one backend TLS profile for requests,
  *                                              health checks and tunnels
@@ -23,6 +25,7 @@ import { BackendPool, type PoolChange } from '../backends/pool.js';
 import { reasonNames } from '../backends/reasons.js';
 import { hashKeyFunction, type HashKeyFn } from '../balancer/hash-key.js';
 import type { PickContext, Picker, PickerFactory } from '../balancer/picker.js';
+import { BackupPicker, isBackup } from '../balancer/backup.js';
 import { getPickerFactory } from '../balancer/registry.js';
 import { effectiveWeight } from '../balancer/slow-start.js';
 import { StickySessions, type ResponseHeadContext } from '../balancer/sticky.js';
@@ -35,6 +38,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { BackendTls } from '../upstream/backend-tls.js';
 import { UpstreamClients } from '../upstream/clients.js';
+import { CircuitBreaker, type CircuitState } from './circuit.js';
 import { RetryPolicy } from './retry.js';
 import { WaitQueue, type Waiter } from './wait-queue.js';
 
@@ -83,6 +87,8 @@ export class Service {
   hashKey: HashKeyFn | null = null;
   /** sticky: the sticky-session cookie, when configured. */
   sticky: StickySessions | null = null;
+  /** circuit: the service's circuit breaker, when configured (per process: see circuit.ts). */
+  circuit: CircuitBreaker | null = null;
   #factory: PickerFactory;
   readonly #health: ActiveHealthChecker;
   #healthCheck: HttpHealthCheck;
@@ -103,6 +109,7 @@ export class Service {
     this.upstream = new UpstreamClients(options.config, options.log);
     this.outlier = new OutlierDetector(options.config.outlierDetection, this.pool, options.onFlip);
     this.retry = new RetryPolicy(options.config.retries);
+    this.#circuitFor(options.config);
     this.ops = new BackendOps(this.pool, () => undefined);
     this.pool.replaceAll(options.config.backends);
     this.#balancing(options.config);
@@ -127,7 +134,8 @@ export class Service {
    * stops at the first healthy backend, usually the first one.
    */
   canServe(): ServeVerdict {
-    // The circuit breaker's verdict goes first, once there is one: 'circuit-open' without looking at the backends.
+    // The circuit breaker's verdict goes first: 'circuit-open' without looking at the backends (no half-open trial is taken).
+    if (this.circuit !== null && !this.circuit.wouldAdmit()) return 'circuit-open';
     const backends = this.pool.snapshot;
     for (let i = 0; i < backends.length; i++) if (backends[i]!.state.reasons === 0) return 'ok';
     return 'no-healthy-backend';
@@ -192,6 +200,7 @@ export class Service {
     this.outlier.reconfigure(next.outlierDetection);
     if (tlsChanged || JSON.stringify(before.healthCheck) !== JSON.stringify(next.healthCheck)) this.#replaceHealthCheck(next);
     this.retry = new RetryPolicy(next.retries);
+    if (JSON.stringify(before.circuitBreaker) !== JSON.stringify(next.circuitBreaker)) this.#circuitFor(next);
     this.#factory = prepared.factory;
     this.#balancing(next);
     // replaceAll rebuilds the picker through the pool's change event; when nothing changed, rebuild here.
@@ -200,10 +209,30 @@ export class Service {
     return change;
   }
 
-  /** rebuildPicker is called when membership or weights change, never per request. */
+  /** circuitState: the circuit's state, or null when the service has no circuit breaker. */
+  get circuitState(): CircuitState | null {
+    return this.circuit === null ? null : this.circuit.state;
+  }
+
+  /**
+   * rebuildPicker is called when membership or weights change, never per
+   * request. With backup backends, the policy is built over the primaries
+   * and over the backups apart (balancer/backup.ts).
+   */
   rebuildPicker(): void {
-    const picker = this.#factory.build(this.pool.snapshot, this.config);
-    this.picker = this.sticky === null ? picker : this.sticky.wrap(picker, this.pool.snapshot);
+    const all = this.pool.snapshot;
+    if (!all.some(isBackup)) {
+      this.picker = this.#policyOver(all);
+      return;
+    }
+    const primaries = all.filter((b) => !isBackup(b));
+    this.picker = new BackupPicker(this.#policyOver(primaries), primaries, this.#policyOver(all.filter(isBackup)));
+  }
+
+  /** #policyOver builds the policy over some backends, with sticky sessions around it when configured. */
+  #policyOver(backends: readonly Backend[]): Picker {
+    const picker = this.#factory.build(backends, this.config);
+    return this.sticky === null ? picker : this.sticky.wrap(picker, backends);
   }
 
   /** stop ends the health checks and ejection timers (before the listeners drain). */
@@ -222,9 +251,10 @@ export class Service {
   // --- status ----------------------------------------------------------
 
   /** status is the service's part of /status. */
-  status(now = Date.now()): { algorithm: string; healthyBackends: number; backends: (Record<string, unknown> & { healthy: boolean })[] } {
+  status(now = Date.now()): { algorithm: string; healthyBackends: number; backends: (Record<string, unknown> & { healthy: boolean })[]; circuit?: Record<string, unknown> } {
     const backends = this.pool.snapshot.map((b) => this.backendStatus(b, now));
-    return { algorithm: this.config.algorithm, healthyBackends: backends.filter((b) => b.healthy).length, backends };
+    const out = { algorithm: this.config.algorithm, healthyBackends: backends.filter((b) => b.healthy).length, backends };
+    return this.circuit === null ? out : { ...out, circuit: this.circuit.status() };
   }
 
   backendStatus(b: Backend, now = Date.now()): Record<string, unknown> & { healthy: boolean } {
@@ -238,6 +268,7 @@ export class Service {
       state: (s.reasons & 8) !== 0 ? 'disabled' : (s.reasons & 4) !== 0 ? 'draining' : 'enabled',
       weight: b.weight,
       effectiveWeight: this.effectiveWeight(b, now),
+      ...(isBackup(b) ? { backup: true } : {}),
       activeConnections: s.inflight,
       requests: m?.requests ?? 0,
       failures: s.failures,
@@ -264,6 +295,16 @@ export class Service {
     this.hashKey = this.#factory.needsHashKey ? hashKeyFunction(config.hashKey) : null;
     this.sticky = config.sticky === undefined ? null : new StickySessions(config.sticky, config.sticky.secret ?? this.#stickySecret);
     this.rebuildPicker();
+  }
+
+  /** #circuitFor makes the circuit breaker the config asks for (a new one starts closed), or none. */
+  #circuitFor(config: ServiceConfig): void {
+    const cb = config.circuitBreaker;
+    this.circuit = cb === undefined ? null : new CircuitBreaker(cb, (from, to, why) => {
+      const fields = { service: this.name, circuit: to, from, why };
+      if (to === 'open') this.#log.warn(fields, 'circuit opened: requests are refused');
+      else this.#log.info(fields, to === 'closed' ? 'circuit closed' : 'circuit half-open: trial requests let through');
+    });
   }
 
   #makeHealthChecker(config: ServiceConfig): ActiveHealthChecker {

@@ -150,7 +150,7 @@ describe('DNS discovery', () => {
     }
   });
 
-  test('SRV records give hosts and ports; only the lowest priority is used; a short TTL is followed despite a long interval', async () => {
+  test('SRV records give hosts and ports; a lower priority than the best is a backup; a short TTL is followed despite a long interval', async () => {
     const srv = [await startDemoBackend({ port: 0, host: '127.0.0.1', name: 'SRV A' }), await startDemoBackend({ port: 0, host: '127.0.0.1', name: 'SRV B' }), await startDemoBackend({ port: 0, host: '127.0.0.1', name: 'SRV C' })];
     const srvId = (i: number): string => `dns-127.0.0.1-${srv[i]!.port}`;
     for (const host of ['node-a.test', 'node-b.test', 'node-c.test']) dns.set(host, { A: [{ address: '127.0.0.1', ttl: 1 }] });
@@ -161,15 +161,17 @@ describe('DNS discovery', () => {
     ] });
     const tb = await startBalancer({ discovery: { dns: { name: '_http._tcp.srv.test', type: 'SRV', interval: '1h', servers: [dns.server] } } });
     try {
-      await waitFor(() => poolIds(tb).length === 2);
-      assert.deepEqual(poolIds(tb), [srvId(0), srvId(1)].sort());
+      await waitFor(() => poolIds(tb).length === 3);
+      assert.deepEqual(poolIds(tb), [srvId(0), srvId(1), srvId(2)].sort());
       assert.equal(tb.balancer.pool.get(srvId(0))!.weight, 5);
+      assert.deepEqual([0, 1, 2].map((i) => tb.balancer.pool.get(srvId(i))!.config.backup === true), [false, false, true], 'priority 20 is a backup');
+      assert.ok(!(await names(tb.url, 12)).includes('SRV C'), 'the backup gets nothing while the primaries are healthy');
 
       dns.set('_http._tcp.srv.test', { SRV: [
         { target: 'node-b.test', port: srv[1]!.port, priority: 10 },
         { target: 'node-c.test', port: srv[2]!.port, priority: 10 },
       ] });
-      await waitFor(() => tb.balancer.pool.get(srvId(2)) !== undefined && tb.balancer.pool.get(srvId(0)) === undefined, 10_000);
+      await waitFor(() => tb.balancer.pool.get(srvId(2))?.config.backup !== true && tb.balancer.pool.get(srvId(0)) === undefined, 10_000);
       assert.deepEqual((await names(tb.url, 2)).sort(), ['SRV B', 'SRV C']);
     } finally {
       await tb.close();

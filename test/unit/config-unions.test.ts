@@ -54,6 +54,7 @@ function unionPaths(schema: z.ZodTypeAny, path = '', out = new Set<string>()): S
 
 const DURATION = 'expected a duration such as "10s", "500ms", "1m" or a number of seconds';
 const SIZE = 'expected a size such as 1048576, "64kb", "10mb" or "1gb"';
+const RETRY_ON = 'expected "connect-failure", "reset", "timeout", a status code such as 503, or a class such as "5xx"';
 const STATUS = 'expected status codes such as 200, "200-299", "200,204" or [200, "300-399"]';
 
 interface Case {
@@ -112,6 +113,16 @@ const CASES: readonly Case[] = [
   { union: 'retries.maxBodySize', at: 'retries.maxBodySize', value: {}, problem: `retries.maxBodySize: ${SIZE}, got {}` },
   { union: 'limits.maxHeaderSize', at: 'limits.maxHeaderSize', value: true, problem: `limits.maxHeaderSize: ${SIZE}, got true` },
   { union: 'limits.maxBodySize', at: 'limits.maxBodySize', value: '10 parsecs', problem: `limits.maxBodySize: ${SIZE}, got "10 parsecs"` },
+  // Retries and the circuit breaker (issue 18): durations, and retry conditions (a status number or a name).
+  duration('retries.backoff.base'),
+  duration('retries.backoff.max'),
+  duration('retries.perTryTimeout'),
+  duration('circuitBreaker.window'),
+  duration('circuitBreaker.latencyP99'),
+  duration('circuitBreaker.openFor'),
+  { union: 'retries.on[]', at: 'retries.on', value: ['reset', true], problem: `retries.on[1]: ${RETRY_ON}, got true` },
+  { union: 'retries.on[]', at: 'retries.on', value: ['5xx', 'sometimes'], problem: `retries.on[1]: ${RETRY_ON}, got "sometimes"` },
+  { union: 'retries.on[]', at: 'retries.on', value: [700], problem: `retries.on[0]: ${RETRY_ON}, got 700` },
   // Status codes: a number, a string, or a list of either.
   { union: 'healthCheck.expectStatus', at: 'healthCheck.expectStatus', value: true, problem: `healthCheck.expectStatus: ${STATUS}, got true` },
   { union: 'healthCheck.expectStatus[]', at: 'healthCheck.expectStatus', value: [200, {}], problem: `healthCheck.expectStatus[1]: ${STATUS}, got {}` },
@@ -135,7 +146,9 @@ const SERVICE_CASES: readonly Case[] = [
   ...['backends[0].timeouts.connect', 'backends[0].timeouts.response', 'backends[0].timeouts.idle', 'backends[0].timeouts.total'].map((k) =>
     ({ ...duration(`services{}.${k.replace('[0]', '[]')}`, { services: { a: { backends: [{ url }] } }, routes: [{ service: 'a' }] }, `services.a.${k}`), alone: true })),
   ...['sticky.ttl', 'slowStart', 'healthCheck.interval', 'healthCheck.timeout', 'timeouts.connect', 'timeouts.response', 'timeouts.idle', 'timeouts.total',
-    'outlierDetection.baseEjectionTime', 'outlierDetection.maxEjectionTime', 'queueTimeout'].map(inService),
+    'outlierDetection.baseEjectionTime', 'outlierDetection.maxEjectionTime', 'queueTimeout',
+    'retries.backoff.base', 'retries.backoff.max', 'retries.perTryTimeout', 'circuitBreaker.window', 'circuitBreaker.latencyP99', 'circuitBreaker.openFor'].map(inService),
+  { union: 'services{}.retries.on[]', at: 'services.a.retries.on', base: named, value: [503, 'often'], problem: `services.a.retries.on[1]: ${RETRY_ON}, got "often"`, alone: true },
   { union: 'services{}.healthCheck.expectStatus', at: 'services.a.healthCheck.expectStatus', base: named, value: true, problem: `services.a.healthCheck.expectStatus: ${STATUS}, got true`, alone: true },
   { union: 'services{}.healthCheck.expectStatus[]', at: 'services.a.healthCheck.expectStatus', base: named, value: [200, {}], problem: `services.a.healthCheck.expectStatus[1]: ${STATUS}, got {}`, alone: true },
   { union: 'services{}.retries.maxBodySize', at: 'services.a.retries.maxBodySize', base: named, value: {}, problem: `services.a.retries.maxBodySize: ${SIZE}, got {}`, alone: true },
@@ -143,7 +156,8 @@ const SERVICE_CASES: readonly Case[] = [
   { union: 'routes[].match.query{}', at: 'routes[0].match.query.v', base: named, value: 3, problem: 'routes[0].match.query.v: expected a value or {regex: ...}, got 3', alone: true },
   { union: 'routes[].requestHeaders.add{}', at: 'routes[0].requestHeaders.add.X-A', base: named, value: ['ok', 'bad\n'], problem: 'routes[0].requestHeaders.add.X-A[1]: expected a header value without CR, LF or NUL, got "bad\\n"', alone: true },
   { union: 'routes[].responseHeaders.add{}', at: 'routes[0].responseHeaders.add.X-A', base: named, value: 7, problem: 'routes[0].responseHeaders.add.X-A: expected a header value or a list of them, got 7', alone: true },
-  ...['timeouts.response', 'timeouts.idle', 'timeouts.total'].map(inRoute),
+  ...['timeouts.response', 'timeouts.idle', 'timeouts.total', 'retries.backoff.base', 'retries.backoff.max', 'retries.perTryTimeout'].map(inRoute),
+  { union: 'routes[].retries.on[]', at: 'routes[0].retries.on', base: named, value: [{}], problem: `routes[0].retries.on[0]: ${RETRY_ON}, got {}`, alone: true },
   { union: 'routes[].retries.maxBodySize', at: 'routes[0].retries.maxBodySize', base: named, value: {}, problem: `routes[0].retries.maxBodySize: ${SIZE}, got {}`, alone: true },
   { ...duration('routes[].rateLimit.per', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.per'), alone: true },
   { ...duration('routes[].rateLimit.timeout', { ...named, routes: [{ service: 'a', rateLimit: { rate: 1 } }] }, 'routes[0].rateLimit.timeout'), alone: true },

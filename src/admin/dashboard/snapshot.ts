@@ -68,6 +68,14 @@ export interface DashboardSnapshot {
   readonly lastReload: unknown;
   /** adminEnabled: a token is configured, so the page may offer drain/enable. */
   readonly adminEnabled: boolean;
+  /** circuits: the state of each service's circuit breaker (services without one are left out). */
+  readonly circuits: readonly DashboardCircuit[];
+}
+
+export interface DashboardCircuit {
+  readonly service: string;
+  readonly state: string;
+  readonly since: string;
 }
 
 interface StatusBackend {
@@ -129,5 +137,16 @@ export function buildSnapshot(balancer: BalancerHost, sampler: Sampler, now = Da
     store: shared ? status.store ?? null : null,
     lastReload: status.lastReload ?? null,
     adminEnabled: balancer.config.admin.token !== undefined,
+    circuits: circuitsOf(status.services),
   };
+}
+
+/** circuitsOf reads the circuit of each service in /status's `services`. */
+function circuitsOf(services: unknown): DashboardCircuit[] {
+  const out: DashboardCircuit[] = [];
+  if (typeof services !== 'object' || services === null) return out;
+  for (const [service, s] of Object.entries(services as Record<string, { circuit?: { state: string; since: string } }>)) {
+    if (s.circuit !== undefined) out.push({ service, state: s.circuit.state, since: s.circuit.since });
+  }
+  return out;
 }

@@ -20,6 +20,7 @@ export const PAGE_HTML = `<!doctype html>
   <div class="meta">
     <span id="version" class="muted">&nbsp;</span>
     <span class="pill" title="balancing algorithm"><span class="muted">algorithm</span> <b id="algorithm">–</b></span>
+    <span id="circuits" class="circuits" aria-label="circuit breakers"></span>
     <span class="muted">up <span id="uptime">–</span></span>
   </div>
   <div class="spacer"></div>

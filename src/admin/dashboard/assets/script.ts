@@ -18,7 +18,7 @@ export const DASHBOARD_JS = String.raw`(function () {
   var STALE_MS = 5000;
 
   var state = {
-    snapshot: null, history: [], rows: new Map(), serviceRows: new Map(), routeRows: new Map(), order: '', eventsKey: '', instancesKey: '',
+    snapshot: null, history: [], rows: new Map(), serviceRows: new Map(), routeRows: new Map(), order: '', eventsKey: '', instancesKey: '', circuitsKey: '',
     pending: false, chartsDirty: true, token: readToken(), filter: '', onlyDown: false, lastMessage: 0
   };
 
@@ -158,6 +158,7 @@ export const DASHBOARD_JS = String.raw`(function () {
     renderRows(s.backends);
     renderEvents(s.events);
     renderInstances(s.cluster, s.instanceId, s.store, s.t);
+    renderCircuits(s.circuits || []);
     renderReload(s.lastReload);
     if (state.chartsDirty) drawCharts();
   }
@@ -390,6 +391,23 @@ export const DASHBOARD_JS = String.raw`(function () {
         li.appendChild(el('span', 'detail', parts.join(' · ')));
       }
       ul.appendChild(li);
+    });
+  }
+
+  /** One pill per service with a circuit breaker: its name and state (closed, open, half-open). */
+  function renderCircuits(list) {
+    var key = JSON.stringify(list);
+    if (key === state.circuitsKey) return;
+    state.circuitsKey = key;
+    var node = $('circuits');
+    node.textContent = '';
+    list.forEach(function (c) {
+      var pill = el('span', 'pill circuit');
+      pill.setAttribute('data-state', c.state);
+      pill.title = 'circuit breaker of service ' + c.service + ', ' + c.state + ' since ' + fmtTime(Date.parse(c.since));
+      pill.appendChild(el('span', 'muted', 'circuit ' + c.service + ' '));
+      pill.appendChild(el('b', '', c.state));
+      node.appendChild(pill);
     });
   }
 

@@ -39,6 +39,10 @@ body {
 .brand { display: flex; align-items: center; gap: 8px; font-weight: 650; font-size: 16px; letter-spacing: 0.01em; }
 .meta { display: flex; align-items: center; gap: 14px; white-space: nowrap; }
 .pill { padding: 2px 10px; border-radius: 999px; background: var(--panel-2); border: 1px solid var(--border); }
+.circuits { display: inline-flex; gap: 6px; flex-wrap: wrap; }
+.circuit[data-state="closed"] b { color: var(--ok); }
+.circuit[data-state="open"] { background: var(--bad-soft); } .circuit[data-state="open"] b { color: var(--bad); }
+.circuit[data-state="half-open"] { background: var(--warn-soft); } .circuit[data-state="half-open"] b { color: var(--warn); }
 .spacer { flex: 1; }
 .conn { display: inline-flex; align-items: center; gap: 6px; color: var(--muted); min-width: 110px; justify-content: flex-end; }
 .conn i { width: 8px; height: 8px; border-radius: 50%; background: var(--warn); }
