@@ -48,11 +48,12 @@ test('the metrics reference documents every series Fulcrum registers or defines,
   const documented = documentedSeries();
   const balancer = createBalancer({
     listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent', accessLog: false,
-    backends: ['http://127.0.0.1:9'], healthCheck: { enabled: false }, rateLimit: { rate: 10 },
+    backends: ['http://127.0.0.1:9'], healthCheck: { enabled: false }, rateLimit: { rate: 10 }, circuitBreaker: {},
   }, { logger: silentLogger() });
   try {
     // One request's worth of counters, so that every labelled series has a sample to read the labels from.
     balancer.metrics.record('default', 'default', 'b1', 200, 0.01);
+    balancer.metrics.countRetry('default', 'connect-failure');
     balancer.metrics.mirrorSent('default', 'staging');
     balancer.metrics.mirrorDropped('default', 'staging', 'max-in-flight');
     const registered = balancer.metrics.registry.getMetricsAsArray();
