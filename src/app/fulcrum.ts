@@ -41,6 +41,7 @@ import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
 import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type InternalUpgrade, type ReloadResult } from './host.js';
 import { Hooks } from '../core/hooks.js';
+import { Tracing } from '../trace/tracer.js';
 
 export type { ReloadResult } from './host.js';
 
@@ -80,6 +81,8 @@ export class Fulcrum implements BalancerHost {
   readonly services = new ServiceRegistry();
   /** proxy is what the request path reads outside any service (settings, counters, draining). */
   readonly proxy: ProxyContext;
+  /** tracing: spans and their export (trace/tracer.ts); reloads apply its config. */
+  readonly tracing: Tracing;
   readonly admin: AdminRoutes;
   readonly events: HealthEvent[] = [];
   readonly startedAt = Date.now();
@@ -117,7 +120,8 @@ export class Fulcrum implements BalancerHost {
     this.#stickySecret = clusterStickySecret() ?? randomBytes(32);
     for (const [name, sc] of Object.entries(config.services)) this.services.add(this.#newService(name, sc));
     this.metrics.defaultService = this.services.default.name;
-    this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log);
+    this.tracing = new Tracing(config.tracing, VERSION, (n) => { this.metrics.tracingDroppedSpans += n; }, this.log);
+    this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log, this.tracing);
     const certificates = this.certificates;
     const current = (): FulcrumConfig => this.config;
     this.#tls = new TlsListeners(this.log, { certificates, get alpnChallenges() { return current().acme?.challenge === 'tls-alpn-01'; } });
@@ -338,6 +342,7 @@ export class Fulcrum implements BalancerHost {
     }
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
     this.proxy.reconfigure(next);
+    this.tracing.reconfigure(next.tracing);
     const added: string[] = [];
     const removed: string[] = [];
     const updated: string[] = [];
@@ -469,6 +474,7 @@ export class Fulcrum implements BalancerHost {
     }
     await Promise.all([...this.services.values()].map((service) => service.close(inTime)));
     this.#accessLog.close();
+    await this.tracing.close();
     this.log.info({ drained: inTime }, 'fulcrum stopped');
     this.log.flush();
   }

@@ -110,6 +110,8 @@ export class Metrics {
   totalRequests = 0;
   rateLimited = 0;
   retries = 0;
+  /** tracingDroppedSpans: spans tracing could not export (collector down, slow or refusing; queue full). */
+  tracingDroppedSpans = 0;
   /** byService: the backends' counters, by service, then backend id. */
   readonly byService = new Map<string, Map<string, BackendMetrics>>();
   readonly byRoute = new Map<string, RouteMetrics>();
@@ -218,6 +220,7 @@ export class Metrics {
       total_requests: this.totalRequests,
       ratelimited_total: this.rateLimited,
       retries_total: this.retries,
+      tracing_dropped_spans_total: this.tracingDroppedSpans,
       unrouted_requests: unrouted,
       backends,
       services,
@@ -286,5 +289,7 @@ export class Metrics {
       () => [{ labels: {}, value: this.rateLimited }]) as never);
     r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts.', 'counter',
       () => [{ labels: {}, value: this.retries }]) as never);
+    r.registerMetric(collector('fulcrum_tracing_dropped_spans_total', 'Spans not exported: the collector was unreachable, slow or refused them, or the export queue was full.', 'counter',
+      () => [{ labels: {}, value: this.tracingDroppedSpans }]) as never);
   }
 }
