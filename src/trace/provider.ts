@@ -56,7 +56,7 @@ class ChannelProcessor implements SpanProcessor {
  * a span the queue has no room for (the SDK's own queue would drop it
  * silently), and it counts the spans of every export that fails or times out.
  */
-class ExportGate implements SpanProcessor, SpanExporter {
+class ExportGate implements SpanProcessor {
   readonly #batch: BatchSpanProcessor;
   #waiting = 0;
   /** #reported: a drop was logged and no export has succeeded since. */
@@ -71,7 +71,14 @@ class ExportGate implements SpanProcessor, SpanExporter {
     private readonly log: TraceLog,
     private readonly endpoint: string,
   ) {
-    this.#batch = new BatchSpanProcessor(this, {
+    // The batch processor's exporter: the real one, counted (its shutdown is the real one's: the
+    // processor shuts its exporter down, and this gate's own shutdown is the processor's).
+    const counted: SpanExporter = {
+      export: (spans, done) => this.#export(spans, done),
+      shutdown: () => exporter.shutdown(),
+      forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+    };
+    this.#batch = new BatchSpanProcessor(counted, {
       maxQueueSize: batch.maxQueueSize,
       maxExportBatchSize: Math.min(batch.maxSize, batch.maxQueueSize),
       scheduledDelayMillis: batch.delay,
@@ -94,7 +101,7 @@ class ExportGate implements SpanProcessor, SpanExporter {
     this.#batch.onEnd(span);
   }
 
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+  #export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.#waiting -= spans.length;
     this.exporter.export(spans, (result) => {
       if (result.code === ExportResultCode.SUCCESS) this.#reported = false;
