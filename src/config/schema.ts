@@ -179,7 +179,7 @@ export const upstreamSchema = z.object({
 }).strict();
 
 /** An HTTP field name (RFC 9110 5.1: a token). */
-const fieldName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected an HTTP header name such as "X-Request-Id"');
+const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
 
 /** Fields the request id may not be carried in: Fulcrum sets, drops or reads them itself. */
 const RESERVED_FIELDS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
@@ -187,7 +187,7 @@ const RESERVED_FIELDS = new Set(['host', 'content-length', 'transfer-encoding', 
 
 /** requestIdSchema: `requestId:`, one id per request (see docs/observability.md, Request IDs); absent means none. */
 export const requestIdSchema = z.object({
-  header: fieldName.refine((name) => !RESERVED_FIELDS.has(name.toLowerCase()), { message: 'expected a header Fulcrum does not manage itself (not Host, Cookie, Forwarded, traceparent...)' }).default('X-Request-Id'),
+  header: headerName.refine((name) => !RESERVED_FIELDS.has(name.toLowerCase()), { message: 'expected a header Fulcrum does not manage itself (not Host, Cookie, Forwarded, traceparent...)' }).default('X-Request-Id'),
   /** generate: make an id when the request has no usable one; false leaves such requests without. */
   generate: z.boolean().default(true),
   /** trustIncoming: keep a well-formed id the client sent; false always replaces it. */
@@ -495,7 +495,6 @@ export type ServiceConfig = z.output<typeof serviceSchema>;
 /** POOL_KEYS are the top-level keys that describe the one pool of a configuration without `services`. */
 export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'backendTls', 'upstream', 'sendProxyProtocol'] as const;
 
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
 const headerValueText = z.string().refine((v) => !/[\r\n\0]/.test(v), 'expected a header value without CR, LF or NUL');
 
 /** A regular expression given in the config, compiled once at load (a bad one is a config error with the engine's message). */
