@@ -256,15 +256,19 @@ describe('tracing: retries, sampling, listeners', () => {
     const [ws] = await startBackends(1);
     const lb = await startBalancer({
       listen: [{ host: '127.0.0.1', port: 0, fastPath: false }, { host: '127.0.0.1', port: 0, http2: true }],
-      backends: [urlOf(ws!)], healthCheck: { enabled: false }, tracing: tracing(receiver),
+      backends: [urlOf(ws!)], healthCheck: { enabled: false }, tracing: tracing(receiver), requestId: {},
     });
     try {
       const [plain, h2c] = lb.balancer.listeners.map((l) => l.port);
       await get(`http://127.0.0.1:${plain}/node-http`, { headers: { traceparent: PARENT.replace('0af7', '2af7') } });
+      let h2RequestId = '';
       const session = http2.connect(`http://127.0.0.1:${h2c}`);
       await new Promise<void>((resolve, reject) => {
         const stream = session.request({ ':path': '/over-h2', traceparent: PARENT.replace('0af7', '3af7') });
-        stream.on('response', () => stream.resume());
+        stream.on('response', (headers) => {
+          h2RequestId = String(headers['x-request-id']);
+          stream.resume();
+        });
         stream.on('end', resolve);
         stream.on('error', reject);
         stream.end();
@@ -281,6 +285,7 @@ describe('tracing: retries, sampling, listeners', () => {
       assert.equal(server('2af7').attributes['url.path'], '/node-http');
       assert.equal(server('3af7').attributes['url.path'], '/over-h2');
       assert.equal(server('3af7').attributes['network.protocol.version'], '2');
+      assert.match(h2RequestId, /^[0-9a-f]{16}-/, 'an HTTP/2 response carries the request id');
       const tunnel = server('4af7');
       assert.equal(tunnel.attributes['http.response.status_code'], 101);
       assert.ok(Number(tunnel.attributes['fulcrum.tunnel.bytes_in']) > 0, 'the tunnel span ends at close, with the bytes that went through');
