@@ -15,15 +15,10 @@
  * `batch.maxQueueSize`, drops (and counts) new spans rather than grow. The
  * first drop of an outage is logged; the next after an export succeeds again.
  */
-import type { Attributes } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler,
-  type ReadableSpan, type Span, type SpanExporter, type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
-import type { Context } from '@opentelemetry/api';
+import type { Attributes, Context } from '@opentelemetry/api';
+import type { ExportResult } from '@opentelemetry/core';
+import type { BasicTracerProvider, BatchSpanProcessor, ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { otelCore, otelExporter, otelResources, otelSdk } from './otel.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import { spanChannel } from '../core/events.js';
 import { spanEvent } from './span-data.js';
@@ -78,7 +73,7 @@ class ExportGate implements SpanProcessor {
       shutdown: () => exporter.shutdown(),
       forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
     };
-    this.#batch = new BatchSpanProcessor(counted, {
+    this.#batch = new (otelSdk().BatchSpanProcessor)(counted, {
       maxQueueSize: batch.maxQueueSize,
       maxExportBatchSize: Math.min(batch.maxSize, batch.maxQueueSize),
       scheduledDelayMillis: batch.delay,
@@ -104,7 +99,7 @@ class ExportGate implements SpanProcessor {
   #export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.#waiting -= spans.length;
     this.exporter.export(spans, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) this.#reported = false;
+      if (result.code === otelCore().ExportResultCode.SUCCESS) this.#reported = false;
       else this.#drop(spans.length, result.error?.message ?? 'export failed');
       done(result);
     });
@@ -129,7 +124,7 @@ class ExportGate implements SpanProcessor {
 /** ExporterFactory makes the OTLP exporter (a test may give another). */
 export type ExporterFactory = (config: TracingConfig) => SpanExporter;
 
-export const otlpExporter: ExporterFactory = (config) => new OTLPTraceExporter({
+export const otlpExporter: ExporterFactory = (config) => new (otelExporter().OTLPTraceExporter)({
   url: config.otlp.endpoint,
   headers: config.otlp.headers,
   timeoutMillis: config.otlp.timeout,
@@ -142,9 +137,10 @@ export function createProvider(config: TracingConfig, version: string, dropped: 
     processors.push(new ExportGate(exporter(config), config.batch.maxQueueSize, config.batch, config.otlp.timeout, dropped, log, config.otlp.endpoint));
   }
   const attributes: Attributes = { 'service.version': version, ...config.resourceAttributes, 'service.name': config.serviceName };
-  return new BasicTracerProvider({
-    resource: resourceFromAttributes(attributes),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+  const sdk = otelSdk();
+  return new sdk.BasicTracerProvider({
+    resource: otelResources().resourceFromAttributes(attributes),
+    sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(config.sampleRatio) }),
     spanProcessors: processors,
   });
 }

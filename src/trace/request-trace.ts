@@ -12,8 +12,12 @@
  * has ids, so context propagates to the backend (with the sampled flag
  * off), but it records nothing and nothing is exported or published.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, createTraceState, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import type { Attributes, Span, Tracer } from '@opentelemetry/api';
+import { otelApi } from './otel.js';
 import { formatTraceparent, remoteParent } from './context.js';
+
+/** ERROR: the value of SpanStatusCode.ERROR (OTLP's STATUS_CODE_ERROR), fixed by the protocol. */
+const ERROR = 2;
 
 /** TracedRequest is what the server span is started from. */
 export interface TracedRequest {
@@ -74,6 +78,7 @@ export class RequestTrace {
   constructor(tracer: Tracer, req: TracedRequest) {
     this.#tracer = tracer;
     this.#method = req.method;
+    const { ROOT_CONTEXT, SpanKind, createTraceState, trace } = otelApi();
     const parent = remoteParent(req.rawHeaders);
     this.traceState = parent?.traceState ?? '';
     const context = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
@@ -110,6 +115,7 @@ export class RequestTrace {
   /** attempt starts the client span of an attempt and returns the `traceparent` the backend gets. */
   attempt(info: AttemptInfo): string {
     this.#endClient(undefined);
+    const { ROOT_CONTEXT, SpanKind, trace } = otelApi();
     const port = info.origin.port === '' ? (info.origin.protocol === 'https:' ? 443 : 80) : Number(info.origin.port);
     const attributes: Attributes = {
       'http.request.method': info.method,
@@ -140,7 +146,7 @@ export class RequestTrace {
     // A client span's 4xx and 5xx are errors (semantic conventions); a 101 or 2xx-3xx leaves it unset.
     if (status >= 400) {
       client.setAttribute('error.type', String(status));
-      client.setStatus({ code: SpanStatusCode.ERROR });
+      client.setStatus({ code: ERROR });
     }
   }
 
@@ -180,7 +186,7 @@ export class RequestTrace {
       span.setAttribute('error.type', String(summary.status));
     }
     // A server span's 5xx is an error; a 4xx is the client's (semantic conventions).
-    if (summary.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(summary.error === undefined ? {} : { message: summary.error }) });
+    if (summary.status >= 500) span.setStatus({ code: ERROR, ...(summary.error === undefined ? {} : { message: summary.error }) });
     span.end();
   }
 
@@ -190,7 +196,7 @@ export class RequestTrace {
     this.#client = null;
     if (error !== undefined && client.isRecording()) {
       client.setAttribute('error.type', error);
-      client.setStatus({ code: SpanStatusCode.ERROR, message: error });
+      client.setStatus({ code: ERROR, message: error });
     }
     client.end();
   }

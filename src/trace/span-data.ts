@@ -4,7 +4,8 @@
  * milliseconds, attributes as a flat record. A subscriber gets data, not
  * SDK objects, so it may use any SDK version, or none.
  */
-import { SpanKind, SpanStatusCode, type Attributes, type HrTime } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
+import { otelApi } from './otel.js';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { SpanAttributes, SpanEvent } from '../core/events.js';
 
@@ -23,6 +24,7 @@ function flat(attributes: Attributes | undefined): SpanAttributes {
 export function spanEvent(span: ReadableSpan): SpanEvent {
   const ctx = span.spanContext();
   const status = span.status;
+  const { SpanKind, SpanStatusCode } = otelApi();
   return {
     traceId: ctx.traceId,
     spanId: ctx.spanId,

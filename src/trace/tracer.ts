@@ -5,8 +5,9 @@
  * A request is traced when `tracing.enabled` is on or when something
  * subscribes to `fulcrum:span`; otherwise `active` is false and the request
  * path does nothing more than read it (no parsing, no header changes, no
- * objects). The provider is built when first needed, so a process that never
- * traces never loads a span.
+ * objects). The provider is built when first needed, and the SDK packages
+ * are loaded then too (otel.ts), so a process that never traces pays
+ * neither their start-up time nor their memory.
  *
  * Reload: a changed `tracing` section builds a new provider (a new exporter
  * with the new endpoint, headers and sampler); the old one is shut down,

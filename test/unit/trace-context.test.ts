@@ -145,3 +145,21 @@ describe('config: tracing and requestId', () => {
     assert.match(problems({ requestId: { header: 'Traceparent' } })[0]!, /^requestId\.header: expected a header Fulcrum does not manage/);
   });
 });
+
+describe('start-up cost', () => {
+  test('a Tracing that is off loads no OpenTelemetry package; the first traced request does', async () => {
+    const { createRequire } = await import('node:module');
+    const cache = createRequire(import.meta.url).cache;
+    // The SDK, its resources and the exporter (prom-client loads @opentelemetry/api itself, for exemplars).
+    const loaded = (): boolean => Object.keys(cache).some((path) => /@opentelemetry\/(sdk-trace|exporter-trace|resources)/.test(path));
+    const { Tracing } = await import('../../src/trace/tracer.js');
+    const config = validateConfig({}).tracing;
+    const tracing = new Tracing(config, '0.0.0', () => undefined, { warn: () => undefined });
+    assert.equal(tracing.active, false);
+    assert.equal(loaded(), false, 'importing trace/ and building Tracing loads none of the SDK');
+    const trace = tracing.start({ method: 'GET', target: '/', rawHeaders: [], scheme: 'http', protocol: '1.1', clientAddress: '127.0.0.1' });
+    assert.equal(loaded(), true);
+    assert.match(trace.traceId, /^[0-9a-f]{32}$/);
+    await tracing.close();
+  });
+});
