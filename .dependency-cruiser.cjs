@@ -9,13 +9,14 @@
  *   http1/      core
  *   backends/   core, config
  *   observe/    core, config, backends (types only)
+ *   trace/      core, config
  *   balancer/   backends, core, config
  *   upstream/   http1, backends, observe, core, config
  *   health/     upstream, backends, observe, core, config
  *   service/    balancer, health, upstream, backends, observe, core, config
  *   listen/     http1, observe, core, config
  *   routing/    service, core, config
- *   proxy/      every layer before it but listen/
+ *   proxy/      every layer before it but listen/ (trace/ included)
  *   features    every layer before them, app/host.ts, and the features ranked
  *               before them: state/ < acme/ < ratelimit/ < discovery/ < cluster/ < admin/
  *   app/        every layer and feature
@@ -35,7 +36,7 @@
 const layer = (...folders) => `^src/(${folders.join('|')})/`;
 
 /** Everything below the features: what a feature, and app/, may build on. */
-const BELOW_FEATURES = ['core', 'config', 'http1', 'backends', 'observe', 'balancer', 'upstream', 'health', 'service', 'listen', 'routing', 'proxy'];
+const BELOW_FEATURES = ['core', 'config', 'http1', 'backends', 'observe', 'trace', 'balancer', 'upstream', 'health', 'service', 'listen', 'routing', 'proxy'];
 /** The features, lowest first: each may import only those before it. */
 const FEATURES = ['state', 'acme', 'ratelimit', 'discovery', 'cluster', 'admin'];
 /** The type-only interface through which features see a running Fulcrum (allowed before it exists). */
@@ -109,6 +110,11 @@ module.exports = {
       from: { path: layer('observe') },
       to: { path: layer('backends'), dependencyTypesNot: ['type-only'] },
     },
+    onlyTo('trace-only-to-core-config', layer('trace'), [layer('core', 'config')],
+      'trace/ (W3C trace context, request ids, spans and their OTLP export) sits beside observe/: ' +
+      'it describes requests but serves none, so it may read the config and core/ (the span channel) ' +
+      'and nothing that carries traffic. The proxy calls it through RequestTracer, whose `active` is ' +
+      'false when tracing is off and nobody subscribes to fulcrum:span, so an untraced request does no more.'),
     onlyTo('balancer-only-to-backends-core-config', layer('balancer'), [layer('backends', 'core', 'config')],
       'balancer/ chooses a backend from a list; a picker works on backends and its config alone, ' +
       'and must not reach into the proxy that calls it or the features that install it.'),
@@ -127,7 +133,7 @@ module.exports = {
     onlyTo('routing-only-to-service-and-below', layer('routing'), [layer('service', 'core', 'config')],
       'routing/ compiles the routes and matches requests against them; it knows the services routes ' +
       'lead to, but nothing of the listeners, the pipeline that asks it, or the features.'),
-    onlyTo('proxy-not-to-listen', layer('proxy'), [layer('routing', 'service', 'upstream', 'balancer', 'health', 'backends', 'observe', 'core', 'config', 'http1')],
+    onlyTo('proxy-not-to-listen', layer('proxy'), [layer('routing', 'service', 'upstream', 'balancer', 'health', 'backends', 'observe', 'trace', 'core', 'config', 'http1')],
       'proxy/ (pipeline, exchange, headers, upgrade, runtime) turns a downstream request into an ' +
       'upstream exchange; it gets requests through core/ types and must not import listen/: app/ ' +
       'wires the servers to it.'),

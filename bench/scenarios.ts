@@ -50,10 +50,31 @@ const base = (ctx: ScenarioContext): Record<string, unknown> => ({
   logLevel: 'warn',
 });
 
+/**
+ * tracingTo: tracing on at `ratio`, exporting to the first backend as the
+ * collector (the benchmark backend answers any POST with a 200, which the
+ * exporter takes as accepted): the export's own work is counted too.
+ */
+const tracingTo = (ctx: ScenarioContext, ratio: number): Record<string, unknown> => ({
+  enabled: true, sampleRatio: ratio, otlp: { endpoint: `${ctx.targets[0]}/v1/traces` },
+});
+
 export const scenarios: Record<string, Scenario> = {
   default: {
     title: 'defaults (health checks, metrics, forwarded headers, access log)',
     config: (ctx) => ({ ...base(ctx), logLevel: 'info' }),
+  },
+  'tracing-1pct': {
+    title: 'defaults, tracing on at sampleRatio 0.01 (OTLP/HTTP to a local sink)',
+    config: (ctx) => ({ ...base(ctx), logLevel: 'info', tracing: tracingTo(ctx, 0.01) }),
+  },
+  'tracing-all': {
+    title: 'defaults, tracing on at sampleRatio 1 (OTLP/HTTP to a local sink)',
+    config: (ctx) => ({ ...base(ctx), logLevel: 'info', tracing: tracingTo(ctx, 1) }),
+  },
+  'request-id': {
+    title: 'defaults, requestId on (generated ids)',
+    config: (ctx) => ({ ...base(ctx), logLevel: 'info', requestId: {} }),
   },
   'no-access-log': {
     title: 'defaults, access log off',

@@ -20,7 +20,7 @@ export { Reason, reasonNames } from './backends/reasons.js';
 export type { Picker, PickerFactory, PickContext } from './balancer/picker.js';
 export { registerPicker, knownAlgorithms } from './balancer/registry.js';
 export { FulcrumError, ERRORS, type ErrorCode } from './core/errors.js';
-export { requestChannel, healthChannel, poolChannel, type RequestEvent, type HealthEvent } from './core/events.js';
+export { requestChannel, healthChannel, poolChannel, spanChannel, type RequestEvent, type HealthEvent, type SpanEvent, type SpanAttributes } from './core/events.js';
 
 /**
  * createBalancer validates the config (throwing a ConfigError listing every

@@ -45,6 +45,7 @@ import { CIRCUIT_STATE_VALUES } from '../service/circuit.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
 import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type Component, type PreparedChange, type ServiceHandle, type ReloadResult } from './host.js';
+import { Tracing } from '../trace/tracer.js';
 
 export type { ReloadResult } from './host.js';
 
@@ -86,6 +87,8 @@ export class Fulcrum implements BalancerHost {
   readonly proxy: ProxyContext;
   /** splits holds the run-time weights of the routes' splits (admin API, state store). */
   readonly splits: SplitControl;
+  /** tracing: spans and their export (trace/tracer.ts); reloads apply its config. */
+  readonly tracing: Tracing;
   readonly admin: AdminRoutes;
   readonly events: HealthEvent[] = [];
   readonly startedAt = Date.now();
@@ -123,7 +126,8 @@ export class Fulcrum implements BalancerHost {
     this.#stickySecret = clusterStickySecret() ?? randomBytes(32);
     for (const [name, sc] of Object.entries(config.services)) this.services.add(this.#newService(name, sc));
     this.metrics.defaultService = this.services.default.name;
-    this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log);
+    this.tracing = new Tracing(config.tracing, VERSION, (n) => { this.metrics.tracingDroppedSpans += n; }, this.log);
+    this.proxy = new ProxyContext(config, this.services, this.#compileRoutes(config, (name) => this.services.get(name)), this.metrics, this.log, this.tracing);
     this.splits = new SplitControl(this.proxy.routes, (name) => this.services.get(name));
     const certificates = this.certificates;
     const current = (): FulcrumConfig => this.config;
@@ -425,6 +429,7 @@ export class Fulcrum implements BalancerHost {
     }
     if (before.logLevel !== next.logLevel) this.log.level = next.logLevel;
     this.proxy.reconfigure(next);
+    this.tracing.reconfigure(next.tracing);
     const added: string[] = [];
     const removed: string[] = [];
     const updated: string[] = [];
@@ -613,6 +618,7 @@ export class Fulcrum implements BalancerHost {
     }
     await Promise.all([...this.services.values()].map((service) => service.close(inTime)));
     this.#accessLog.close();
+    await this.tracing.close();
     this.log.info({ drained: inTime }, 'fulcrum stopped');
     this.log.flush();
   }

@@ -246,6 +246,46 @@ export const upstreamSchema = z.object({
   client: z.enum(['fulcrum', 'undici']).default('fulcrum'),
 }).strict();
 
+/** An HTTP field name (RFC 9110 5.1: a token). */
+const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
+
+/** Fields the request id may not be carried in: Fulcrum sets, drops or reads them itself. */
+const RESERVED_FIELDS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'proxy-connection', 'cookie', 'set-cookie', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'traceparent', 'tracestate', 'x-fulcrum-error']);
+
+/** requestIdSchema: `requestId:`, one id per request (see docs/observability.md, Request IDs); absent means none. */
+export const requestIdSchema = z.object({
+  header: headerName.refine((name) => !RESERVED_FIELDS.has(name.toLowerCase()), { message: 'expected a header Fulcrum does not manage itself (not Host, Cookie, Forwarded, traceparent...)' }).default('X-Request-Id'),
+  /** generate: make an id when the request has no usable one; false leaves such requests without. */
+  generate: z.boolean().default(true),
+  /** trustIncoming: keep a well-formed id the client sent; false always replaces it. */
+  trustIncoming: z.boolean().default(true),
+}).strict();
+
+/** tracingSchema: `tracing:`, OpenTelemetry spans exported over OTLP/HTTP (see docs/observability.md, Tracing). */
+export const tracingSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** sampleRatio: the share of new traces recorded; a client's sampled flag is always followed (parent-based). */
+  sampleRatio: z.number({ message: 'expected a number from 0 to 1' }).min(0).max(1).default(1),
+  serviceName: z.string().min(1, 'expected a service name').default('fulcrum'),
+  resourceAttributes: z.record(z.string(), z.string({ message: 'expected a string value' })).default({}),
+  otlp: z.object({
+    /** endpoint: the full URL of the traces endpoint (nothing is appended to it). */
+    endpoint: httpUrl.default('http://127.0.0.1:4318/v1/traces'),
+    headers: z.record(z.string(), z.string({ message: 'expected a string value' })).default({}),
+    /** timeout: how long one export may take before its spans count as dropped. */
+    timeout: duration.default('10s'),
+  }).strict().default({}),
+  batch: z.object({
+    /** delay: the longest a finished span waits before it is exported. */
+    delay: duration.default('5s'),
+    /** maxQueueSize: spans waiting for export; beyond it new ones are dropped (and counted). */
+    maxQueueSize: z.number().int().min(1).default(2048),
+    /** maxSize: spans per export request. */
+    maxSize: z.number().int().min(1).default(512),
+  }).strict().default({}),
+}).strict();
+
 export const adminSchema = z.object({
   port: port.optional(),
   host: z.string().default('127.0.0.1'),
@@ -548,7 +588,6 @@ export type ServiceConfig = z.output<typeof serviceSchema>;
 /** POOL_KEYS are the top-level keys that describe the one pool of a configuration without `services`. */
 export const POOL_KEYS = ['backends', 'discovery', 'algorithm', 'hashKey', 'sticky', 'slowStart', 'p2c', 'healthCheck', 'timeouts', 'retries', 'outlierDetection', 'circuitBreaker', 'backendTls', 'upstream', 'sendProxyProtocol'] as const;
 
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)');
 const headerValueText = z.string().refine((v) => !/[\r\n\0]/.test(v), 'expected a header value without CR, LF or NUL');
 
 /** A regular expression given in the config, compiled once at load (a bad one is a config error with the engine's message). */
@@ -733,6 +772,10 @@ export const configSchema = z.object({
   preserveHost: z.boolean().default(true),
   drainTimeout: duration.default('30s'),
   accessLog: z.boolean().default(true),
+  /** requestId: one id per request, to the backend, the client, the access log and error answers; absent means none. */
+  requestId: requestIdSchema.optional(),
+  /** tracing: OpenTelemetry spans over OTLP/HTTP; off by default (the fulcrum:span channel works without it). */
+  tracing: tracingSchema.default({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   admin: adminSchema.default({}),
   state: stateSchema.default({}),

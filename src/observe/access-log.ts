@@ -11,15 +11,26 @@
  */
 import { ownSink, type LineSink, type Logger } from './log.js';
 
+/**
+ * LogIds name a request beyond its line: its request id and trace (each ''
+ * when there is none). Passed only when request ids or tracing are on; the
+ * line then ends with `requestId`, `traceId` and `spanId` (those not empty).
+ */
+export interface LogIds {
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly spanId: string;
+}
+
 export interface AccessLog {
-  /** write is one request's line; retryReasons (why each retry was made, in order) is left out when there was none. */
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null): void;
+  /** write is one request's line; retryReasons (why each retry was made, in order) is left out when there was none; ids are the request id and trace ids. */
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null, ids?: LogIds | null): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
    * closes: `ms` is its whole life, bytesIn what the client sent through it
    * and bytesOut what it received (after the heads).
    */
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void;
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids?: LogIds | null): void;
   /** close hands the lines still batched to the destination (when the balancer stops). */
   close(): void;
 }
@@ -37,17 +48,36 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null): void {
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null): void {
     this.#log.info(retryReasons === null
-      ? { method, url, status, route, service, backend, client, ms, attempts, error }
-      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error });
+      ? { method, url, status, route, service, backend, client, ms, attempts, error, ...idFields(ids) }
+      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error, ...idFields(ids) });
   }
 
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
-    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, bytesIn, bytesOut });
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids: LogIds | null = null): void {
+    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, bytesIn, bytesOut, ...idFields(ids) });
   }
 
   close(): void { /* pino writes each line as it comes */ }
+}
+
+/** idFields: the ids of a line as fields (only those it has). */
+function idFields(ids: LogIds | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (ids === null) return out;
+  if (ids.requestId !== '') out.requestId = ids.requestId;
+  if (ids.traceId !== '') out.traceId = ids.traceId;
+  if (ids.spanId !== '') out.spanId = ids.spanId;
+  return out;
+}
+
+/** idJson: the ids of a line as its last JSON fields (a leading comma each), '' for none. */
+function idJson(ids: LogIds | null): string {
+  if (ids === null) return '';
+  let out = '';
+  if (ids.requestId !== '') out += `,"requestId":${jsonString(ids.requestId)}`;
+  if (ids.traceId !== '') out += `,"traceId":"${ids.traceId}","spanId":"${ids.spanId}"`;
+  return out;
 }
 
 /** BATCH_BYTES: lines are handed over in chunks about this big (one write system call each). */
@@ -115,14 +145,14 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null): void {
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null): void {
     const reasons = retryReasons === null ? '' : `,"retryReasons":${JSON.stringify(retryReasons)}`;
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}${ids === null ? '' : idJson(ids)}}\n`;
     this.#added();
   }
 
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}}\n`;
+  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids: LogIds | null = null): void {
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}${idJson(ids)}}\n`;
     this.#added();
   }
 

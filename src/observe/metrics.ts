@@ -124,6 +124,8 @@ export class Metrics {
   /** retries: every retry; retriesBy: the same by service, then reason ("connect-failure", "reset", "timeout", "503"...). */
   retries = 0;
   readonly retriesBy = new Map<string, Map<string, number>>();
+  /** tracingDroppedSpans: spans tracing could not export (collector down, slow or refusing; queue full). */
+  tracingDroppedSpans = 0;
   /** byService: the backends' counters, by service, then backend id. */
   readonly byService = new Map<string, Map<string, BackendMetrics>>();
   readonly byRoute = new Map<string, RouteMetrics>();
@@ -266,6 +268,7 @@ export class Metrics {
       ratelimited_total: this.rateLimited,
       retries_total: this.retries,
       retries: Object.fromEntries([...this.retriesBy].map(([service, byReason]) => [service, Object.fromEntries(byReason)])),
+      tracing_dropped_spans_total: this.tracingDroppedSpans,
       unrouted_requests: unrouted,
       backends,
       services,
@@ -357,5 +360,7 @@ export class Metrics {
       for (const { service, circuitState } of this.backends()) if (circuitState !== undefined && circuitState !== null) values.push({ labels: { service }, value: circuitState });
       return values;
     }, 'max') as never);
+    r.registerMetric(collector('fulcrum_tracing_dropped_spans_total', 'Spans not exported: the collector was unreachable, slow or refused them, or the export queue was full.', 'counter',
+      () => [{ labels: {}, value: this.tracingDroppedSpans }]) as never);
   }
 }

@@ -14,9 +14,11 @@ import type { ServiceRegistry } from '../service/registry.js';
 import type { RouteTable } from '../routing/table.js';
 import { TrustedProxies } from '../core/trusted-proxies.js';
 import type { ForwardOptions } from './headers.js';
+import { RequestIds } from '../trace/request-id.js';
+import type { RequestTracer } from '../trace/tracer.js';
 
 /** ProxySettings is the part of the config the request path reads outside any service. */
-export type ProxySettings = Pick<FulcrumConfig, 'limits' | 'accessLog' | 'preserveHost' | 'trustedProxies'>;
+export type ProxySettings = Pick<FulcrumConfig, 'limits' | 'accessLog' | 'preserveHost' | 'trustedProxies' | 'requestId'>;
 
 /** TunnelSet holds the client sockets of open tunnels, so that shutdown can close them last. */
 export class TunnelSet {
@@ -35,6 +37,8 @@ export class TunnelSet {
 export class ProxyContext {
   settings: ProxySettings;
   forward: ForwardOptions;
+  /** requestIds: the request id policy, or null when `requestId` is not configured (then nothing is done). */
+  requestIds: RequestIds | null;
   /** draining: shutting down; answer with `Connection: close`. */
   draining = false;
   /** active counts proxied requests in flight (not open tunnels), for graceful drain. */
@@ -48,9 +52,12 @@ export class ProxyContext {
     public routes: RouteTable,
     readonly metrics: Metrics,
     readonly log: Logger,
+    /** tracing: asked per request whether to trace it (trace/tracer.ts); inactive, it costs one read. */
+    readonly tracing: RequestTracer,
   ) {
     this.settings = settings;
     this.forward = forwardOptions(settings);
+    this.requestIds = settings.requestId === undefined ? null : new RequestIds(settings.requestId);
   }
 
   /** limits are the listener limits in force (the listeners read them through this, so that a reload applies). */
@@ -59,6 +66,8 @@ export class ProxyContext {
   }
 
   reconfigure(settings: ProxySettings): void {
+    const ids = settings.requestId;
+    if (JSON.stringify(ids) !== JSON.stringify(this.settings.requestId)) this.requestIds = ids === undefined ? null : new RequestIds(ids);
     this.settings = settings;
     this.forward = forwardOptions(settings);
   }

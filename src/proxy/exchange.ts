@@ -35,6 +35,10 @@ import { encodeProxyHeader } from '../upstream/proxy-protocol.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
 import type { ProxyContext } from './context.js';
 import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
+import { Reason } from '../backends/reasons.js';
+import { dropField, setField } from '../trace/request-id.js';
+import type { RequestTrace } from '../trace/request-trace.js';
+import type { LogIds } from '../observe/access-log.js';
 
 type Abort = (reason?: Error) => void;
 
@@ -65,7 +69,7 @@ function perTryExpired(ex: Exchange): void {
   ex.onPerTryTimeout();
 }
 
-export class Exchange implements PickContext, RequestView, ResponseHeadContext, TunnelHandler {
+export class Exchange implements PickContext, RequestView, ResponseHeadContext, TunnelHandler, LogIds {
   // PickContext
   clientAddress: string;
   hashKey: string | undefined = undefined;
@@ -92,6 +96,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   handshakeMs = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** requestBytes: the request body's length when known, -1 when not (set for traced requests). */
+  requestBytes = -1;
+  /** requestId: the request's id ('' when `requestId` is not configured, or the request has none). */
+  requestId = '';
+  /** trace: the request's spans, or null when it is not traced (tracing off and no `fulcrum:span` subscriber). */
+  trace: RequestTrace | null = null;
 
   #body: ExchangeBody;
   #bodyReplayable: boolean;
@@ -121,6 +131,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   #ticket = REFUSED;
   /** #headAt: when the response head arrived (read only with a circuit breaker). */
   #headAt = 0;
+  /** #traceparentAt: the index of the traceparent value in the backend's header list (traced requests). */
+  #traceparentAt = -1;
+  /** #retryReason: the error code that made the next attempt a retry (traced requests). */
+  #retryReason: string | undefined = undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -138,6 +152,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     readonly tunnel: DownstreamTunnel | null = null,
     /** h2: the request came on an HTTP/2 stream (the listener knows; an HTTP/1 request line may claim any version). */
     h2 = false,
+    /** scheme: the listener's (for the server span's url.scheme). */
+    scheme: 'http' | 'https' = 'http',
   ) {
     this.startedAt = performance.now();
     this.clientAddress = clientAddress;
@@ -152,7 +168,42 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     (res as ExchangeCarrier)[EXCHANGE] = this;
     const total = route?.timeouts?.total ?? service.config.timeouts.total;
     if (total > 0) this.#timer = setTimeout(() => this.#deadline(), total);
+    const ids = ctx.requestIds;
+    if (ids !== null) this.requestId = ids.of(req);
+    if (ctx.tracing.active) {
+      this.trace = ctx.tracing.start({
+        method: req.method!, target: req.url!, rawHeaders: req.rawHeaders, scheme, clientAddress,
+        protocol: h2 ? '2' : `${req.httpVersionMajor}.${req.httpVersionMinor}`,
+      });
+    }
+    if (headers.length > 0 && (ids !== null || this.trace !== null)) this.#markHeaders();
   }
+
+  /**
+   * #markHeaders puts the request id and the trace context in the backend's
+   * header list: the client's own fields of those names go (an untrusted or
+   * malformed id, a traceparent that is replaced by Fulcrum's), and the
+   * traceparent value is filled in per attempt (#dispatch).
+   */
+  #markHeaders(): void {
+    const headers = this.headers;
+    const ids = this.ctx.requestIds;
+    // From index 2: Host stays first (see headers.ts).
+    if (ids !== null) {
+      if (this.requestId === '') dropField(headers, ids.lowerHeader, 2);
+      else setField(headers, ids.lowerHeader, ids.header, this.requestId, 2);
+    }
+    const trace = this.trace;
+    if (trace !== null) {
+      dropField(headers, 'tracestate', 2);
+      this.#traceparentAt = setField(headers, 'traceparent', 'traceparent', '', 2);
+      if (trace.traceState !== '') headers.push('tracestate', trace.traceState);
+    }
+  }
+
+  // LogIds: what the access log and error answers name the request by.
+  get traceId(): string { return this.trace === null ? '' : this.trace.traceId; }
+  get spanId(): string { return this.trace === null ? '' : this.trace.spanId; }
 
   // RequestView: what the hash key and other request-reading policies see.
   get method(): string { return this.req.method!; }
@@ -284,6 +335,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#attemptStartedAt = performance.now();
     // upstreamHeaders left Host empty when it is not preserved or the client sent none (index 1: see headers.ts).
     if (this.#hostFromBackend) this.headers[1] = backend.hostHeader;
+    if (this.trace !== null) this.#traceAttempt(this.trace, backend);
     if (this.tunnel !== null) {
       this.#openTunnel(backend, this.tunnel);
       return;
@@ -319,6 +371,26 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       service.upstream.get(backend).dispatch(opts, this);
     } catch (err) {
       this.onError(err as Error);
+    }
+  }
+
+  /** #traceAttempt starts the attempt's client span and gives the backend its traceparent. */
+  #traceAttempt(trace: RequestTrace, backend: Backend): void {
+    // Whether an idle connection waits is known of Fulcrum's own client; a tunnel always opens its own.
+    const idle = this.tunnel !== null ? 0 : this.service.upstream.get(backend).idleConnections;
+    const value = trace.attempt({
+      method: this.req.method!, backendId: backend.id, origin: backend.url, path: this.path,
+      attempt: this.attempts, retryReason: this.#retryReason, reused: idle === undefined ? undefined : idle > 0,
+    });
+    if (this.#traceparentAt > 0) this.headers[this.#traceparentAt] = value;
+  }
+
+  /** #traceFailure: a failure counted against a backend, told to the outlier detector, and an ejection it caused to the trace. */
+  #traceFailure(trace: RequestTrace, backend: Backend, detail: string): void {
+    const before = backend.state.reasons & Reason.EJECTED;
+    this.service.outlier.failure(backend, detail);
+    if (before === 0 && (backend.state.reasons & Reason.EJECTED) !== 0) {
+      trace.event('fulcrum.backend.ejected', { 'fulcrum.backend.id': backend.id, 'fulcrum.ejection.cause': detail });
     }
   }
 
@@ -361,8 +433,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const backend = this.backend!;
     const now = performance.now();
     this.service.observeLatency(backend, now - this.#attemptStartedAt);
-    if (statusCode >= 500) this.service.outlier.failure(backend, `status ${statusCode}`);
-    else this.service.outlier.success(backend);
+    const trace = this.trace;
+    if (trace !== null) trace.responseHead(statusCode);
+    if (statusCode >= 500) {
+      if (trace === null) this.service.outlier.failure(backend, `status ${statusCode}`);
+      else this.#traceFailure(trace, backend, `status ${statusCode}`);
+    } else {
+      this.service.outlier.success(backend);
+    }
     if (this.#clientGone) return false;
     if (this.#circuit !== null) this.#headAt = now;
     if (this.retry.retriesStatus && this.#retriesStatus(statusCode)) return true;
@@ -374,6 +452,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     try {
       res.sendDate = false;
       const headers = downstreamHeaders(rawHeaders);
+      if (this.requestId !== '') this.#answerId(headers);
       if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
       if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
       const transform = this.route?.responseHeaders;
@@ -400,6 +479,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       if (this.#discarded > DISCARD_LIMIT) this.#abort?.(new FulcrumError('FULCRUM_ERR_UPSTREAM_RESET', 'a retried response is dropped'));
       return true;
     }
+    if (this.trace !== null) this.trace.responseBytes += chunk.length;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
     return false;
@@ -426,7 +506,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#abort = null;
     this.#responseStarted = true;
     this.status = 101;
+    if (this.trace !== null) this.trace.responseHead(101);
     const headers = switchingHeaders(rawHeaders);
+    if (this.requestId !== '') this.#answerId(headers);
     this.service.onResponseHead(this, headers);
     if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
     const transform = this.route?.responseHeaders;
@@ -476,7 +558,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   onError(err: Error): void {
     const wasInAttempt = this.#inAttempt;
-    this.#endAttempt();
+    const error = fromUpstreamError(err, this.#responseStarted);
+    this.#endAttempt(error.code);
     // Already answered (total deadline): this is the late attempt winding down, not a backend failure.
     if (this.#done) return;
     const pending = this.#pendingFailover;
@@ -495,7 +578,6 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
         return;
       }
     }
-    const error = fromUpstreamError(err, this.#responseStarted);
     this.error = error;
     const backend = this.backend;
     if (this.#clientGone || error.code === 'FULCRUM_ERR_CLIENT_ABORTED') {
@@ -506,7 +588,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (backend !== null && wasInAttempt && error.source === 'upstream') {
       backend.state.failures++;
       if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.service.upstream.tls.reportFailure(backend, error);
-      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.service.outlier.failure(backend, error.code);
+      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') {
+        if (this.trace === null) this.service.outlier.failure(backend, error.code);
+        else this.#traceFailure(this.trace, backend, error.code);
+      }
     }
     if (this.#responseStarted || this.res.headersSent) {
       // Part of the response reached the client: the only honest signal left is an aborted response.
@@ -517,6 +602,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const reason = error.retryable ? this.retry.errorReason(error.code) : null;
     if (reason !== null && this.#mayRetry()) {
       (this.tried ??= new Set()).add(backend!);
+      if (this.trace !== null) {
+        this.#retryReason = error.code;
+        this.trace.event('fulcrum.retry', { 'fulcrum.retry.reason': error.code, 'fulcrum.backend.id': backend!.id, 'fulcrum.attempt': this.attempts });
+      }
       this.#retry(reason);
       return;
     }
@@ -649,11 +738,19 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     else if (!this.#done) this.fail(err);
   }
 
-  #endAttempt(): void {
+  /** #endAttempt frees the attempt's slot at its backend; `error`: the code it failed with (for its span). */
+  #endAttempt(error?: string): void {
     if (!this.#inAttempt) return;
     this.#inAttempt = false;
     if (this.#tryTimer !== null) this.#clearTryTimer();
     this.service.release(this.backend!);
+    if (this.trace !== null) this.trace.attemptEnd(error);
+  }
+
+  /** #answerId gives the client's response the request id (replacing one the backend sent under that name). */
+  #answerId(headers: string[]): void {
+    const ids = this.ctx.requestIds!;
+    setField(headers, ids.lowerHeader, ids.header, this.requestId);
   }
 
   onClientClose(): void {
@@ -672,7 +769,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const res = this.res;
     if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
     if (!res.headersSent && !this.#clientGone) {
-      res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+      const head: Record<string, string | number> = { ...headers, 'content-length': Buffer.byteLength(body) };
+      if (this.requestId !== '') head[this.ctx.requestIds!.header] = this.requestId;
+      res.writeHead(status, head);
       res.end(body);
     }
     this.#finish();
@@ -685,14 +784,20 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const res = this.res;
     // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
     if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
+    const trace = this.trace;
+    if (trace !== null) trace.event('fulcrum.refused', { 'fulcrum.error.code': error.code, 'http.response.status_code': error.status });
     if (!res.headersSent && !this.#clientGone) {
-      const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
-      res.writeHead(error.status, {
+      // With request ids or tracing, a second line names the request, so a report of this answer leads to its log line and trace.
+      const ids = this.requestId !== '' || trace !== null ? idLine(this) : '';
+      const body = `${error.status} ${statusText(error.status)}: ${error.message}\n${ids}`;
+      const head: Record<string, string | number> = {
         ...extraHeaders,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': Buffer.byteLength(body),
         'x-fulcrum-error': error.code,
-      });
+      };
+      if (this.requestId !== '') head[this.ctx.requestIds!.header] = this.requestId;
+      res.writeHead(error.status, head);
       res.end(body);
     }
     this.#finish();
@@ -708,6 +813,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     (this.res as ExchangeCarrier)[EXCHANGE] = null;
     this.onFinish(this);
   }
+}
+
+/** idLine: the error answer's line naming the request: `request-id=... trace-id=... span-id=...` (those it has). */
+function idLine(ids: LogIds): string {
+  const parts: string[] = [];
+  if (ids.requestId !== '') parts.push(`request-id=${ids.requestId}`);
+  if (ids.traceId !== '') parts.push(`trace-id=${ids.traceId}`, `span-id=${ids.spanId}`);
+  return `${parts.join(' ')}\n`;
 }
 
 /** hasBody: the request announces a body (read only on error paths: it builds req.headers). */

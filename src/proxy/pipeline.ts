@@ -48,6 +48,7 @@ import type { Service } from '../service/service.js';
 import { UpgradeResponse } from './upgrade-response.js';
 import { mirrorRequest } from './mirror.js';
 import { randomUUID } from 'node:crypto';
+import { wellFormedId, type RequestIds } from '../trace/request-id.js';
 
 /** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
 type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -76,11 +77,23 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     const serviceName = route === null || route.service === null ? 'none' : ex.service.name;
     // A tunnel's life is not a latency: metrics take the time to its 101.
     ctx.metrics.record(routeName, serviceName, backendId, ex.status, tunnel ? ex.handshakeMs / 1000 : seconds);
+    const trace = ex.trace;
+    if (trace !== null) {
+      trace.end({
+        status: ex.status, route: route === null ? null : routeName, service: serviceName === 'none' ? null : serviceName,
+        backend: ex.backend?.id ?? null, attempts: ex.attempts,
+        // A request that succeeded on a retry keeps the failed attempt's error in ex.error: not the request's.
+        error: ex.status >= 400 || ex.status === 0 ? ex.error?.code : undefined,
+        requestBytes: ex.requestBytes, responseBytes: trace.responseBytes,
+        tunnel: tunnel ? { bytesIn: ex.bytesIn, bytesOut: ex.bytesOut } : null,
+      });
+    }
     const log = ctx.settings.accessLog ? options.accessLog : null;
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
-      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons);
+      const ids = ex.requestId !== '' || trace !== null ? ex : null;
+      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut, ids);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons, ids);
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
@@ -95,7 +108,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
 
   /** reject answers a request that goes no further, through the one error answer (Exchange.fail). */
   const reject = (req: DownstreamRequest, res: DownstreamResponse, error: FulcrumError, clientAddress: string, headers?: Readonly<Record<string, string>>, tunnel: DownstreamTunnel | null = null, route: Route | null = null, h2 = false): void => {
-    const ex = new Exchange(ctx, route?.service ?? ctx.services.default, route, req, res, [], null, clientAddress, finish, tunnel, h2);
+    const ex = new Exchange(ctx, route?.service ?? ctx.services.default, route, req, res, [], null, clientAddress, finish, tunnel, h2, proto);
     ex.fail(error, headers);
   };
 
@@ -228,7 +241,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       transform(route, action.split.choose(meta.cookie).service, req, res, headers, client, meta, body, tunnel, target);
       return;
     }
-    const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel, meta.h2);
+    const ex = new Exchange(ctx, ctx.services.default, route, req, res, [], null, client, finish, tunnel, meta.h2, proto);
     if (action.kind === 'respond') {
       ex.respond(action.status, action.headers, action.body);
       return;
@@ -265,7 +278,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     }
     let values: HeaderValues | null = null;
     if (route.requestHeaders !== null || route.responseHeaders !== null) {
-      values = headerValues(route, service, client, meta, req.rawHeaders);
+      values = headerValues(route, service, client, meta, req, ctx.requestIds);
       if (route.requestHeaders !== null) route.requestHeaders.apply(headers, values, 2);
     }
     readBody(route, service, req, res, headers, client, meta, body, tunnel, path, values);
@@ -306,10 +319,11 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     if (route.mirror !== null && tunnel === null) {
       body = mirrorRequest(route, route.mirror, ctx.metrics, { method: req.method!, path, headers, clientAddress: client, hashKey: undefined, cookie: meta.cookie, contentLength: meta.chunked ? -1 : meta.contentLength }, body);
     }
-    const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel, meta.h2);
+    const ex = new Exchange(ctx, service, route, req, res, headers, body, client, finish, tunnel, meta.h2, proto);
     ex.path = path;
     ex.headerValues = values;
     ex.cookie = meta.cookie;
+    if (ex.trace !== null) ex.requestBytes = meta.chunked ? -1 : Math.max(meta.contentLength, 0);
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
     if (route.split !== null) ex.setCookie = route.split.setCookie(service, meta.cookie);
     ex.start();
@@ -317,7 +331,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
 }
 
 /** headerValues: what a route's header templates may refer to, for one request. */
-function headerValues(route: Route, service: Service, client: string, meta: RequestMeta, raw: readonly string[]): HeaderValues {
+function headerValues(route: Route, service: Service, client: string, meta: RequestMeta, req: DownstreamRequest, ids: RequestIds | null): HeaderValues {
   let requestId: string | undefined;
   return {
     client_ip: client,
@@ -325,7 +339,8 @@ function headerValues(route: Route, service: Service, client: string, meta: Requ
     route: route.name,
     service: service.name,
     get request_id(): string {
-      requestId ??= incomingRequestId(raw) ?? randomUUID();
+      // With `requestId` configured, the one id of the request (the backend and the client get it too).
+      requestId ??= (ids === null ? incomingRequestId(req.rawHeaders) : ids.of(req) || undefined) ?? randomUUID();
       return requestId;
     },
   };
@@ -336,7 +351,7 @@ function incomingRequestId(raw: readonly string[]): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 12 && raw[i]!.toLowerCase() === 'x-request-id') {
       const v = raw[i + 1]!.trim();
-      return /^[\x21-\x7e]{1,128}$/.test(v) ? v : undefined;
+      return wellFormedId(v) ? v : undefined;
     }
   }
   return undefined;

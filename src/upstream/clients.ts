@@ -149,6 +149,8 @@ export class UpstreamClients {
  * soon as its one request is done (see the module comment for why).
  */
 class OneShotClients implements UpstreamDispatcher {
+  /** idleConnections: none, ever: each request gets a connection of its own. */
+  readonly idleConnections = 0;
   readonly #open = new Set<Client>();
   #closing: 'closed' | 'destroyed' | null = null;
 

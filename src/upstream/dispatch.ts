@@ -45,6 +45,12 @@ export interface UpstreamHandler {
 export interface UpstreamDispatcher {
   /** dispatch starts a request; the return value is for back-pressure and may be ignored. */
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean;
+  /**
+   * idleConnections: kept-alive connections waiting for a request, when the
+   * client can tell (Fulcrum's own can; undici's Pool cannot). Read only
+   * for traced requests, to say whether an attempt reuses a connection.
+   */
+  readonly idleConnections?: number;
   /** close lets in-flight requests finish, then closes every connection. */
   close(): Promise<void>;
   /** destroy closes every connection now; in-flight requests fail. */

@@ -172,6 +172,8 @@ const SERVICE_CASES: readonly Case[] = [
   duration('acme.renewBefore'),
   duration('acme.checkInterval'),
   duration('acme.retryDelay'),
+  duration('tracing.otlp.timeout'),
+  duration('tracing.batch.delay'),
 ];
 
 /** EXTRA_FORMS: cases for forms that are not zod unions (checked above all the same). */
