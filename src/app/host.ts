@@ -37,7 +37,7 @@ export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffe
  * `reload` runs after a reload committed (a feature re-reads its part of
  * the config), `status` adds to the /status document, `close` cleans up
  * after the listeners drained (in reverse order of adding), `routeFilter`
- * adds a feature's filter to a route.
+ * adds a feature's filter to a route, `ready` holds /readyz back.
  */
 export interface BalancerHooks {
   reload: (next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void;
@@ -48,9 +48,14 @@ export interface BalancerHooks {
    * limit), or null; asked for every route whenever the table is compiled.
    */
   routeFilter: (route: RouteConfig, name: string, config: FulcrumConfig) => RequestFilter | null;
+  /**
+   * ready says why this instance should not get traffic yet (e.g. the first
+   * state sync has not happened), or null; /readyz asks every one.
+   */
+  ready: () => string | null;
 }
 
-export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter'];
+export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter', 'ready'];
 
 export interface BalancerHost {
   readonly config: FulcrumConfig;
