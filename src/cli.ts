@@ -63,6 +63,9 @@ interface StartFlags {
   accessLog?: boolean;
   adminPort?: number;
   workers?: number | 'auto';
+  healthPath?: string;
+  healthInterval?: string;
+  healthCheck?: boolean;
 }
 
 /** onSignals drains on the first SIGTERM/SIGINT (exit 0) and exits at once on a second one. */
@@ -99,6 +102,9 @@ async function start(flags: StartFlags): Promise<void> {
   if (flags.accessLog === false) overrides.accessLog = false;
   if (flags.adminPort !== undefined) overrides.adminPort = flags.adminPort;
   if (flags.workers !== undefined) overrides.workers = flags.workers;
+  if (flags.healthPath !== undefined) overrides.healthPath = flags.healthPath;
+  if (flags.healthInterval !== undefined) overrides.healthInterval = flags.healthInterval;
+  if (flags.healthCheck === false) overrides.healthCheck = false;
   const load = () => loadConfig({ ...(flags.config === undefined ? {} : { file: flags.config }), flags: overrides });
   let loaded;
   try {
@@ -164,6 +170,9 @@ export function buildProgram(): Command {
     .option('--no-access-log', 'do not log a line per request')
     .option('--admin-port <port>', 'serve /status, /metrics and /admin on their own port', parsePort)
     .option('--workers <n|auto>', 'processes serving requests: a number, or auto (one per CPU); default 1', parseWorkers)
+    .option('--health-path <path>', 'path of the active health check (healthCheck.path, default /health)')
+    .option('--health-interval <duration>', 'time between health checks, e.g. 5s (healthCheck.interval, default 10s)')
+    .option('--no-health-check', 'no active health checks (healthCheck.enabled: false); passive checks stay')
     .action((flags: StartFlags) => start(flags));
   startCmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 

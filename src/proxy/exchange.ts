@@ -126,7 +126,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       }
     }
     if (backend === undefined) {
-      this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND') : this.error);
+      this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND', this.service.noBackendHint()) : this.error);
       return;
     }
     this.#dispatch(backend);
