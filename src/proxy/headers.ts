@@ -75,7 +75,11 @@ export interface ForwardOptions {
 export interface RequestInfo {
   readonly peer: string;
   readonly proto: 'http' | 'https';
-  /** authority is the HTTP/2 `:authority`; HTTP/1 requests carry it in `Host`. */
+  /**
+   * authority is the HTTP/2 `:authority`, or the authority of an HTTP/1
+   * absolute-form target (which wins over Host, RFC 9112 3.2.2); other HTTP/1
+   * requests carry it in `Host`.
+   */
   readonly authority: string | undefined;
 }
 
@@ -91,10 +95,31 @@ export interface RequestMeta {
   cookie: string | undefined;
   /** h2: the request came over HTTP/2 (the listener says so: never inferred from a version string). */
   h2: boolean;
+  /** invalid: why the header pass found the request malformed (the pipeline answers 400), or null. */
+  invalid: string | null;
 }
 
 export function newRequestMeta(): RequestMeta {
-  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined, h2: false };
+  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined, h2: false, invalid: null };
+}
+
+/**
+ * HOST_SYNTAX is a Host value (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal
+ * or a registered name, then an optional numeric port. No userinfo ("a@b"
+ * would make the part before "@" look like a host to some backends), no
+ * space, no second colon outside brackets.
+ */
+const HOST_SYNTAX = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** The last Host value found well formed: consecutive requests usually repeat it. */
+let lastGoodHost = '';
+
+/** hostValid: `host` is a well-formed Host (or :authority) value. */
+function hostValid(host: string): boolean {
+  if (host === lastGoodHost) return true;
+  if (!HOST_SYNTAX.test(host)) return false;
+  lastGoodHost = host;
+  return true;
 }
 
 /** The inputs and result of the last forwardedElement call: consecutive requests usually share them (one client, one Host). */
@@ -133,6 +158,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   let fwd: string | undefined;
   let connection: string | undefined;
   let host = info.authority;
+  let hosts = 0;
   let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -150,7 +176,10 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
     }
     switch (lower) {
       case 'host':
-        if (host === undefined) host = value;
+        // One Host (RFC 9112 3.2); over HTTP/2, one that names what :authority names (RFC 9113 8.3.1).
+        if (++hosts > 1) meta.invalid = 'more than one Host header';
+        else if (host === undefined) host = value;
+        else if (meta.h2 && value !== host && value.toLowerCase() !== host.toLowerCase()) meta.invalid = 'Host differs from :authority';
         continue;
       case 'content-length':
         meta.contentLength = Number(value);
@@ -189,6 +218,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   }
   meta.xff = xff;
   meta.host = host;
+  if (host !== undefined && !hostValid(host)) meta.invalid = 'invalid Host: expected a host name or address and an optional numeric port';
   if (options.preserveHost && host !== undefined) out[1] = host;
   out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
