@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
 import type { ResponseHeadContext } from '../balancer/sticky.js';
-import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel } from '../core/downstream.js';
+import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel } from '../core/downstream.js';
 import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
@@ -417,7 +417,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   respond(status: number, headers: Readonly<Record<string, string>>, body: string): void {
     this.status = status;
     const res = this.res;
-    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
+    this.#lastOnConnection();
     if (!res.headersSent && !this.#clientGone) {
       res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
       res.end(body);
@@ -425,13 +425,25 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#finish();
   }
 
+  /**
+   * #lastOnConnection, before Fulcrum answers itself: a request body left
+   * unread (413, a 503 before forwarding...) makes an HTTP/1 connection
+   * unusable, and so does draining; a connection that closes after this
+   * answer is marked, so that the requests pipelined behind it are not proxied.
+   */
+  #lastOnConnection(): void {
+    if (this.#h2) return;
+    const res = this.res;
+    if ((!this.req.complete && hasBody(this.req)) || this.ctx.draining) res.shouldKeepAlive = false;
+    if (!res.shouldKeepAlive) this.req.socket[CLOSING] = true;
+  }
+
   /** fail answers the client with the error's status and a short plain-text reason. */
   fail(error: FulcrumError, extraHeaders?: Readonly<Record<string, string>>): void {
     this.error = error;
     this.status = error.status;
     const res = this.res;
-    // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
-    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
+    this.#lastOnConnection();
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {

@@ -31,8 +31,8 @@ class ShapeTable {
   }
 }
 
-/** Names downstreamHeaders drops. */
-const DOWNSTREAM_SPECIAL = new ShapeTable(HOP_BY_HOP);
+/** Names downstreamHeaders drops or sends once. */
+const DOWNSTREAM_SPECIAL = new ShapeTable([...HOP_BY_HOP, 'content-length']);
 /** Names upstreamHeaders drops, replaces or reads. */
 const UPSTREAM_SPECIAL = new ShapeTable([
   ...HOP_BY_HOP, 'host', 'content-length', 'cookie', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect',
@@ -171,7 +171,12 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
     const lower = lowerName(name);
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-      else if (lower === 'transfer-encoding') meta.chunked = true;
+      else if (lower === 'transfer-encoding') {
+        meta.chunked = true;
+        // An empty value frames nothing: node:http would frame the request by Content-Length, a backend
+        // or another proxy by the Transfer-Encoding (TE.CL smuggling). Refused, as HAProxy does.
+        if (value.trim() === '') meta.invalid = 'empty Transfer-Encoding';
+      }
       continue;
     }
     switch (lower) {
@@ -258,12 +263,17 @@ export const latin1 = (raw: Buffer | string): string => (typeof raw === 'string'
 export function downstreamHeaders(raw: RawHeaders): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  let length = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!);
     // Only names shaped like a hop-by-hop one need the case-insensitive look-up (most are not).
     if (DOWNSTREAM_SPECIAL.mayHold(name)) {
       const lower = lowerName(name);
-      if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'content-length') {
+        // A repeated Content-Length (the response parser has checked that the values agree) is sent once.
+        if (length) continue;
+        length = true;
+      } else if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
           const value = latin1(raw[i + 1]!);
           connection = connection === undefined ? value : `${connection}, ${value}`;

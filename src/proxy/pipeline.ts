@@ -28,7 +28,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel, ProxyEntry } from '../core/downstream.js';
+import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel, type ProxyEntry } from '../core/downstream.js';
 import { FulcrumError } from '../core/errors.js';
 import { requestChannel, type RequestEvent } from '../core/events.js';
 import type { AccessLog } from '../observe/access-log.js';
@@ -116,6 +116,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     isInternal: (url) => internal !== null && internal.matches(url),
     internal: (req, res) => internal!.handle(req, res),
     proxy: (req, res, peer, body, authority, h2) => {
+      // Pipelined behind a request refused with a close: never answered, so never proxied.
+      if (req.socket[CLOSING] === true) return;
       ctx.active++;
       // on, not once: a response closes once, and once() would allocate a wrapper per request.
       res.on('close', onResponseClose);
@@ -123,6 +125,10 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     },
     upgrade: (req, socket, head) => {
       socket.on('error', destroySocket);
+      if ((req as DownstreamRequest).socket[CLOSING] === true) {
+        socket.end();
+        return;
+      }
       const own = options.internalUpgrade?.() ?? null;
       if (own !== null && own(req, socket, head)) return;
       const protocol = req.headers.upgrade;
@@ -165,7 +171,12 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     const meta = newRequestMeta();
     meta.h2 = h2;
     const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority }, ctx.forward, meta);
+    // HTTP/1.0 has no chunked coding (RFC 9112 6.1): what a 1.0 request means by it is anyone's guess.
+    if (meta.chunked && !h2 && req.httpVersionMinor === 0) meta.invalid ??= 'Transfer-Encoding in an HTTP/1.0 request';
+    // An Upgrade request's body would travel in the tunnel's first bytes, framed by nobody: refused (docs/configuration.md, Request framing).
+    if (tunnel !== null && (meta.chunked || meta.contentLength > 0)) meta.invalid ??= 'an Upgrade request cannot have a body';
     if (meta.invalid !== null) {
+      // What follows on the connection cannot be framed with confidence: it closes after the answer.
       res.shouldKeepAlive = false;
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', meta.invalid), stripMappedPrefix(peer), undefined, tunnel, null, h2);
       return;
