@@ -15,7 +15,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createBalancer } from './index.js';
 import { loadConfig, type CliOverrides } from './config/load.js';
 import { ConfigError } from './core/config-error.js';
-import { createLogger } from './observe/log.js';
+import { createLogger, LOG_FORMATS, logFormatFor, type LogFormat } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
 import { Fulcrum } from './app/fulcrum.js';
@@ -66,6 +66,7 @@ interface StartFlags {
   healthPath?: string;
   healthInterval?: string;
   healthCheck?: boolean;
+  logFormat?: LogFormat;
 }
 
 /** onSignals drains on the first SIGTERM/SIGINT (exit 0) and exits at once on a second one. */
@@ -85,6 +86,16 @@ function onSignals(stop: () => Promise<void>, reload?: () => Promise<void>): voi
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
   if (reload !== undefined) process.on('SIGHUP', () => { void reload(); });
+}
+
+/** logFormatOption: --log-format, for the commands that log. */
+function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines: pretty (for people, with colours) or json; default pretty on a terminal, json otherwise').choices(LOG_FORMATS);
+}
+
+/** outputFormat: the log format asked for, else what suits stdout (see logFormatFor). */
+function outputFormat(asked: LogFormat | undefined): LogFormat {
+  return logFormatFor(asked, process.stdout.isTTY === true);
 }
 
 function fail(message: string, code = 1): never {
@@ -126,10 +137,10 @@ async function start(flags: StartFlags): Promise<void> {
   const workers = workerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) {
     // The primary serves nothing itself: it forks the workers (which run this command again) and looks after them.
-    runPrimary({ workers, logLevel: config.logLevel, drainTimeout: config.drainTimeout, configFile: file });
+    runPrimary({ workers, logLevel: config.logLevel, logFormat: outputFormat(flags.logFormat), drainTimeout: config.drainTimeout, configFile: file });
     return;
   }
-  const logger = workerLogger(createLogger({ level: config.logLevel }));
+  const logger = workerLogger(createLogger({ level: config.logLevel, format: outputFormat(flags.logFormat) }));
   let balancer: Fulcrum;
   try {
     balancer = createBalancer(config, { logger, ...(file === undefined ? {} : { configFile: file, loadConfig: () => load().config }) });
@@ -167,6 +178,7 @@ export function buildProgram(): Command {
     .option('-b, --backend <url>', 'a backend URL; repeat for more', collect)
     .option('-a, --algorithm <name>', 'balancing algorithm (default round-robin)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(logFormatOption())
     .option('--no-access-log', 'do not log a line per request')
     .option('--admin-port <port>', 'serve /status, /metrics and /admin on their own port', parsePort)
     .option('--workers <n|auto>', 'processes serving requests: a number, or auto (one per CPU); default 1', parseWorkers)
@@ -181,8 +193,9 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'balancer port', parsePort, 8080)
     .option('-n, --backends <n>', 'number of demo backends', parseCount, 3)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (flags: { port: number; backends: number; logLevel: string }) => {
-      const logger = createLogger({ level: flags.logLevel });
+    .addOption(logFormatOption())
+    .action(async (flags: { port: number; backends: number; logLevel: string; logFormat?: LogFormat }) => {
+      const logger = createLogger({ level: flags.logLevel, format: outputFormat(flags.logFormat) });
       let demo;
       try {
         demo = await startDemo({ port: flags.port, backends: flags.backends, logger });
