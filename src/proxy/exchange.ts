@@ -443,6 +443,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.error = error;
     this.status = error.status;
     const res = this.res;
+    // After a malformed request (400, 431) what follows on the connection cannot be trusted: it closes.
+    if (error.status === 400 || error.status === 431) res.shouldKeepAlive = false;
     this.#lastOnConnection();
     if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;

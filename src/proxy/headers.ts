@@ -33,10 +33,16 @@ class ShapeTable {
 
 /** Names downstreamHeaders drops or sends once. */
 const DOWNSTREAM_SPECIAL = new ShapeTable([...HOP_BY_HOP, 'content-length']);
-/** Names upstreamHeaders drops, replaces or reads. */
+/** Names upstreamHeaders drops, replaces or reads (the framing fields spelt with "_" share their shapes). */
 const UPSTREAM_SPECIAL = new ShapeTable([
   ...HOP_BY_HOP, 'host', 'content-length', 'cookie', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect',
 ]);
+
+/** isPlainChunked: a Transfer-Encoding value that is "chunked" alone (any case, optional whitespace around). */
+function isPlainChunked(value: string): boolean {
+  const v = value.trim();
+  return v.length === 7 && v.toLowerCase() === 'chunked';
+}
 
 /** lowerName: a header name in lower case, without a copy for the usual spellings of the names looked up most. */
 function lowerName(name: string): string {
@@ -172,10 +178,12 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
       else if (lower === 'transfer-encoding') {
+        // Only a single, plain "chunked" frames a request the same way everywhere. An empty value frames
+        // nothing (node:http would frame by Content-Length, a backend by the coding: TE.CL); other codings,
+        // lists and repeats are read differently by different parsers (TE.TE). Refused, as HAProxy does.
+        if (meta.chunked) meta.invalid = 'more than one Transfer-Encoding';
+        else if (!isPlainChunked(value)) meta.invalid = value.trim() === '' ? 'empty Transfer-Encoding' : 'unsupported Transfer-Encoding: only "chunked" is accepted';
         meta.chunked = true;
-        // An empty value frames nothing: node:http would frame the request by Content-Length, a backend
-        // or another proxy by the Transfer-Encoding (TE.CL smuggling). Refused, as HAProxy does.
-        if (value.trim() === '') meta.invalid = 'empty Transfer-Encoding';
       }
       continue;
     }
@@ -215,6 +223,11 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
         continue;
       case 'expect':
         // The listener has already answered "100 Continue"; the backend must not wait for it.
+        continue;
+      case 'transfer_encoding':
+      case 'content_length':
+        // Some servers (CGI, and those that map "_" to "-") read these as the framing fields: a second framing.
+        meta.invalid = `a "${name}" field`;
         continue;
       default:
         // HTTP/2 pseudo-headers (":method", ":path", ":authority", ":scheme") are not headers to forward.

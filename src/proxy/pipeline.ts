@@ -176,8 +176,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     // An Upgrade request's body would travel in the tunnel's first bytes, framed by nobody: refused (docs/configuration.md, Request framing).
     if (tunnel !== null && (meta.chunked || meta.contentLength > 0)) meta.invalid ??= 'an Upgrade request cannot have a body';
     if (meta.invalid !== null) {
-      // What follows on the connection cannot be framed with confidence: it closes after the answer.
-      res.shouldKeepAlive = false;
+      // A 400: the connection closes after it (Exchange.fail), so nothing pipelined behind is proxied.
       reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', meta.invalid), stripMappedPrefix(peer), undefined, tunnel, null, h2);
       return;
     }
