@@ -17,7 +17,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createBalancer } from './index.js';
 import { loadConfig, type CliOverrides } from './config/load.js';
 import { ConfigError } from './core/config-error.js';
-import { createLogger } from './observe/log.js';
+import { createLogger, LOG_FORMATS, logFormatFor, type LogFormat } from './observe/log.js';
 import { startDemo } from './demo/demo.js';
 import { startDemoBackend } from './demo/backend.js';
 import { Fulcrum } from './app/fulcrum.js';
@@ -66,6 +66,10 @@ interface StartFlags {
   accessLog?: boolean;
   adminPort?: number;
   workers?: number | 'auto';
+  healthPath?: string;
+  healthInterval?: string;
+  healthCheck?: boolean;
+  logFormat?: LogFormat;
 }
 
 /** onSignals drains on the first SIGTERM/SIGINT (exit 0) and exits at once on a second one. */
@@ -87,6 +91,16 @@ function onSignals(stop: () => Promise<void>, reload?: () => Promise<void>): voi
   if (reload !== undefined) process.on('SIGHUP', () => { void reload(); });
 }
 
+/** logFormatOption: --log-format, for the commands that log. */
+function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines: pretty (for people, with colours) or json; default pretty on a terminal, json otherwise').choices(LOG_FORMATS);
+}
+
+/** outputFormat: the log format asked for, else what suits stdout (see logFormatFor). */
+function outputFormat(asked: LogFormat | undefined): LogFormat {
+  return logFormatFor(asked, process.stdout.isTTY === true);
+}
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`fulcrum: ${message}\n`);
   process.exit(code);
@@ -102,6 +116,9 @@ async function start(flags: StartFlags): Promise<void> {
   if (flags.accessLog === false) overrides.accessLog = false;
   if (flags.adminPort !== undefined) overrides.adminPort = flags.adminPort;
   if (flags.workers !== undefined) overrides.workers = flags.workers;
+  if (flags.healthPath !== undefined) overrides.healthPath = flags.healthPath;
+  if (flags.healthInterval !== undefined) overrides.healthInterval = flags.healthInterval;
+  if (flags.healthCheck === false) overrides.healthCheck = false;
   const load = () => loadConfig({ ...(flags.config === undefined ? {} : { file: flags.config }), flags: overrides });
   let loaded;
   try {
@@ -123,10 +140,10 @@ async function start(flags: StartFlags): Promise<void> {
   const workers = workerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) {
     // The primary serves nothing itself: it forks the workers (which run this command again) and looks after them.
-    runPrimary({ workers, logLevel: config.logLevel, drainTimeout: config.drainTimeout, configFile: file });
+    runPrimary({ workers, logLevel: config.logLevel, logFormat: outputFormat(flags.logFormat), drainTimeout: config.drainTimeout, configFile: file });
     return;
   }
-  const logger = workerLogger(createLogger({ level: config.logLevel }));
+  const logger = workerLogger(createLogger({ level: config.logLevel, format: outputFormat(flags.logFormat) }));
   let balancer: Fulcrum;
   try {
     balancer = createBalancer(config, { logger, ...(file === undefined ? {} : { configFile: file, loadConfig: () => load().config }) });
@@ -164,9 +181,13 @@ export function buildProgram(): Command {
     .option('-b, --backend <url>', 'a backend URL; repeat for more', collect)
     .option('-a, --algorithm <name>', 'balancing algorithm (default round-robin)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(logFormatOption())
     .option('--no-access-log', 'do not log a line per request')
     .option('--admin-port <port>', 'serve /status, /metrics and /admin on their own port', parsePort)
     .option('--workers <n|auto>', 'processes serving requests: a number, or auto (one per CPU); default 1', parseWorkers)
+    .option('--health-path <path>', 'path of the active health check (healthCheck.path, default /health)')
+    .option('--health-interval <duration>', 'time between health checks, e.g. 5s (healthCheck.interval, default 10s)')
+    .option('--no-health-check', 'no active health checks (healthCheck.enabled: false); passive checks stay')
     .action((flags: StartFlags) => start(flags));
   startCmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 
@@ -175,8 +196,9 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'balancer port', parsePort, 8080)
     .option('-n, --backends <n>', 'number of demo backends', parseCount, 3)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (flags: { port: number; backends: number; logLevel: string }) => {
-      const logger = createLogger({ level: flags.logLevel });
+    .addOption(logFormatOption())
+    .action(async (flags: { port: number; backends: number; logLevel: string; logFormat?: LogFormat }) => {
+      const logger = createLogger({ level: flags.logLevel, format: outputFormat(flags.logFormat) });
       let demo;
       try {
         demo = await startDemo({ port: flags.port, backends: flags.backends, logger });

@@ -1,5 +1,6 @@
 /**
- * The balancer's own endpoints: /status, /metrics, /healthz, and the
+ * The balancer's own endpoints: /status, /metrics, /healthz, the probes
+ * /livez and /readyz, and the
  * routes other features mount (the admin API under /admin/, the dashboard).
  * Served on the main listener, or on the admin listener when `admin.port`
  * is set (then the main listener proxies every path).
@@ -14,6 +15,10 @@ export interface StatusSource {
   metricsJson(): Record<string, unknown>;
   prometheus(): Promise<{ contentType: string; body: string }>;
   healthy(): boolean;
+  /** live: the reasons the process cannot serve (empty when it can); /livez. */
+  live(): readonly string[];
+  /** ready: the reasons it should get no traffic now (empty when it should); /readyz. */
+  ready(): readonly string[];
 }
 
 export class AdminRoutes implements InternalRoutes {
@@ -26,6 +31,9 @@ export class AdminRoutes implements InternalRoutes {
       const ok = this.source.healthy();
       sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', healthy: ok });
     });
+    // Liveness does not depend on backends: a backend outage must not make an orchestrator restart the balancers.
+    this.#exact.set('/livez', (_req, res) => probe(res, this.source.live()));
+    this.#exact.set('/readyz', (_req, res) => probe(res, this.source.ready()));
     this.#exact.set('/metrics', (req, res) => this.#metrics(req, res));
   }
 
@@ -79,4 +87,10 @@ export class AdminRoutes implements InternalRoutes {
     const { contentType, body } = await this.source.prometheus();
     sendText(res, 200, body, contentType);
   }
+}
+
+/** probe answers a liveness or readiness probe: 200 without reasons, 503 with them. */
+function probe(res: ServerResponse, reasons: readonly string[]): void {
+  const ok = reasons.length === 0;
+  sendJson(res, ok ? 200 : 503, ok ? { status: 'ok' } : { status: 'unavailable', reasons });
 }

@@ -10,7 +10,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { BackendOps } from '../backends/ops.js';
 import { reasonNames } from '../backends/reasons.js';
-import { clusterStickySecret } from '../core/cluster-env.js';
+import { clusterStickySecret, isFulcrumWorker } from '../core/cluster-env.js';
 import { ConfigError } from '../core/config-error.js';
 import { validateConfig } from '../config/load.js';
 import type { BackendConfig, FulcrumConfig, FulcrumConfigInput, RouteConfig, ServiceConfig } from '../config/schema.js';
@@ -137,7 +137,30 @@ export class Fulcrum implements BalancerHost {
       metricsJson: () => this.metrics.json(),
       prometheus: () => this.metrics.prometheus(),
       healthy: () => this.pool.snapshot.some((b) => b.healthy),
+      live: () => this.#liveness(),
+      ready: () => this.#readiness(),
     }, this.log);
+  }
+
+  /**
+   * #liveness: a process that answers is alive; a cluster worker only while
+   * its primary is (the IPC channel to it is open), since a worker left
+   * without its primary is not restarted when it dies.
+   */
+  #liveness(): string[] {
+    return isFulcrumWorker() && !process.connected ? ['the cluster primary is gone'] : [];
+  }
+
+  /** #readiness: listening, not draining, and every feature's readiness hook satisfied (the first state sync). */
+  #readiness(): string[] {
+    const reasons: string[] = [];
+    if (!this.#listening) reasons.push('not listening yet');
+    if (this.proxy.draining) reasons.push('draining');
+    for (const c of this.#components) {
+      const reason = c.ready?.() ?? null;
+      if (reason !== null) reasons.push(reason);
+    }
+    return reasons;
   }
 
   /** service is the default service (the one pool today's configuration describes). */

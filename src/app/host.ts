@@ -62,6 +62,8 @@ export interface PreparedChange {
  * - httpChallenges(): answers to ACME HTTP-01 validations, read at listen.
  * - reloadEverywhere(): reload every process serving the listeners (the
  *   workers of a cluster); POST /admin/reload uses it.
+ * - ready(): why this instance should not get traffic yet (the first state
+ *   sync has not happened), or null; /readyz asks every component.
  */
 export interface Component {
   readonly name: string;
@@ -74,21 +76,27 @@ export interface Component {
   retainedBackends?(service: string, configured: readonly BackendConfig[]): readonly BackendConfig[];
   httpChallenges?(): HttpChallengeResponder | null;
   reloadEverywhere?(): Promise<ReloadResult>;
+  ready?(): string | null;
 }
 
 /**
  * BalancerHooks are shorthands for one-member components, for features
  * with nothing to prepare: `reload` runs when a reload commits, `status`,
- * `close` and `routeFilter` are the Component members of those names.
+ * `close`, `routeFilter` and `ready` are the Component members of those names.
  */
 export interface BalancerHooks {
   reload: (next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void;
   status: (status: Record<string, unknown>) => void;
   close: () => Promise<void> | void;
   routeFilter: (route: RouteConfig, name: string, config: FulcrumConfig) => RequestFilter | null;
+  /**
+   * ready says why this instance should not get traffic yet (e.g. the first
+   * state sync has not happened), or null; /readyz asks every one.
+   */
+  ready: () => string | null;
 }
 
-export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter'];
+export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter', 'ready'];
 
 /**
  * ServiceHandle is what features may use of one service: its pool and ops

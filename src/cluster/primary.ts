@@ -28,11 +28,14 @@ import { LimiterHub } from './limiter-hub.js';
 import type { LimitCallMessage } from '../ratelimit/ipc-store.js';
 import type { ReloadedMessage, ReloadMessage, ShutdownMessage, ReloadRequestMessage, ReloadAllResultMessage, MetricsRequestMessage, MetricsResultMessage } from './protocol.js';
 import { AggregatorRegistry, type RegistryContentType } from 'prom-client';
+import { prettyStream, type LogFormat } from '../observe/log.js';
 import { StateHub, sendTo } from './state-hub.js';
 
 export interface PrimaryOptions {
   readonly workers: number;
   readonly logLevel: string;
+  /** logFormat: the workers' format, for the primary's own lines too. */
+  readonly logFormat?: LogFormat;
   /** drainTimeout: the workers' drain time; the primary waits this plus SHUTDOWN_GRACE before killing them. */
   readonly drainTimeout: number;
   /** configFile: what SIGHUP reloads; without one, SIGHUP only logs. */
@@ -85,7 +88,7 @@ export class Primary {
     this.#options = options;
     // Synchronous output: the primary logs rarely, and a crash or a restart must not wait in a buffer.
     this.#log = pino({ level: options.logLevel, base: { pid: process.pid, role: 'primary' }, timestamp: pino.stdTimeFunctions.isoTime },
-      pino.destination({ dest: 1, sync: true }));
+      options.logFormat === 'pretty' ? prettyStream(1, true) : pino.destination({ dest: 1, sync: true }));
   }
 
   start(): void {

@@ -290,6 +290,25 @@ export function validateConfig(input: unknown, source = 'config'): FulcrumConfig
   return finish(parsed.data, raw, source, aliases);
 }
 
+/**
+ * applyHealthFlags sets the health-check flags on every pool: the top-level
+ * one, or each of `services` (where the top-level pool keys are not allowed).
+ */
+function applyHealthFlags(raw: Raw, flags: CliOverrides): void {
+  const set: Raw = {};
+  if (flags.healthPath !== undefined) set.path = flags.healthPath;
+  if (flags.healthInterval !== undefined) set.interval = flags.healthInterval;
+  if (flags.healthCheck === false) set.enabled = false;
+  if (Object.keys(set).length === 0) return;
+  const withFlags = (pool: Raw): Raw => ({ ...pool, healthCheck: { ...((pool.healthCheck as Raw | undefined) ?? {}), ...set } });
+  const services = raw.services;
+  if (typeof services === 'object' && services !== null && !Array.isArray(services)) {
+    raw.services = Object.fromEntries(Object.entries(services as Raw).map(([name, s]) => [name, typeof s === 'object' && s !== null ? withFlags(s as Raw) : s]));
+  } else {
+    Object.assign(raw, withFlags(raw));
+  }
+}
+
 /** CliOverrides are the command-line flags that override the file and environment. */
 export interface CliOverrides {
   port?: number;
@@ -301,6 +320,10 @@ export interface CliOverrides {
   adminPort?: number;
   /** workers: processes serving requests (`--workers`); 'auto' is one per CPU. */
   workers?: number | 'auto';
+  /** healthPath, healthInterval, healthCheck: `--health-path`, `--health-interval`, `--no-health-check` (false). */
+  healthPath?: string;
+  healthInterval?: string;
+  healthCheck?: boolean;
 }
 
 export interface LoadOptions {
@@ -367,6 +390,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (flags.accessLog !== undefined) raw.accessLog = flags.accessLog;
   if (flags.adminPort !== undefined) raw.admin = { ...((raw.admin as Raw | undefined) ?? {}), port: flags.adminPort };
   if (flags.workers !== undefined) raw.workers = flags.workers;
+  applyHealthFlags(raw, flags);
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, source, aliases, raw));

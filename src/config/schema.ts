@@ -230,6 +230,8 @@ export const limitsSchema = z.object({
   maxConnectionsPerBackend: z.number().int().min(0).default(0),
   queueTimeout: duration.default('5s'),
   maxHeaderSize: size.default(16 * 1024),
+  /** maxHeaderCount: header fields a request may have (431 above), as HAProxy's tune.http.maxhdr. */
+  maxHeaderCount: z.number().int().min(1).max(10_000).default(100),
   /** maxBodySize: 0 means no limit (bodies are streamed). */
   maxBodySize: size.default(0),
   headersTimeout: duration.default('60s'),

@@ -9,6 +9,15 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Duplex, Readable } from 'node:stream';
 
 /**
+ * CLOSING marks an HTTP/1 connection whose response in progress is its last
+ * (an error answered with a close). node:http hands over the requests
+ * pipelined behind it as soon as it has parsed them; they must not be
+ * proxied, since the client was told that nothing after the refused one
+ * counts (and in a smuggling attempt they are the smuggled requests).
+ */
+export const CLOSING = Symbol('fulcrum.closing');
+
+/**
  * DownstreamRequest is a client's request as the proxy phases read it. The
  * listeners hand over what only they know (the peer address, HTTP/2's
  * :authority, whether a body follows) as arguments, so nothing above the
@@ -28,6 +37,8 @@ export interface DownstreamRequest {
   readonly complete: boolean;
   /** socket: the client's connection; its ends are read only to describe it to a backend (sendProxyProtocol). */
   readonly socket: {
+    /** CLOSING: see below; set on an HTTP/1 connection only. */
+    [CLOSING]?: true;
     readonly destroyed: boolean;
     readonly remoteAddress?: string | undefined;
     readonly remotePort?: number | undefined;

@@ -30,6 +30,7 @@ export const ERRORS = {
   FULCRUM_ERR_CLIENT_ABORTED: { status: 499, source: 'downstream', retryable: false, reason: 'client closed the request' },
   FULCRUM_ERR_CLIENT_BODY: { status: 400, source: 'downstream', retryable: false, reason: 'error reading the request body' },
   FULCRUM_ERR_BODY_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, reason: 'request body too large' },
+  FULCRUM_ERR_TOO_MANY_HEADERS: { status: 431, source: 'downstream', retryable: false, reason: 'too many header fields' },
   FULCRUM_ERR_BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, reason: 'bad request' },
   FULCRUM_ERR_FORBIDDEN: { status: 403, source: 'downstream', retryable: false, reason: 'client address not allowed' },
   FULCRUM_ERR_NO_ROUTE: { status: 404, source: 'downstream', retryable: false, reason: 'no route' },

@@ -18,6 +18,22 @@ import { tlsConnector, type BackendTlsOptions } from '../upstream/backend-tls.js
 import { localProxyHeader, proxiedConnector, type ProxyProtocolVersion } from '../upstream/proxy-protocol.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 
+/** statusDetail is a check result's detail for an HTTP answer (shared with other instances as lastCheckError). */
+export function statusDetail(status: number): string {
+  return `status ${status}`;
+}
+
+/**
+ * answersNotFound: the backend's last check was answered 404: it serves HTTP
+ * but not the health path, which is a configuration mistake (the seeds'
+ * `python3 -m http.server` backends have no /health), not an outage.
+ */
+export function answersNotFound(backend: Backend): boolean {
+  return backend.state.lastCheckError === NOT_FOUND;
+}
+
+const NOT_FOUND = statusDetail(404);
+
 export interface CheckResult {
   readonly ok: boolean;
   readonly detail: string;
@@ -101,7 +117,7 @@ export class HttpHealthCheck implements HealthCheck {
       });
       await res.body.dump({ limit: 64 * 1024, signal });
       const ok = this.config.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi);
-      return { ok, detail: `status ${res.statusCode}` };
+      return { ok, detail: statusDetail(res.statusCode) };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (signal.aborted) return { ok: false, detail: `timeout after ${this.config.timeout}ms` };

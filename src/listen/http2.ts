@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { onClientError } from './client-error.js';
 import { ClientWatch } from './client-watch.js';
-import { createWatchedHttpServer, http1Options, tlsHandshakeTimeout, type ListenerFactoryParts, type ListenerServer } from './server.js';
+import { createWatchedHttpServer, handedFieldCount, http1Options, tlsHandshakeTimeout, type ListenerFactoryParts, type ListenerServer } from './server.js';
 import { register, unregister, type Swept } from './sweep.js';
 import type { TlsTermination } from './tls.js';
 
@@ -32,6 +32,20 @@ export const MAX_CONCURRENT_STREAMS = 250;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 type Http2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+
+/**
+ * http2Options: node's HTTP/2 resets (ENHANCE_YOUR_CALM) a stream with more
+ * header fields than maxHeaderListPairs (default 128, pseudo-header fields
+ * included) before JS sees it. It also enforces maxHeaderListSize, where
+ * each field counts 32 octets besides its name and value (RFC 9113 6.5.2),
+ * so no head within that size has more than maxHeaderSize / 32 fields: with
+ * that many pairs allowed (and the five pseudo-header fields), every excess
+ * over `limits.maxHeaderCount` reaches the pipeline, which answers 431.
+ */
+function http2Options(rt: LimitsSource): { settings: http2.Settings; maxHeaderListPairs: number } {
+  const pairs = Math.max(handedFieldCount(rt.limits), Math.ceil(rt.limits.maxHeaderSize / 32));
+  return { settings: http2Settings(rt), maxHeaderListPairs: pairs + 5 };
+}
 
 function http2Settings(rt: LimitsSource): http2.Settings {
   return {
@@ -196,7 +210,7 @@ export function createHttp2SecureServer(rt: LimitsSource, parts: ListenerFactory
     ...tls.serverOptions(),
     ...tlsHandshakeTimeout(limits),
     allowHTTP1: true,
-    settings: http2Settings(rt),
+    ...http2Options(rt),
     noDelay: true,
   }, parts.handler as unknown as Http2Handler);
   // HTTP/1.1 clients are served by Node's HTTP/1 machinery, which reads these properties from the server.
@@ -207,6 +221,7 @@ export function createHttp2SecureServer(rt: LimitsSource, parts: ListenerFactory
     keepAliveTimeout: h1.keepAliveTimeout,
     connectionsCheckingInterval: h1.connectionsCheckingInterval,
     requireHostHeader: true,
+    maxHeadersCount: handedFieldCount(limits),
     ...(limits.maxRequestsPerSocket > 0 ? { maxRequestsPerSocket: limits.maxRequestsPerSocket } : {}),
   });
   server.on('clientError', onClientError);
@@ -235,7 +250,7 @@ export function createHttp2SecureServer(rt: LimitsSource, parts: ListenerFactory
  */
 export function createH2cServer(rt: LimitsSource, parts: ListenerFactoryParts): ListenerServer {
   const { server, watch } = createWatchedHttpServer(rt, parts);
-  const h2 = http2.createServer({ settings: http2Settings(rt) }, parts.handler as unknown as Http2Handler);
+  const h2 = http2.createServer(http2Options(rt), parts.handler as unknown as Http2Handler);
   const sessions = new SessionTracker(rt);
   // When the connection being handed over was accepted (node:http2 makes its session at once, in
   // emit('connection')): its preface deadline counts from there, not from the sniff.

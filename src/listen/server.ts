@@ -53,6 +53,18 @@ export interface ListenerFactoryParts {
   log?: GuardLog;
 }
 
+/**
+ * handedFieldCount: how many header fields node:http (maxHeadersCount) and
+ * HTTP/2 (maxHeaderListPairs, pseudo-header fields besides) hand over. They
+ * drop the fields past it silently, so they are set to one more than
+ * `limits.maxHeaderCount`: the pipeline sees the excess and answers 431,
+ * rather than forwarding a request whose framing fields may have been dropped.
+ * Set when the listener is made: raising the limit by a reload takes effect at restart.
+ */
+export function handedFieldCount(limits: LimitsSource['limits']): number {
+  return limits.maxHeaderCount + 1;
+}
+
 /** http1Options are the HTTP/1 server settings every listener shares (plain, TLS, or HTTP/1 fallback of HTTP/2). */
 export function http1Options(limits: LimitsSource['limits']): http.ServerOptions {
   return {
@@ -79,6 +91,7 @@ export function tlsHandshakeTimeout(limits: LimitsSource['limits']): { handshake
 
 function attach(server: Server, rt: LimitsSource, parts: ListenerFactoryParts, event: 'connection' | 'secureConnection'): ClientWatch {
   if (rt.limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = rt.limits.maxRequestsPerSocket;
+  server.maxHeadersCount = handedFieldCount(rt.limits);
   server.on('clientError', onClientError);
   if (parts.upgrade !== null) server.on('upgrade', parts.upgrade);
   const watch = ClientWatch.attach(server, rt);

@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
 import type { ResponseHeadContext } from '../balancer/sticky.js';
-import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel } from '../core/downstream.js';
+import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel } from '../core/downstream.js';
 import { FulcrumError, fromUpstreamError } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
@@ -235,7 +235,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       }
     }
     if (backend === undefined) {
-      this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND') : this.error);
+      this.fail(this.attempts === 0 || this.error === null ? new FulcrumError('FULCRUM_ERR_NO_BACKEND', this.service.noBackendHint()) : this.error);
       return;
     }
     this.#dispatch(backend);
@@ -767,7 +767,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   respond(status: number, headers: Readonly<Record<string, string>>, body: string): void {
     this.status = status;
     const res = this.res;
-    if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
+    this.#lastOnConnection();
     if (!res.headersSent && !this.#clientGone) {
       const head: Record<string, string | number> = { ...headers, 'content-length': Buffer.byteLength(body) };
       if (this.requestId !== '') head[this.ctx.requestIds!.header] = this.requestId;
@@ -775,6 +775,19 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       res.end(body);
     }
     this.#finish();
+  }
+
+  /**
+   * #lastOnConnection, before Fulcrum answers itself: a request body left
+   * unread (413, a 503 before forwarding...) makes an HTTP/1 connection
+   * unusable, and so does draining; a connection that closes after this
+   * answer is marked, so that the requests pipelined behind it are not proxied.
+   */
+  #lastOnConnection(): void {
+    if (this.#h2) return;
+    const res = this.res;
+    if ((!this.req.complete && hasBody(this.req)) || this.ctx.draining) res.shouldKeepAlive = false;
+    if (!res.shouldKeepAlive) this.req.socket[CLOSING] = true;
   }
 
   /** fail answers the client with the error's status and a short plain-text reason. */
@@ -786,6 +799,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
     const trace = this.trace;
     if (trace !== null) trace.event('fulcrum.refused', { 'fulcrum.error.code': error.code, 'http.response.status_code': error.status });
+    // After a malformed request (400, 431) what follows on the connection cannot be trusted: it closes.
+    if (error.status === 400 || error.status === 431) res.shouldKeepAlive = false;
+    this.#lastOnConnection();
     if (!res.headersSent && !this.#clientGone) {
       // With request ids or tracing, a second line names the request, so a report of this answer leads to its log line and trace.
       const ids = this.requestId !== '' || trace !== null ? idLine(this) : '';

@@ -31,12 +31,18 @@ class ShapeTable {
   }
 }
 
-/** Names downstreamHeaders drops. */
-const DOWNSTREAM_SPECIAL = new ShapeTable(HOP_BY_HOP);
-/** Names upstreamHeaders drops, replaces or reads. */
+/** Names downstreamHeaders drops or sends once. */
+const DOWNSTREAM_SPECIAL = new ShapeTable([...HOP_BY_HOP, 'content-length']);
+/** Names upstreamHeaders drops, replaces or reads (the framing fields spelt with "_" share their shapes). */
 const UPSTREAM_SPECIAL = new ShapeTable([
   ...HOP_BY_HOP, 'host', 'content-length', 'cookie', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect',
 ]);
+
+/** isPlainChunked: a Transfer-Encoding value that is "chunked" alone (any case, optional whitespace around). */
+function isPlainChunked(value: string): boolean {
+  const v = value.trim();
+  return v.length === 7 && v.toLowerCase() === 'chunked';
+}
 
 /** lowerName: a header name in lower case, without a copy for the usual spellings of the names looked up most. */
 function lowerName(name: string): string {
@@ -75,7 +81,11 @@ export interface ForwardOptions {
 export interface RequestInfo {
   readonly peer: string;
   readonly proto: 'http' | 'https';
-  /** authority is the HTTP/2 `:authority`; HTTP/1 requests carry it in `Host`. */
+  /**
+   * authority is the HTTP/2 `:authority`, or the authority of an HTTP/1
+   * absolute-form target (which wins over Host, RFC 9112 3.2.2); other HTTP/1
+   * requests carry it in `Host`.
+   */
   readonly authority: string | undefined;
 }
 
@@ -91,10 +101,31 @@ export interface RequestMeta {
   cookie: string | undefined;
   /** h2: the request came over HTTP/2 (the listener says so: never inferred from a version string). */
   h2: boolean;
+  /** invalid: why the header pass found the request malformed (the pipeline answers 400), or null. */
+  invalid: string | null;
 }
 
 export function newRequestMeta(): RequestMeta {
-  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined, h2: false };
+  return { contentLength: -1, chunked: false, xff: undefined, host: undefined, cookie: undefined, h2: false, invalid: null };
+}
+
+/**
+ * HOST_SYNTAX is a Host value (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal
+ * or a registered name, then an optional numeric port. No userinfo ("a@b"
+ * would make the part before "@" look like a host to some backends), no
+ * space, no second colon outside brackets.
+ */
+const HOST_SYNTAX = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** The last Host value found well formed: consecutive requests usually repeat it. */
+let lastGoodHost = '';
+
+/** hostValid: `host` is a well-formed Host (or :authority) value. */
+function hostValid(host: string): boolean {
+  if (host === lastGoodHost) return true;
+  if (!HOST_SYNTAX.test(host)) return false;
+  lastGoodHost = host;
+  return true;
 }
 
 /** The inputs and result of the last forwardedElement call: consecutive requests usually share them (one client, one Host). */
@@ -133,6 +164,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   let fwd: string | undefined;
   let connection: string | undefined;
   let host = info.authority;
+  let hosts = 0;
   let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -145,12 +177,22 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
     const lower = lowerName(name);
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-      else if (lower === 'transfer-encoding') meta.chunked = true;
+      else if (lower === 'transfer-encoding') {
+        // Only a single, plain "chunked" frames a request the same way everywhere. An empty value frames
+        // nothing (node:http would frame by Content-Length, a backend by the coding: TE.CL); other codings,
+        // lists and repeats are read differently by different parsers (TE.TE). Refused, as HAProxy does.
+        if (meta.chunked) meta.invalid = 'more than one Transfer-Encoding';
+        else if (!isPlainChunked(value)) meta.invalid = value.trim() === '' ? 'empty Transfer-Encoding' : 'unsupported Transfer-Encoding: only "chunked" is accepted';
+        meta.chunked = true;
+      }
       continue;
     }
     switch (lower) {
       case 'host':
-        if (host === undefined) host = value;
+        // One Host (RFC 9112 3.2); over HTTP/2, one that names what :authority names (RFC 9113 8.3.1).
+        if (++hosts > 1) meta.invalid = 'more than one Host header';
+        else if (host === undefined) host = value;
+        else if (meta.h2 && value !== host && value.toLowerCase() !== host.toLowerCase()) meta.invalid = 'Host differs from :authority';
         continue;
       case 'content-length':
         meta.contentLength = Number(value);
@@ -182,6 +224,11 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
       case 'expect':
         // The listener has already answered "100 Continue"; the backend must not wait for it.
         continue;
+      case 'transfer_encoding':
+      case 'content_length':
+        // Some servers (CGI, and those that map "_" to "-") read these as the framing fields: a second framing.
+        meta.invalid = `a "${name}" field`;
+        continue;
       default:
         // HTTP/2 pseudo-headers (":method", ":path", ":authority", ":scheme") are not headers to forward.
         if (name.charCodeAt(0) !== 58 /* ":" */) out.push(name, value);
@@ -189,6 +236,7 @@ export function upstreamHeaders(raw: readonly string[], info: RequestInfo, optio
   }
   meta.xff = xff;
   meta.host = host;
+  if (host !== undefined && !hostValid(host)) meta.invalid = 'invalid Host: expected a host name or address and an optional numeric port';
   if (options.preserveHost && host !== undefined) out[1] = host;
   out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
@@ -228,12 +276,17 @@ export const latin1 = (raw: Buffer | string): string => (typeof raw === 'string'
 export function downstreamHeaders(raw: RawHeaders): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  let length = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!);
     // Only names shaped like a hop-by-hop one need the case-insensitive look-up (most are not).
     if (DOWNSTREAM_SPECIAL.mayHold(name)) {
       const lower = lowerName(name);
-      if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'content-length') {
+        // A repeated Content-Length (the response parser has checked that the values agree) is sent once.
+        if (length) continue;
+        length = true;
+      } else if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
           const value = latin1(raw[i + 1]!);
           connection = connection === undefined ? value : `${connection}, ${value}`;

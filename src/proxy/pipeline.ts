@@ -28,7 +28,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel, ProxyEntry } from '../core/downstream.js';
+import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel, type ProxyEntry } from '../core/downstream.js';
 import { FulcrumError } from '../core/errors.js';
 import { requestChannel, type RequestEvent } from '../core/events.js';
 import type { AccessLog } from '../observe/access-log.js';
@@ -130,6 +130,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     isInternal: (url) => internal !== null && internal.matches(url),
     internal: (req, res) => internal!.handle(req, res),
     proxy: (req, res, peer, body, authority, h2) => {
+      // Pipelined behind a request refused with a close: never answered, so never proxied.
+      if (req.socket[CLOSING] === true) return;
       ctx.active++;
       // on, not once: a response closes once, and once() would allocate a wrapper per request.
       res.on('close', onResponseClose);
@@ -137,6 +139,10 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     },
     upgrade: (req, socket, head) => {
       socket.on('error', destroySocket);
+      if ((req as DownstreamRequest).socket[CLOSING] === true) {
+        socket.end();
+        return;
+      }
       const own = options.internalUpgrade?.() ?? null;
       if (own !== null && own(req, socket, head)) return;
       const protocol = req.headers.upgrade;
@@ -160,19 +166,39 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
       rejectVersion(req, res, peer, tunnel);
       return;
     }
-    const url = req.url!;
-    if (url.charCodeAt(0) !== 47 /* "/" */ && !normalizeTarget(req)) {
-      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path'), stripMappedPrefix(peer), undefined, tunnel, null, h2);
+    const limits = ctx.settings.limits;
+    // node:http and HTTP/2 are set to hand over one field more than the limit, so that the excess shows here.
+    if (fieldCount(req.rawHeaders, h2) > limits.maxHeaderCount) {
+      reject(req, res, new FulcrumError('FULCRUM_ERR_TOO_MANY_HEADERS', `limit is ${limits.maxHeaderCount}`), stripMappedPrefix(peer), undefined, tunnel, null, h2);
       return;
+    }
+    const url = req.url!;
+    if (url.charCodeAt(0) !== 47 /* "/" */) {
+      // An absolute-form target's authority wins over Host (RFC 9112 3.2.2).
+      const target = normalizeTarget(req);
+      if (target === null) {
+        reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', 'request target must be a path or an http(s) URL without userinfo'), stripMappedPrefix(peer), undefined, tunnel, null, h2);
+        return;
+      }
+      if (!h2) authority = target;
     }
     const meta = newRequestMeta();
     meta.h2 = h2;
     const headers = upstreamHeaders(req.rawHeaders, { peer, proto, authority }, ctx.forward, meta);
+    // HTTP/1.0 has no chunked coding (RFC 9112 6.1): what a 1.0 request means by it is anyone's guess.
+    if (meta.chunked && !h2 && req.httpVersionMinor === 0) meta.invalid ??= 'Transfer-Encoding in an HTTP/1.0 request';
+    // An Upgrade request's body would travel in the tunnel's first bytes, framed by nobody: refused (docs/configuration.md, Request framing).
+    if (tunnel !== null && (meta.chunked || meta.contentLength > 0)) meta.invalid ??= 'an Upgrade request cannot have a body';
+    if (meta.invalid !== null) {
+      // A 400: the connection closes after it (Exchange.fail), so nothing pipelined behind is proxied.
+      reject(req, res, new FulcrumError('FULCRUM_ERR_BAD_REQUEST', meta.invalid), stripMappedPrefix(peer), undefined, tunnel, null, h2);
+      return;
+    }
     // An HTTP/2 body needs no Content-Length: a stream not ended with its headers has one, of unknown length.
     if (body !== null && meta.contentLength < 0 && h2) meta.chunked = true;
     const client = meta.xff === undefined ? stripMappedPrefix(peer) : clientAddressOf(peer, meta.xff, ctx.forward.trusted);
 
-    const maxBody = ctx.settings.limits.maxBodySize;
+    const maxBody = limits.maxBodySize;
     if (maxBody > 0 && meta.contentLength > maxBody) {
       reject(req, res, new FulcrumError('FULCRUM_ERR_BODY_TOO_LARGE', `limit is ${maxBody} bytes`), client, undefined, tunnel, null, h2);
       return;
@@ -368,16 +394,26 @@ function destroySocket(this: Duplex): void {
 
 /**
  * normalizeTarget turns an absolute-form target ("GET http://host/path") into
- * origin form. It returns false for targets that cannot be proxied.
+ * origin form and returns its authority. It returns null for targets that
+ * cannot be proxied (asterisk form, authority form, other schemes, userinfo).
  */
-function normalizeTarget(req: DownstreamRequest): boolean {
+function normalizeTarget(req: DownstreamRequest): string | null {
   const url = req.url!;
-  if (!/^https?:\/\//i.test(url)) return false;
+  if (!/^https?:\/\/[^/?#]/i.test(url)) return null;
   try {
     const parsed = new URL(url);
+    const rest = url.slice(url.indexOf('//') + 2);
+    if (rest.split(/[/?#]/, 1)[0]!.includes('@')) return null;
     req.url = parsed.pathname + parsed.search;
-    return true;
+    return parsed.host;
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** fieldCount: the request's header fields, HTTP/2's pseudo-header fields (which come first) left out. */
+function fieldCount(raw: readonly string[], h2: boolean): number {
+  let pseudo = 0;
+  if (h2) while (pseudo < raw.length && raw[pseudo]!.charCodeAt(0) === 58 /* ":" */) pseudo += 2;
+  return (raw.length - pseudo) >> 1;
 }

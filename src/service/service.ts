@@ -31,8 +31,10 @@ import { effectiveWeight } from '../balancer/slow-start.js';
 import { StickySessions, type ResponseHeadContext } from '../balancer/sticky.js';
 import { ConfigError } from '../core/config-error.js';
 import type { BackendConfig, ServiceConfig } from '../config/schema.js';
+import { DEFAULT_SERVICE } from '../config/services.js';
 import { poolChannel } from '../core/events.js';
-import { ActiveHealthChecker, HttpHealthCheck } from '../health/active.js';
+import { ActiveHealthChecker, answersNotFound, HttpHealthCheck, type CheckResult } from '../health/active.js';
+import { Reason } from '../backends/reasons.js';
 import { OutlierDetector } from '../health/passive.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -96,6 +98,8 @@ export class Service {
   readonly #metrics: Metrics;
   readonly #stickySecret: Buffer;
   readonly #onFlip: (backend: Backend, detail: string) => void;
+  /** #warnedNotFound: the backends whose 404 to the health path has been logged (once each). */
+  readonly #warnedNotFound = new Set<string>();
 
   /** The constructor throws a ConfigError for an unknown policy or an unreadable TLS file. */
   constructor(options: ServiceOptions) {
@@ -115,6 +119,7 @@ export class Service {
     this.#balancing(options.config);
     this.#healthCheck = new HttpHealthCheck(options.config.healthCheck, this.upstream.tls, (b) => this.upstream.proxyProtocolFor(b));
     this.#health = this.#makeHealthChecker(options.config);
+    this.#health.onResult((b, result) => this.#noticeNotFound(b, result));
     this.pool.on('change', (change) => this.#poolChanged(change));
   }
 
@@ -281,6 +286,36 @@ export class Service {
       ejections: s.ejections,
       ejectedUntil: s.ejectedUntil === 0 ? null : new Date(s.ejectedUntil).toISOString(),
     };
+  }
+
+  /**
+   * noBackendHint: when every backend is out only because it answers 404 to
+   * the health path, what fixes it (for the 503 body); otherwise undefined.
+   * Asked only when no backend could be picked.
+   */
+  noBackendHint(): string | undefined {
+    const backends = this.pool.snapshot;
+    const checkOnly = Reason.ACTIVE_CHECK_FAILED | Reason.INITIALLY_DOWN;
+    if (backends.length === 0 || !backends.every((b) => (b.state.reasons & ~checkOnly) === 0 && answersNotFound(b))) return undefined;
+    return `every backend answers 404 to the health check ${this.#healthCheckLine()}; ${this.#notFoundFix()}`;
+  }
+
+  #healthCheckLine(): string {
+    return `${this.config.healthCheck.method} ${this.config.healthCheck.path}`;
+  }
+
+  /** #notFoundFix names the key and the flag that fix a health path the backends do not serve. */
+  #notFoundFix(): string {
+    const key = this.name === DEFAULT_SERVICE ? 'healthCheck' : `services.${this.name}.healthCheck`;
+    return `set ${key}.path to a path they serve (--health-path /), or turn active checks off (${key}.enabled: false, --no-health-check)`;
+  }
+
+  /** #noticeNotFound logs, once per backend, a health path that a backend answering HTTP does not serve. */
+  #noticeNotFound(backend: Backend, result: CheckResult): void {
+    if (result.ok || !answersNotFound(backend) || this.#warnedNotFound.has(backend.id)) return;
+    this.#warnedNotFound.add(backend.id);
+    this.#log.warn({ service: this.name, backend: backend.id, url: backend.url.href, healthCheck: this.#healthCheckLine() },
+      `backend ${backend.url.href} answers HTTP but 404 to the health check ${this.#healthCheckLine()}, so it is taken out of rotation: ${this.#notFoundFix()}`);
   }
 
   /** effectiveWeight is the weight a policy uses now (lower during slow start). */

@@ -72,6 +72,8 @@ export function installStateStore(balancer: BalancerHost): void {
     if (JSON.stringify(next.state) !== JSON.stringify(previous.state)) log.warn('state settings changed in the config; they take effect at the next restart');
   });
   const running = sync;
+  // With Redis, an instance that has not read the shared state (health, run-time backends) would route on its own guess.
+  if (config.store === 'redis') balancer.addHook('ready', () => (running.synced ? null : 'waiting for the first state sync with redis'));
   balancer.addHook('close', async () => {
     health?.uninstall();
     backends?.uninstall();

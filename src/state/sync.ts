@@ -97,6 +97,11 @@ export class StateSync {
     return this.#store.state === 'ready' && this.#degradedSince === null;
   }
 
+  /** synced: one round with the store has completed (the shared state has been read once). */
+  get synced(): boolean {
+    return this.#connectedOnce;
+  }
+
   get instances(): readonly InstanceInfo[] {
     return this.#instances;
   }

@@ -137,6 +137,18 @@ describe('workers: 2', () => {
     }
   });
 
+  test('/livez and /readyz answer 200 from every worker (each has its primary), /livez with no backend healthy too', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      for (const path of ['/livez', '/readyz']) {
+        const answer = await get(`${base}${path}`);
+        assert.equal(answer.status, 200, `${path}: ${answer.body}`);
+      }
+      seen.add((JSON.parse((await get(`${base}/status`)).body) as WorkerView).instance.id);
+    }
+    assert.equal(seen.size, 2, 'both workers were asked');
+  });
+
   test('one worker runs the health checks, and every worker applies its verdicts', async () => {
     const hits = (): number => backends[0]!.requests.get('/health') ?? 0;
     const windowMs = 2000;

@@ -246,12 +246,13 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  test('Fulcrum: probes on /healthz, the CLI command and the mounted ConfigMap config are valid, grace period covers the drain', () => {
+  test('Fulcrum: readiness on /readyz, liveness on /livez, the CLI command and the mounted ConfigMap config are valid, grace period covers the drain', () => {
     const deployment = find('Deployment', 'fulcrum');
     const pod = deployment.spec.template.spec;
     const container = (pod.containers as Doc[])[0]!;
-    assert.equal(container.readinessProbe.httpGet.path, '/healthz');
-    assert.equal(container.livenessProbe.httpGet.path, '/healthz');
+    // /healthz is 503 when every backend is down: as a liveness probe it would restart every healthy balancer.
+    assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(container.livenessProbe.httpGet.path, '/livez');
     assert.ok(container.resources.requests.cpu, 'a CPU request, which the HPA needs');
 
     const args = container.args as string[];
