@@ -72,7 +72,7 @@ describe('rate limiting with the Redis store', () => {
     test(`memory and Redis make identical decisions (${policy.algorithm} ${policy.rate}/${policy.per}ms)`, async () => {
       let now = 1_700_000_000_123;
       const health = new StoreHealth(silentLogger(), 'allow');
-      const shared = new RedisStore({ url: redis.url, keyPrefix: `cmp${policy.algorithm}${policy.rate}:`, timeout: 2000, health, clock: () => now });
+      const shared = new RedisStore({ target: redisTarget(redisSchema.parse(redis.config)), keyPrefix: `cmp${policy.algorithm}${policy.rate}:`, timeout: 2000, health, clock: () => now });
       const memory = createMemoryStore(policy, 1000);
       const local = new Decision();
       const rand = lcg(policy.rate * 31 + policy.per);
