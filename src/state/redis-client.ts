@@ -53,8 +53,8 @@ export function redisTarget(config: RedisConfig): RedisTarget {
         ...(config.sentinelUsername === undefined ? {} : { sentinelUsername: config.sentinelUsername }),
         // TLS to the master too, not only to the Sentinels.
         ...(config.tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: auth.tls }),
-        // Follow +switch-master at once instead of waiting for the old master's connection to fail.
-        failoverDetector: true,
+        // Each reconnection asks the Sentinels for the master (ioredis' failoverDetector is not used:
+        // its Sentinel connections outlive the client's disconnect()).
       },
     };
   }
