@@ -204,12 +204,12 @@ const redisNode = z.object({ host: z.string().min(1, 'expected a host name or ad
  */
 export const redisSchema = z.object({
   url: redisUrl.optional(),
-  sentinels: z.array(redisNode).min(1, 'expected at least one Sentinel').optional(),
+  sentinels: z.array(redisNode).min(1).optional(),
   /** name: the Sentinel master group (`sentinel monitor <name> ...`). */
   name: z.string().min(1).optional(),
   sentinelUsername: z.string().optional(),
   sentinelPassword: z.string().optional(),
-  cluster: z.array(redisNode).min(1, 'expected at least one cluster node').optional(),
+  cluster: z.array(redisNode).min(1).optional(),
   username: z.string().optional(),
   password: z.string().optional(),
   db: z.number().int().min(0).max(15).optional(),
