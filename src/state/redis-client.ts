@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import { parseSentinelUrl, type RedisConfig } from '../config/schema.js';
+import type { RedisConfig } from '../config/schema.js';
+import { parseSentinelUrl } from '../config/redis-url.js';
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster';
 

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
-import { parseSentinelUrl } from '../../src/config/schema.js';
+import { parseSentinelUrl } from '../../src/config/redis-url.js';
 import { ConfigError } from '../../src/core/config-error.js';
 import { describeTarget, redisTarget } from '../../src/state/redis-client.js';
 import { redactConfig } from '../../src/admin/api.js';
