@@ -8,8 +8,10 @@
  *   fulcrum backend --port 8081 [--name "Backend 1"]
  *   fulcrum validate -c FILE
  *   fulcrum routes -c FILE [--test "GET https://api.example.com/v1/users"] [-H "Name: value"]
+ *   fulcrum schema [-o FILE]
  */
 import cluster from 'node:cluster';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createBalancer } from './index.js';
@@ -22,6 +24,7 @@ import { Fulcrum } from './app/fulcrum.js';
 import { configWarnings } from './config/load.js';
 import type { FulcrumConfig } from './config/schema.js';
 import { routeName } from './config/services.js';
+import { configJsonSchema } from './config/json-schema.js';
 import { describeRoute } from './routing/describe.js';
 import { explainRequest } from './routing/explain.js';
 import { isFulcrumWorker, workerCount } from './core/cluster-env.js';
@@ -267,6 +270,15 @@ export function buildProgram(): Command {
       } finally {
         await balancer.close({ drainTimeout: 0 });
       }
+    });
+
+  program.command('schema')
+    .description('print the JSON Schema of the config file, for editors (yaml-language-server) and CI checks')
+    .option('-o, --out <file>', 'write it to this file instead of stdout')
+    .action((flags: { out?: string }) => {
+      const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+      if (flags.out === undefined) process.stdout.write(text);
+      else writeFileSync(flags.out, text);
     });
 
   return program;

@@ -11,13 +11,18 @@
  *   DELETE /admin/backends/{id}       drain, then remove (?drain=false: remove now)
  *   GET    /admin/config              the effective config, secrets redacted
  *   POST   /admin/reload              reload the config file
+ *   GET    /admin/services            every service: policy, backends, health, the routes that use it
+ *   GET    /admin/services/{name}     one service, with its config
+ *   ...    /admin/services/{name}/backends[/{id}]   as /admin/backends, for that service
+ *
+ * /admin/backends is the default service's (the only one, or `default`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import type { BackendStateName } from '../backends/ops.js';
 import { backendSchema } from '../config/schema.js';
-import type { BalancerHost } from '../app/host.js';
+import type { BalancerHost, ServiceHandle } from '../app/host.js';
 import { stripMappedPrefix } from '../core/trusted-proxies.js';
 import { authorize } from './auth.js';
 import { pathOf, queryOf, readJsonBody, sendJson } from './http.js';
@@ -140,24 +145,62 @@ export class AdminApi {
       return;
     }
     const path = pathOf(req.url ?? '/');
-    const method = req.method ?? 'GET';
     if (path === '/admin' || path === '/admin/') return this.#allow(req, res, ['GET'], () => this.#index(res));
-    if (path === '/admin/backends') return this.#allow(req, res, ['GET', 'POST'], () => (method === 'GET' ? this.#list(res) : this.#add(req, res)));
     if (path === '/admin/config') return this.#allow(req, res, ['GET'], () => sendJson(res, 200, { config: redactConfig(this.balancer.config) }));
     if (path === '/admin/reload') return this.#allow(req, res, ['POST'], () => this.#reload(req, res));
-    const m = /^\/admin\/backends\/([^/]+)$/.exec(path);
+    if (path === '/admin/services') return this.#allow(req, res, ['GET'], () => this.#services(res));
+    if (path.startsWith('/admin/backends')) {
+      return this.#backends(req, res, this.balancer.serviceHandle(this.balancer.defaultService)!, path.slice('/admin/backends'.length), '/admin/backends');
+    }
+    const m = /^\/admin\/services\/([^/]+)(\/.*)?$/.exec(path);
     if (m !== null) {
-      const id = safeDecode(m[1]!);
-      return this.#allow(req, res, ['GET', 'PATCH', 'DELETE'], () => {
-        const backend = this.balancer.pool.get(id);
-        if (backend === undefined) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${id}"`);
-        if (method === 'GET') return sendJson(res, 200, this.#describe(backend));
-        if (method === 'PATCH') return this.#patch(req, res, backend);
-        return this.#remove(req, res, backend);
-      });
+      const name = safeDecode(m[1]!);
+      const service = this.balancer.serviceHandle(name);
+      if (service === undefined) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no service named "${name}"`);
+      const rest = m[2] ?? '';
+      if (rest === '' || rest === '/') return this.#allow(req, res, ['GET'], () => sendJson(res, 200, this.#describeService(service, true)));
+      const base = `/admin/services/${encodeURIComponent(name)}/backends`;
+      if (rest.startsWith('/backends')) return this.#backends(req, res, service, rest.slice('/backends'.length), base);
     }
     sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no admin route ${path}`);
   };
+
+  /** backends serves one service's backend collection: `rest` is what follows ".../backends" in the path. */
+  #backends(req: IncomingMessage, res: ServerResponse, service: ServiceHandle, rest: string, base: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (rest === '') return this.#allow(req, res, ['GET', 'POST'], () => (method === 'GET' ? this.#list(res, service) : this.#add(req, res, service, base)));
+    const m = /^\/([^/]+)$/.exec(rest);
+    if (m === null) {
+      sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no admin route ${pathOf(req.url ?? '/')}`);
+      return Promise.resolve();
+    }
+    const id = safeDecode(m[1]!);
+    return this.#allow(req, res, ['GET', 'PATCH', 'DELETE'], () => {
+      const backend = service.pool.get(id);
+      if (backend === undefined) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${id}" in service "${service.name}"`);
+      if (method === 'GET') return sendJson(res, 200, this.#describe(service, backend));
+      if (method === 'PATCH') return this.#patch(req, res, service, backend);
+      return this.#remove(req, res, service, backend);
+    });
+  }
+
+  #services(res: ServerResponse): void {
+    const names = this.balancer.serviceNames();
+    sendJson(res, 200, { default: this.balancer.defaultService, services: names.map((n) => this.#describeService(this.balancer.serviceHandle(n)!, false)) });
+  }
+
+  /** describeService: the service's /status part, the routes that send to it, and (one service) its config. */
+  #describeService(service: ServiceHandle, withConfig: boolean): Record<string, unknown> {
+    const routes = this.balancer.config.routes.flatMap((r, i) => (r.service === service.name ? [r.name ?? `routes[${i}]`] : []));
+    const status = service.status();
+    return {
+      name: service.name,
+      default: service.name === this.balancer.defaultService,
+      ...status,
+      routes,
+      ...(withConfig ? { config: redactConfig(service.config()) } : { backends: (status.backends as unknown[]).length }),
+    };
+  }
 
   async #allow(req: IncomingMessage, res: ServerResponse, methods: readonly string[], run: () => void | Promise<void>): Promise<void> {
     if (!methods.includes(req.method ?? '')) {
@@ -172,38 +215,40 @@ export class AdminApi {
       routes: [
         'GET /admin/backends', 'POST /admin/backends', 'GET /admin/backends/{id}', 'PATCH /admin/backends/{id}',
         'DELETE /admin/backends/{id}?drain=true|false', 'GET /admin/config', 'POST /admin/reload',
+        'GET /admin/services', 'GET /admin/services/{name}', 'GET|POST /admin/services/{name}/backends',
+        'GET|PATCH|DELETE /admin/services/{name}/backends/{id}',
       ],
     });
   }
 
-  #describe(backend: Backend): Record<string, unknown> {
-    return { ...this.balancer.backendStatus(backend), removeWhenDrained: backend.removeWhenDrained, config: redactConfig(backend.config) };
+  #describe(service: ServiceHandle, backend: Backend): Record<string, unknown> {
+    return { ...service.backendStatus(backend), service: service.name, removeWhenDrained: backend.removeWhenDrained, config: redactConfig(backend.config) };
   }
 
-  #list(res: ServerResponse): void {
-    sendJson(res, 200, { backends: this.balancer.pool.snapshot.map((b) => this.#describe(b)) });
+  #list(res: ServerResponse, service: ServiceHandle): void {
+    sendJson(res, 200, { service: service.name, backends: service.pool.snapshot.map((b) => this.#describe(service, b)) });
   }
 
-  async #add(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #add(req: IncomingMessage, res: ServerResponse, service: ServiceHandle, base: string): Promise<void> {
     const body = await readObject(req, res);
     if (body === undefined) return;
     // A new backend enters rotation once its health checks pass (like a configured
     // `healthy: false`), unless the body says otherwise or active checks are off.
-    const input = { healthy: !this.balancer.config.healthCheck.enabled, ...body };
+    const input = { healthy: !service.config().healthCheck.enabled, ...body };
     const parsed = backendSchema.safeParse(input);
     if (!parsed.success) return invalidBody(res, fieldProblems(parsed.error.issues));
     const actor = actorOf(req);
     let backend: Backend;
     try {
-      backend = this.balancer.ops.add(parsed.data, 'admin', actor);
+      backend = service.ops.add(parsed.data, 'admin', actor);
     } catch (err) {
       return sendError(res, 409, 'FULCRUM_ERR_ADMIN_CONFLICT', (err as Error).message);
     }
-    this.balancer.log.info({ actor, op: 'add', backend: backend.id, url: backend.url.href, weight: backend.weight }, 'admin: backend added');
-    sendJson(res, 201, this.#describe(backend), { location: `/admin/backends/${encodeURIComponent(backend.id)}` });
+    this.balancer.log.info({ actor, op: 'add', service: service.name, backend: backend.id, url: backend.url.href, weight: backend.weight }, 'admin: backend added');
+    sendJson(res, 201, this.#describe(service, backend), { location: `${base}/${encodeURIComponent(backend.id)}` });
   }
 
-  async #patch(req: IncomingMessage, res: ServerResponse, backend: Backend): Promise<void> {
+  async #patch(req: IncomingMessage, res: ServerResponse, service: ServiceHandle, backend: Backend): Promise<void> {
     const body = await readObject(req, res);
     if (body === undefined) return;
     const parsed = patchSchema.safeParse(body);
@@ -211,22 +256,22 @@ export class AdminApi {
     const actor = actorOf(req);
     const { weight, state } = parsed.data;
     // The backend may have left while the body was read.
-    if (this.balancer.pool.get(backend.id) !== backend) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${backend.id}"`);
+    if (service.pool.get(backend.id) !== backend) return sendError(res, 404, 'FULCRUM_ERR_ADMIN_NOT_FOUND', `no backend with id "${backend.id}"`);
     if (weight !== undefined) {
       const before = backend.weight;
-      this.balancer.ops.setWeight(backend.id, weight, 'admin', actor);
-      this.balancer.log.info({ actor, op: 'weight', backend: backend.id, url: backend.url.href, from: before, to: weight }, 'admin: backend weight changed');
+      service.ops.setWeight(backend.id, weight, 'admin', actor);
+      this.balancer.log.info({ actor, op: 'weight', service: service.name, backend: backend.id, url: backend.url.href, from: before, to: weight }, 'admin: backend weight changed');
     }
     if (state !== undefined) {
       const wasHealthy = backend.healthy;
-      this.balancer.ops.setState(backend.id, state, 'admin', actor);
-      this.balancer.log.info({ actor, op: 'state', backend: backend.id, url: backend.url.href, state }, `admin: backend ${state}`);
+      service.ops.setState(backend.id, state, 'admin', actor);
+      this.balancer.log.info({ actor, op: 'state', service: service.name, backend: backend.id, url: backend.url.href, state }, `admin: backend ${state}`);
       if (wasHealthy !== backend.healthy) this.balancer.recordEvent(backend, `${state} by ${actor}`);
     }
-    sendJson(res, 200, this.#describe(backend));
+    sendJson(res, 200, this.#describe(service, backend));
   }
 
-  #remove(req: IncomingMessage, res: ServerResponse, backend: Backend): void {
+  #remove(req: IncomingMessage, res: ServerResponse, service: ServiceHandle, backend: Backend): void {
     const drainParam = queryOf(req.url ?? '').get('drain');
     if (drainParam !== null && drainParam !== 'true' && drainParam !== 'false') {
       return invalidBody(res, [{ path: 'drain', message: 'expected drain=true or drain=false' }]);
@@ -234,9 +279,9 @@ export class AdminApi {
     const drain = drainParam !== 'false';
     const actor = actorOf(req);
     const wasHealthy = backend.healthy;
-    this.balancer.ops.remove(backend.id, drain, 'admin', actor);
-    const removed = this.balancer.pool.get(backend.id) !== backend;
-    this.balancer.log.info({ actor, op: 'remove', backend: backend.id, url: backend.url.href, drain, inflight: backend.state.inflight, removed },
+    service.ops.remove(backend.id, drain, 'admin', actor);
+    const removed = service.pool.get(backend.id) !== backend;
+    this.balancer.log.info({ actor, op: 'remove', service: service.name, backend: backend.id, url: backend.url.href, drain, inflight: backend.state.inflight, removed },
       removed ? 'admin: backend removed' : 'admin: backend draining; it is removed when its in-flight requests finish');
     if (!removed && wasHealthy !== backend.healthy) this.balancer.recordEvent(backend, `draining for removal by ${actor}`);
     if (removed) sendJson(res, 200, { id: backend.id, url: backend.url.href, removed: true });

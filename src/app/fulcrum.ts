@@ -39,7 +39,7 @@ import type { InternalRoutes } from '../core/internal-routes.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
-import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type InternalUpgrade, type ReloadResult } from './host.js';
+import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type ServiceHandle, type InternalUpgrade, type ReloadResult } from './host.js';
 import { Hooks } from '../core/hooks.js';
 
 export type { ReloadResult } from './host.js';
@@ -344,7 +344,7 @@ export class Fulcrum implements BalancerHost {
     // Backend ids are unique within a service: outside the primary service they are named with it.
     const primary = this.services.default;
     for (const [service, prepared] of plan.kept) {
-      const extra = service === primary && this.extraBackends !== null ? this.extraBackends(prepared.config.backends) : [];
+      const extra = this.extraBackends === null ? [] : this.extraBackends(service.name, prepared.config.backends);
       const change = service.commit(prepared, extra);
       const label = (b: Backend): string => (service === primary ? b.id : `${service.name}/${b.id}`);
       added.push(...change.added.map(label));
@@ -408,7 +408,28 @@ export class Fulcrum implements BalancerHost {
    * extraBackends adds the backends the config does not list (discovered
    * ones) to the set a reload applies, so that they keep their state across it.
    */
-  extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null = null;
+  extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null = null;
+
+  serviceHandle(name: string): ServiceHandle | undefined {
+    const service = this.services.get(name);
+    if (service === undefined) return undefined;
+    return {
+      name,
+      pool: service.pool,
+      ops: service.ops,
+      config: () => service.config,
+      status: () => service.status(),
+      backendStatus: (b) => service.backendStatus(b),
+    };
+  }
+
+  get defaultService(): string {
+    return this.services.default.name;
+  }
+
+  serviceNames(): readonly string[] {
+    return this.services.names();
+  }
 
   /** status is the /status document. */
   status(): Record<string, unknown> {

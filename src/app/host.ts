@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '../backends/backend.js';
 import type { DynamicCertificates, HttpChallengeResponder } from '../core/certificates.js';
-import type { BackendConfig, FulcrumConfig, RouteConfig } from '../config/schema.js';
+import type { BackendConfig, FulcrumConfig, RouteConfig, ServiceConfig } from '../config/schema.js';
 import type { BackendOps } from '../backends/ops.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { HealthEvent } from '../core/events.js';
@@ -52,6 +52,20 @@ export interface BalancerHooks {
 
 export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'status', 'close', 'routeFilter'];
 
+/**
+ * ServiceHandle is what features may use of one service: its pool and ops
+ * (run-time changes), its current config, and its backends' /status view.
+ */
+export interface ServiceHandle {
+  readonly name: string;
+  readonly pool: BackendPool;
+  readonly ops: BackendOps;
+  /** config is the service's current configuration (it changes on reload). */
+  config(): ServiceConfig;
+  status(): Record<string, unknown> & { healthyBackends: number };
+  backendStatus(b: Backend): Record<string, unknown> & { healthy: boolean };
+}
+
 export interface BalancerHost {
   readonly config: FulcrumConfig;
   readonly version: string;
@@ -72,7 +86,12 @@ export interface BalancerHost {
   /** httpChallenges answers HTTP-01 validations on the plain listeners, before anything else; set before listen(). */
   httpChallenges: HttpChallengeResponder | null;
   reloadEverywhere: (() => Promise<ReloadResult>) | null;
-  extraBackends: ((configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
+  /** extraBackends lists a service's backends that its config does not (discovered ones), so that a reload keeps them. */
+  extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
+  /** serviceHandle is one service by name, as features see it; defaultService is the one names without a service mean. */
+  serviceHandle(name: string): ServiceHandle | undefined;
+  readonly defaultService: string;
+  serviceNames(): readonly string[];
   /** addHook registers a feature's part of the balancer's life: see BalancerHooks. */
   addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void;
   recordEvent(backend: Backend, detail: string): void;

@@ -20,6 +20,24 @@ const STATUS_HINT = 'status codes such as 200, "200-299", "200,204" or [200, "30
  */
 const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
+/**
+ * Some keys are parsed by a transform over `unknown` (so that their
+ * errors keep the path the user wrote), which says nothing about what they
+ * accept. inputForms records, for those, a schema of the forms a user may
+ * write, read only by the JSON Schema export (json-schema.ts).
+ */
+const inputForms = new WeakMap<z.ZodTypeDef, z.ZodTypeAny>();
+
+/** inputFormOf is the schema of what a user may write for a transform over `unknown`, if one was recorded. */
+export function inputFormOf(def: z.ZodTypeDef): z.ZodTypeAny | undefined {
+  return inputForms.get(def);
+}
+
+function writtenAs<T extends z.ZodTypeAny>(schema: T, forms: z.ZodTypeAny): T {
+  inputForms.set(schema._def as z.ZodTypeDef, forms);
+  return schema;
+}
+
 /** duration accepts "10s" | "500ms" | "1m" | seconds and yields milliseconds. */
 export const duration = z.union([z.number(), z.string()], expecting(`expected ${DURATION_HINT}`))
   .transform((value, ctx) => {
@@ -418,13 +436,13 @@ const listenerList = z.array(listenerSchema, { message: 'expected a port, a list
  * mistake inside a listener is reported where it is ("listen.tls.key:
  * required"), with the path the user wrote.
  */
-const listenSchema = z.unknown().transform((value, ctx) => {
+const listenSchema = writtenAs(z.unknown().transform((value, ctx) => {
   const single = typeof value === 'number' || (value !== null && typeof value === 'object' && !Array.isArray(value));
   const parsed = listenerList.safeParse(typeof value === 'number' ? [{ port: value }] : single ? [value] : value);
   if (parsed.success) return parsed.data;
   for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
   return z.NEVER;
-}) as unknown as z.ZodType<z.output<typeof listenerList>, z.ZodTypeDef, number | ListenerInput | ListenerInput[]>;
+}), z.union([port, listenerSchema, listenerList])) as unknown as z.ZodType<z.output<typeof listenerList>, z.ZodTypeDef, number | ListenerInput | ListenerInput[]>;
 
 export const stickySchema = z.object({
   cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (letters, digits, "-" or "_")').default('fulcrum_sticky'),
@@ -443,13 +461,13 @@ export const p2cSchema = z.object({
  */
 function oneOrMany<T extends z.ZodTypeAny>(item: T, message: string): z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]> {
   const list = z.array(item, { message });
-  return z.unknown().transform((value, ctx) => {
+  return writtenAs(z.unknown().transform((value, ctx) => {
     const single = !Array.isArray(value);
     const parsed = list.safeParse(single ? [value] : value);
     if (parsed.success) return parsed.data;
     for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
     return z.NEVER;
-  }) as unknown as z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]>;
+  }), z.union([item, list])) as unknown as z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]>;
 }
 
 const hashKeySchema = z.string().regex(/^(ip|path|header:.+|cookie:.+|query:.+)$/, 'expected ip, path, header:<name>, cookie:<name> or query:<name>');

@@ -1,6 +1,7 @@
 /**
- * DiscoveryManager runs the configured discovery sources and applies their
- * snapshots to the balancer's pool, through BackendOps (origin "discovery").
+ * DiscoveryManager runs one service's discovery sources (a service may list
+ * several: DNS names, Kubernetes services) and applies their snapshots to
+ * that service's pool, through its BackendOps (origin "discovery").
  *
  * - Static `backends` and discovered ones form a union. Discovery never
  *   touches a backend it did not add, and skips an address already in the
@@ -14,13 +15,20 @@
 import type { Backend } from '../backends/backend.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig, DiscoveryConfig, FulcrumConfig } from '../config/schema.js';
-import type { BalancerHost } from '../app/host.js';
+import type { BalancerHost, ServiceHandle } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { DnsSource } from './dns.js';
 import { KubernetesSource } from './kubernetes.js';
 import type { BackendSpec, DiscoverySource } from './source.js';
 
-type SourceKey = keyof DiscoveryConfig;
+type SourceKind = keyof DiscoveryConfig;
+
+/**
+ * A source is known by its place in the service's list and its kind
+ * ("0.dns"), so that a source whose settings change on reload restarts in
+ * place and inherits the backends of the one it replaces.
+ */
+type SourceKey = `${number}.${SourceKind}`;
 
 /** CLOSE_WAIT_MS: how long close() waits for the sources to stop. */
 const CLOSE_WAIT_MS = 2000;
@@ -41,35 +49,44 @@ interface Running {
 
 export interface ManagerDeps {
   readonly balancer: BalancerHost;
+  readonly target: ServiceHandle;
   readonly log: Logger;
 }
 
 export class DiscoveryManager {
   readonly #balancer: BalancerHost;
+  readonly #target: ServiceHandle;
   readonly #log: Logger;
   readonly #running = new Map<SourceKey, Running>();
   #closed = false;
 
   constructor(deps: ManagerDeps) {
     this.#balancer = deps.balancer;
-    this.#log = deps.log;
+    this.#target = deps.target;
+    this.#log = deps.log.child({ service: deps.target.name });
   }
 
-  /** configure starts, restarts or stops sources to match `config` (at start and on reload). */
-  configure(config: DiscoveryConfig | undefined): void {
+  /** configure starts, restarts or stops sources to match the service's list (at start and on reload). */
+  configure(sources: readonly DiscoveryConfig[]): void {
     if (this.#closed) return;
-    for (const key of ['dns', 'kubernetes'] as const) {
-      const wanted = config?.[key];
+    const wanted = new Map<SourceKey, { kind: SourceKind; config: DiscoveryConfig }>();
+    sources.forEach((config, i) => {
+      for (const kind of ['dns', 'kubernetes'] as const) if (config[kind] !== undefined) wanted.set(`${i}.${kind}`, { kind, config });
+    });
+    for (const [key, running] of this.#running) {
+      if (!wanted.has(key)) this.#stop(key, running, true);
+    }
+    for (const [key, { kind, config }] of wanted) {
       const running = this.#running.get(key);
-      const json = JSON.stringify(wanted);
+      const json = JSON.stringify(config[kind]);
       if (running !== undefined && running.configJson === json) continue;
-      if (running !== undefined) this.#stop(key, running, wanted === undefined);
-      if (wanted !== undefined) this.#start(key, config!, json, running);
+      if (running !== undefined) this.#stop(key, running, false);
+      this.#start(key, kind, config, json, running);
     }
   }
 
-  #start(key: SourceKey, config: DiscoveryConfig, configJson: string, previous: Running | undefined): void {
-    const source: DiscoverySource = key === 'dns' ? new DnsSource(config.dns!, this.#log) : new KubernetesSource(config.kubernetes!, this.#log);
+  #start(key: SourceKey, kind: SourceKind, config: DiscoveryConfig, configJson: string, previous: Running | undefined): void {
+    const source: DiscoverySource = kind === 'dns' ? new DnsSource(config.dns!, this.#log) : new KubernetesSource(config.kubernetes!, this.#log);
     const controller = new AbortController();
     // A restarted source (its config changed) inherits the backends of the old one: its first snapshot decides what stays.
     const running: Running = {
@@ -96,7 +113,7 @@ export class DiscoveryManager {
   #apply(running: Running, specs: readonly BackendSpec[]): void {
     if (this.#closed) return;
     running.lastSnapshot = Date.now();
-    const { pool, ops } = this.#balancer;
+    const { pool, ops } = this.#target;
     const actor = `${running.source.name} ${running.source.target}`;
     // Forget backends that left the pool (drained and removed, or removed by the admin API).
     for (const [id, backend] of running.owned) {
@@ -105,7 +122,8 @@ export class DiscoveryManager {
         running.drained.delete(id);
       }
     }
-    const staticUrls = new Set(this.#balancer.config.backends.map((b) => new URL(b.url).href));
+    // Another source of the same service may list an address too: the first to add it owns it (findByUrl below).
+    const staticUrls = new Set(this.#target.config().backends.map((b) => new URL(b.url).href));
     const ready = new Map<string, BackendSpec>();
     for (const spec of specs) if (spec.state === 'ready' && !staticUrls.has(new URL(spec.url).href)) ready.set(spec.id, spec);
     const added: string[] = [];
@@ -173,7 +191,7 @@ export class DiscoveryManager {
     const out: BackendConfig[] = [];
     for (const running of this.#running.values()) {
       for (const backend of running.owned.values()) {
-        if (this.#balancer.pool.get(backend.id) === backend && !staticUrls.has(backend.url.href)) out.push(backend.config);
+        if (this.#target.pool.get(backend.id) === backend && !staticUrls.has(backend.url.href)) out.push(backend.config);
       }
     }
     return out;
@@ -182,6 +200,7 @@ export class DiscoveryManager {
   /** status is the `discovery` part of /status. */
   status(): Record<string, unknown>[] {
     return [...this.#running.values()].map((r) => ({
+      service: this.#target.name,
       source: r.source.name,
       target: r.source.target,
       backends: [...r.owned.keys()].filter((id) => !r.drained.has(id)),
@@ -205,19 +224,42 @@ export class DiscoveryManager {
   }
 }
 
-/** installDiscovery attaches discovery to a balancer: started now, re-read on reload, stopped on close. */
+/**
+ * installDiscovery attaches discovery to a balancer: one manager per
+ * service that lists sources, started now, re-read on reload (a service
+ * that drops its sources drains what they added), stopped on close.
+ */
 export function installDiscovery(balancer: BalancerHost): void {
-  let manager: DiscoveryManager | null = null;
+  const managers = new Map<string, DiscoveryManager>();
+  let installed = false;
+  const install = (): void => {
+    installed = true;
+    balancer.extraBackends = (service, configured) => managers.get(service)?.retained(configured) ?? [];
+    balancer.addHook('status', (status) => { status.discovery = [...managers.values()].flatMap((m) => m.status()); });
+    balancer.addHook('close', () => Promise.all([...managers.values()].map((m) => m.close())).then(() => undefined));
+  };
   const ensure = (config: FulcrumConfig): void => {
-    if (manager === null && config.discovery === undefined) return;
-    if (manager === null) {
-      const created = new DiscoveryManager({ balancer, log: balancer.log });
-      manager = created;
-      balancer.extraBackends = (configured) => created.retained(configured);
-      balancer.addHook('status', (status) => { status.discovery = created.status(); });
-      balancer.addHook('close', () => created.close());
+    for (const [name, manager] of managers) {
+      const service = config.services[name];
+      if (service !== undefined && (service.discovery?.length ?? 0) > 0) continue;
+      // The service is gone (its backends went with it) or lists no source any more (drain what they added).
+      if (service !== undefined) manager.configure([]);
+      void manager.close();
+      managers.delete(name);
     }
-    manager.configure(config.discovery);
+    for (const [name, service] of Object.entries(config.services)) {
+      const sources = service.discovery ?? [];
+      if (sources.length === 0) continue;
+      let manager = managers.get(name);
+      if (manager === undefined) {
+        const target = balancer.serviceHandle(name);
+        if (target === undefined) continue;
+        if (!installed) install();
+        manager = new DiscoveryManager({ balancer, target, log: balancer.log });
+        managers.set(name, manager);
+      }
+      manager.configure(sources);
+    }
   };
   ensure(balancer.config);
   balancer.addHook('reload', (next) => ensure(next));

@@ -337,3 +337,78 @@ describe('admin API: config and the dedicated admin listener', () => {
     assert.equal((await call(lb.url, 'GET', '/dashboard', undefined, {})).headers['x-backend'], 'Separate 1');
   });
 });
+
+describe('admin API per service', () => {
+  let lb: TestBalancer;
+  let web: DemoBackend[];
+  let api: DemoBackend[];
+  let spare: DemoBackend[];
+
+  before(async () => {
+    web = await startBackends(1, 'Web');
+    api = await startBackends(2, 'Api');
+    spare = await startBackends(1, 'Spare');
+    lb = await startBalancer({
+      services: {
+        web: { backends: web.map(urlOf), healthCheck: { enabled: false } },
+        api: { backends: api.map(urlOf), algorithm: 'least-connections', healthCheck: { enabled: false } },
+      },
+      routes: [{ name: 'api', match: { hosts: ['api.test'] }, service: 'api' }, { name: 'site', service: 'web' }],
+      admin: { token: TOKEN },
+    });
+  });
+  after(async () => {
+    await lb.close();
+    await Promise.all([...web, ...api, ...spare].map((b) => b.close()));
+  });
+
+  test('GET /admin/services lists every service with its policy, health and routes; GET /admin/services/{name} adds its config', async () => {
+    const list = await call(lb.url, 'GET', '/admin/services');
+    assert.equal(list.status, 200, list.body);
+    const services = list.json.services as { name: string; algorithm: string; healthyBackends: number; backends: number; routes: string[]; default: boolean }[];
+    assert.deepEqual(services.map((s) => [s.name, s.algorithm, s.healthyBackends, s.backends, s.routes.join(',')]).sort(), [
+      ['api', 'least-connections', 2, 2, 'api'], ['web', 'round-robin', 1, 1, 'site'],
+    ]);
+    const one = await call(lb.url, 'GET', '/admin/services/api');
+    assert.equal(one.status, 200);
+    assert.equal((one.json.config as { algorithm: string }).algorithm, 'least-connections');
+    assert.equal((one.json.backends as unknown[]).length, 2);
+    const missing = await call(lb.url, 'GET', '/admin/services/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json.code, 'FULCRUM_ERR_ADMIN_NOT_FOUND');
+    assert.equal((await call(lb.url, 'POST', '/admin/services')).status, 405);
+  });
+
+  test('a named service’s backends are added, changed and removed under /admin/services/{name}/backends, and traffic follows', async () => {
+    const base = '/admin/services/api/backends';
+    const added = await call(lb.url, 'POST', base, { url: urlOf(spare[0]!), id: 'spare' });
+    assert.equal(added.status, 201, added.body);
+    assert.equal(added.headers.location, `${base}/spare`);
+    assert.equal(added.json.service, 'api');
+    assert.equal(lb.balancer.services.get('api')!.pool.get('spare')?.url.href, new URL(urlOf(spare[0]!)).href);
+    assert.equal(lb.balancer.services.get('web')!.pool.get('spare'), undefined, 'only that service gets it');
+
+    // The other api backends are drained: only the added one serves the route to api.
+    for (const b of lb.balancer.services.get('api')!.pool.snapshot.filter((x) => x.id !== 'spare')) {
+      const patched = await call(lb.url, 'PATCH', `${base}/${b.id}`, { state: 'disabled' });
+      assert.equal(patched.status, 200, patched.body);
+    }
+    for (let i = 0; i < 3; i++) assert.equal((await request(`${lb.url}/`, { headers: { host: 'api.test' } })).headers['x-backend'], 'Spare 1');
+    assert.equal((await request(`${lb.url}/`)).headers['x-backend'], 'Web 1');
+
+    const listed = await call(lb.url, 'GET', base);
+    assert.deepEqual((listed.json.backends as BackendView[]).map((b) => `${b.id}:${b.state}`).sort(), ['b1:disabled', 'b2:disabled', 'spare:enabled']);
+    const notThere = await call(lb.url, 'GET', '/admin/services/web/backends/spare');
+    assert.equal(notThere.status, 404);
+    assert.match(String(notThere.json.error), /service "web"/);
+    const removed = await call(lb.url, 'DELETE', `${base}/spare?drain=false`);
+    assert.equal(removed.status, 200, removed.body);
+    assert.equal(lb.balancer.services.get('api')!.pool.get('spare'), undefined);
+  });
+
+  test('/admin/backends is the default service’s (the first configured when none is named default)', async () => {
+    const res = await call(lb.url, 'GET', '/admin/backends');
+    assert.equal(res.status, 200);
+    assert.equal(res.json.service, lb.balancer.services.default.name);
+  });
+});

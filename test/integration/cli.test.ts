@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { startBackends, urlOf, freePort, freeConsecutivePorts } from '../helpers/backends.js';
 import { get, waitFor } from '../helpers/balancer.js';
 import { CLI, startCli, waitServing } from '../helpers/cli.js';
@@ -49,6 +50,15 @@ describe('fulcrum CLI', () => {
     const invalidStart = run(['-c', 'package.json']);
     assert.equal(invalidStart.status, 2);
     assert.match(invalidStart.stderr, /invalid configuration/);
+  });
+
+  test('schema prints the JSON Schema that ships as fulcrum.schema.json', () => {
+    const r = run(['schema']);
+    assert.equal(r.status, 0, r.stderr);
+    const printed = JSON.parse(r.stdout) as { title: string; properties: Record<string, unknown> };
+    assert.equal(printed.title, 'Fulcrum configuration');
+    assert.ok('services' in printed.properties && 'routes' in printed.properties && 'listen' in printed.properties);
+    assert.deepEqual(printed, JSON.parse(readFileSync('fulcrum.schema.json', 'utf8')));
   });
 
   test('runs from flags, proxies, and drains an in-flight request on SIGTERM', async () => {

@@ -191,4 +191,48 @@ describe('DNS discovery', () => {
       await v6.close();
     }
   });
+  test('each service runs its own sources (a list of them): backends join that service only, stay through a reload, and leave with its sources', async () => {
+    dns.set('api-a.test', { A: [{ address: lb.address(0) }] });
+    dns.set('api-b.test', { A: [{ address: lb.address(1) }] });
+    dns.set('site.test', { A: [{ address: lb.address(2) }] });
+    const dnsSource = (name: string) => ({ dns: { name, type: 'A' as const, port: lb.port, interval: '200ms', servers: [dns.server] } });
+    const input = (apiSources: unknown[]): FulcrumConfigInput => ({
+      services: {
+        api: { discovery: apiSources as never },
+        web: { backends: [urlOf(fixed[0]!)], discovery: dnsSource('site.test') },
+      },
+      routes: [{ match: { hosts: ['api.test'] }, service: 'api' }, { service: 'web' }],
+    });
+    const tb = await startBalancer(input([dnsSource('api-a.test'), dnsSource('api-b.test')]));
+    const ids = (service: string): string[] => tb.balancer.services.get(service)!.pool.snapshot.map((b) => b.id).sort();
+    try {
+      await waitFor(() => ids('api').length === 2 && ids('web').length === 2);
+      assert.deepEqual(ids('api'), [id(0), id(1)].sort());
+      assert.deepEqual(ids('web'), ['b1', id(2)].sort());
+      const apiNames = new Set<string>();
+      for (let i = 0; i < 6; i++) apiNames.add(String((await get(`${tb.url}/`, { headers: { host: 'api.test' } })).headers['x-backend']));
+      assert.deepEqual([...apiNames].sort(), ['Backend 1', 'Backend 2']);
+
+      const status = JSON.parse((await get(`${tb.url}/status`)).body) as { discovery: { service: string; target: string; backends: string[] }[] };
+      assert.deepEqual(status.discovery.map((d) => `${d.service} ${d.target} ${d.backends.join(',')}`).sort(), [
+        `api A api-a.test ${id(0)}`, `api A api-b.test ${id(1)}`, `web A site.test ${id(2)}`,
+      ]);
+
+      const kept = tb.balancer.services.get('api')!.pool.get(id(1))!;
+      const base = { listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent' as const, accessLog: false };
+      const same = await tb.balancer.reload({ ...base, ...input([dnsSource('api-a.test'), dnsSource('api-b.test')]) });
+      assert.equal(same.ok, true);
+      assert.deepEqual(same.removed, []);
+      assert.equal(tb.balancer.services.get('api')!.pool.get(id(1)), kept, 'a reload keeps a discovered backend of a named service, state and all');
+
+      // api drops its second source: what that source added is drained and removed; web is untouched.
+      const fewer = await tb.balancer.reload({ ...base, ...input([dnsSource('api-a.test')]) });
+      assert.equal(fewer.ok, true);
+      await waitFor(() => ids('api').length === 1);
+      assert.deepEqual(ids('api'), [id(0)]);
+      assert.deepEqual(ids('web'), ['b1', id(2)].sort());
+    } finally {
+      await tb.close();
+    }
+  });
 });
