@@ -53,7 +53,6 @@ export function installAcme(balancer: BalancerHost): AcmeManager | null {
     log,
     shared: store.type === 'redis' || isFulcrumWorker(),
   });
-  if (config.challenge === 'http-01') balancer.httpChallenges = manager;
   new Gauge({
     name: 'fulcrum_certificate_expiry_seconds', help: 'When the ACME certificate serving a domain expires (Unix time, seconds).', labelNames: ['domain'],
     registers: [balancer.metrics.registry], aggregator: 'max',
@@ -62,13 +61,19 @@ export function installAcme(balancer: BalancerHost): AcmeManager | null {
       for (const [domain, at] of manager.expiries()) this.set({ domain }, at);
     },
   });
-  balancer.addHook('status', (status) => {
-    status.acme = { directory: config.directory, challenge: config.challenge, storage: config.storage, orderingInstance: manager.holder, certificates: manager.status() };
+  balancer.addComponent({
+    name: 'acme',
+    // The plain listeners answer the CA's HTTP-01 validations through the manager.
+    httpChallenges: () => (config.challenge === 'http-01' ? manager : null),
+    status: (status) => {
+      status.acme = { directory: config.directory, challenge: config.challenge, storage: config.storage, orderingInstance: manager.holder, certificates: manager.status() };
+    },
+    prepare: (next, previous) => {
+      if (JSON.stringify([next.acme, wantedCertificates(next)]) === JSON.stringify([previous.acme, wantedCertificates(previous)])) return null;
+      return { commit: () => log.warn('ACME settings changed in the config; they take effect at the next restart') };
+    },
+    close: () => manager.close(),
   });
-  balancer.addHook('reload', (next, previous) => {
-    if (JSON.stringify([next.acme, wantedCertificates(next)]) !== JSON.stringify([previous.acme, wantedCertificates(previous)])) log.warn('ACME settings changed in the config; they take effect at the next restart');
-  });
-  balancer.addHook('close', () => manager.close());
   log.info({ directory: config.directory, challenge: config.challenge, storage: config.storage, certificates: wanted.map((w) => w.domains) }, 'ACME: automatic certificates on');
   manager.start();
   return manager;

@@ -291,7 +291,7 @@ export class AdminApi {
   async #reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const actor = actorOf(req);
     this.balancer.log.info({ actor, op: 'reload' }, 'admin: reload requested');
-    const result = await (this.balancer.reloadEverywhere?.() ?? this.balancer.reload());
+    const result = await this.balancer.reloadEverywhere();
     if (result.ok) sendJson(res, 200, result);
     else sendJson(res, 422, { ...result, code: 'FULCRUM_ERR_ADMIN_RELOAD_REJECTED' });
   }

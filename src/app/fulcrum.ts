@@ -4,6 +4,8 @@
  * own endpoints, and it owns their life cycle (listen, reload, close).
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Backend } from '../backends/backend.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { BackendOps } from '../backends/ops.js';
@@ -34,13 +36,12 @@ import { compileRoutes } from '../routing/compile.js';
 import type { RouteTable } from '../routing/table.js';
 import { describeRoute } from '../routing/describe.js';
 import { challengeRoutes } from '../listen/challenge-routes.js';
-import { DynamicCertificates, type HttpChallengeResponder } from '../core/certificates.js';
+import { DynamicCertificates } from '../core/certificates.js';
 import type { InternalRoutes } from '../core/internal-routes.js';
 import { Service, type PreparedService } from '../service/service.js';
 import type { UpstreamClients } from '../upstream/clients.js';
 import { createRequire } from 'node:module';
-import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type ServiceHandle, type InternalUpgrade, type ReloadResult } from './host.js';
-import { Hooks } from '../core/hooks.js';
+import { BALANCER_HOOKS, type BalancerHooks, type BalancerHost, type Component, type PreparedChange, type ServiceHandle, type ReloadResult } from './host.js';
 
 export type { ReloadResult } from './host.js';
 
@@ -83,13 +84,14 @@ export class Fulcrum implements BalancerHost {
   readonly admin: AdminRoutes;
   readonly events: HealthEvent[] = [];
   readonly startedAt = Date.now();
-  readonly filters: RequestFilter[] = [];
-  /** internalUpgrade serves WebSocket upgrades of the balancer's own endpoints (dashboard). */
-  internalUpgrade: InternalUpgrade | null = null;
   /** certificates: the run-time (ACME) certificates of the listeners with `tls.acme`. */
   readonly certificates = new DynamicCertificates();
-  /** httpChallenges: set by the ACME feature; the plain listeners answer HTTP-01 validations through it. */
-  httpChallenges: HttpChallengeResponder | null = null;
+  /** #components: the features' parts, in the order they were added (see Component in host.ts). */
+  readonly #components: Component[] = [];
+  /** #filters: the components' request filters for every route, gathered again after each change. */
+  #filters: readonly RequestFilter[] = [];
+  /** #reloading: reloads run one at a time, each preparing against what the previous committed. */
+  #reloading: Promise<unknown> = Promise.resolve();
   lastReload: ReloadResult | null = null;
   #listeners: BoundListener[] = [];
   #adminListener: BoundListener | null = null;
@@ -102,7 +104,6 @@ export class Fulcrum implements BalancerHost {
   #closing: Promise<void> | null = null;
   readonly #stickySecret: Buffer;
   #listening = false;
-  readonly #hooks = new Hooks<BalancerHooks>(BALANCER_HOOKS);
 
   constructor(input: FulcrumConfigInput | FulcrumConfig, options: FulcrumOptions = {}) {
     const config = validateConfig(input, options.configFile ?? 'config');
@@ -173,12 +174,58 @@ export class Fulcrum implements BalancerHost {
     return this.proxy.tunnels;
   }
 
-  /** addHook registers a feature's reload, status, close or route filter function (see BalancerHooks). */
+  /** addComponent registers a feature's part of the balancer's life (see Component). */
+  addComponent(component: Component): () => void {
+    this.#components.push(component);
+    this.#componentsChanged(component);
+    return () => {
+      const i = this.#components.indexOf(component);
+      if (i < 0) return;
+      this.#components.splice(i, 1);
+      this.#componentsChanged(component);
+    };
+  }
+
+  /** addHook registers a one-member component (see BalancerHooks). */
   addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void {
-    const remove = this.#hooks.add(name, fn);
-    // A feature that gives routes filters changes the compiled routes: compile them again with it.
-    if (name === 'routeFilter') this.proxy.routes = this.#compileRoutes(this.config, (n) => this.services.get(n));
-    return remove;
+    if (!BALANCER_HOOKS.includes(name)) throw new Error(`unknown hook "${String(name)}"`);
+    const hook = fn as BalancerHooks[keyof BalancerHooks];
+    const component: Component = name === 'reload'
+      ? { name: 'reload hook', prepare: (next, previous) => ({ commit: () => (hook as BalancerHooks['reload'])(next, previous) }) }
+      : { name: `${name} hook`, [name]: hook };
+    return this.addComponent(component);
+  }
+
+  #componentsChanged(component: Component): void {
+    this.#filters = this.#gatherFilters();
+    // A component that gives routes filters changes the compiled routes: compile them again with it.
+    if (component.routeFilter !== undefined) this.proxy.routes = this.#compileRoutes(this.config, (n) => this.services.get(n));
+  }
+
+  #gatherFilters(): readonly RequestFilter[] {
+    const out: RequestFilter[] = [];
+    for (const c of this.#components) {
+      const filter = c.filter?.() ?? null;
+      if (filter !== null) out.push(filter);
+    }
+    return out;
+  }
+
+  /** filters are the request filters every route runs (after its own). */
+  get filters(): readonly RequestFilter[] {
+    return this.#filters;
+  }
+
+  /** #upgrade offers an upgrade of the balancer's own endpoints to the components; true when one took it. */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    for (const c of this.#components) if (c.upgrade?.(req, socket, head) === true) return true;
+    return false;
+  }
+
+  /** reloadEverywhere reloads every process serving the listeners: a component's way (cluster workers), else reload(). */
+  reloadEverywhere(): Promise<ReloadResult> {
+    for (const c of this.#components) if (c.reloadEverywhere !== undefined) return c.reloadEverywhere();
+    return this.reload();
   }
 
   #newService(name: string, config: ServiceConfig): Service {
@@ -193,8 +240,8 @@ export class Fulcrum implements BalancerHost {
   }
 
   #compileRoutes(config: FulcrumConfig, services: (name: string) => Service | undefined): RouteTable {
-    const factories = this.#hooks.list('routeFilter');
-    return compileRoutes(config.routes, { services, filters: factories.map((f) => (route: RouteConfig, name: string) => f(route, name, config)) });
+    const filters = this.#components.flatMap((c) => (c.routeFilter === undefined ? [] : [(route: RouteConfig, name: string) => c.routeFilter!(route, name, config)]));
+    return compileRoutes(config.routes, { services, filters });
   }
 
   #allBackends(): { service: string; backends: readonly Backend[] }[] {
@@ -228,8 +275,8 @@ export class Fulcrum implements BalancerHost {
         context: this.proxy,
         proto: lc.tls !== undefined ? 'https' : 'http',
         internal: this.#internalFor(lc, adminOnMain ? this.admin : null),
-        internalUpgrade: adminOnMain ? () => this.internalUpgrade : null,
-        filters: () => this.filters,
+        internalUpgrade: adminOnMain ? () => this.#internalUpgrade : null,
+        filters: () => this.#filters,
         accessLog: this.#accessLog,
       });
       this.#listeners.push(await bind(this.createServer(lc, entry), lc));
@@ -239,7 +286,7 @@ export class Fulcrum implements BalancerHost {
         handler: this.admin.listener,
         upgrade: (req, socket, head) => {
           socket.on('error', () => socket.destroy());
-          if (this.internalUpgrade === null || !this.internalUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          if (!this.#upgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         },
       });
       this.#adminListener = await bind(server, { host: this.config.admin.host, port: this.config.admin.port!, http2: false, redirectHttps: false, fastPath: false });
@@ -264,9 +311,17 @@ export class Fulcrum implements BalancerHost {
     return addresses;
   }
 
+  /** #internalUpgrade: what the pipeline calls for an upgrade of the balancer's own endpoints. */
+  readonly #internalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => this.#upgrade(req, socket, head);
+
   /** #internalFor: the plain listeners answer ACME HTTP-01 validations before the admin endpoints and the proxy. */
   #internalFor(lc: FulcrumConfig['listen'][number], admin: InternalRoutes | null): InternalRoutes | null {
-    return lc.tls === undefined && this.httpChallenges !== null ? challengeRoutes(this.httpChallenges, admin) : admin;
+    if (lc.tls !== undefined) return admin;
+    for (const c of this.#components) {
+      const challenges = c.httpChallenges?.() ?? null;
+      if (challenges !== null) return challengeRoutes(challenges, admin);
+    }
+    return admin;
   }
 
   /** createServer builds the server for one listener: plain or TLS, HTTP/1.1 or also HTTP/2, or an https redirect. */
@@ -302,12 +357,19 @@ export class Fulcrum implements BalancerHost {
    * and upgraded connections are untouched; backends that stay keep their
    * connections, health and counters. An invalid config is rejected whole.
    */
-  async reload(input?: FulcrumConfigInput | FulcrumConfig): Promise<ReloadResult> {
+  reload(input?: FulcrumConfigInput | FulcrumConfig): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload(input));
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(input?: FulcrumConfigInput | FulcrumConfig): Promise<ReloadResult> {
     const at = new Date().toISOString();
     let next: FulcrumConfig;
     let commitTls: () => void;
     let plan: ServicePlan | null = null;
     let table: RouteTable;
+    let changes: PreparedChange[] = [];
     try {
       if (input !== undefined) next = validateConfig(input, 'reload');
       else if (this.#loadConfig !== undefined) next = this.#loadConfig();
@@ -317,6 +379,7 @@ export class Fulcrum implements BalancerHost {
       const chosen = plan;
       table = this.#compileRoutes(next, (name) => chosen.lookup(name));
       commitTls = this.#tls.prepare(next.listen);
+      changes = await this.#prepareComponents(next, this.config);
     } catch (err) {
       // Services made for the new config were never started: let them go.
       if (plan !== null) for (const s of plan.added) void s.close(false);
@@ -344,7 +407,7 @@ export class Fulcrum implements BalancerHost {
     // Backend ids are unique within a service: outside the primary service they are named with it.
     const primary = this.services.default;
     for (const [service, prepared] of plan.kept) {
-      const extra = this.extraBackends === null ? [] : this.extraBackends(service.name, prepared.config.backends);
+      const extra = this.#retainedBackends(service.name, prepared.config.backends);
       const change = service.commit(prepared, extra);
       const label = (b: Backend): string => (service === primary ? b.id : `${service.name}/${b.id}`);
       added.push(...change.added.map(label));
@@ -368,7 +431,11 @@ export class Fulcrum implements BalancerHost {
     this.metrics.forgetRoutes(new Set(table.routes.map((r) => r.name)));
     const result: ReloadResult = { ok: true, added, removed, updated, at };
     this.lastReload = result;
-    for (const hook of this.#hooks.list('reload')) await hook(next, before);
+    for (const change of changes) {
+      // Every part prepared: a commit that still fails is logged, and the others apply.
+      try { await change.commit(); } catch (err) { this.log.error({ err }, 'a feature failed to apply the reloaded configuration'); }
+    }
+    this.#filters = this.#gatherFilters();
     this.log.info({ added: result.added, removed: result.removed, updated: result.updated }, 'configuration reloaded');
     return result;
   }
@@ -397,18 +464,30 @@ export class Fulcrum implements BalancerHost {
   }
 
   /**
-   * reloadEverywhere reloads every process serving this balancer's listeners
-   * (set by a cluster worker: all workers, through the primary); null in a
-   * single process, where reload() is everything. The admin API uses it.
+   * #prepareComponents prepares every component for `next`, in order; if
+   * one throws, those already prepared are aborted and the error rejects
+   * the reload, so that a reload failing anywhere changes nothing.
    */
-  reloadEverywhere: (() => Promise<ReloadResult>) | null = null;
+  async #prepareComponents(next: FulcrumConfig, previous: FulcrumConfig): Promise<PreparedChange[]> {
+    const prepared: PreparedChange[] = [];
+    try {
+      for (const c of this.#components) {
+        const change = await c.prepare?.(next, previous) ?? null;
+        if (change !== null) prepared.push(change);
+      }
+    } catch (err) {
+      for (const change of prepared) {
+        try { change.abort?.(); } catch (abortErr) { this.log.error({ err: abortErr }, 'a feature failed to abort its prepared reload'); }
+      }
+      throw err;
+    }
+    return prepared;
+  }
 
-
-  /**
-   * extraBackends adds the backends the config does not list (discovered
-   * ones) to the set a reload applies, so that they keep their state across it.
-   */
-  extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null = null;
+  /** #retainedBackends: a service's backends the config does not list (discovered ones), kept through a reload. */
+  #retainedBackends(service: string, configured: readonly BackendConfig[]): BackendConfig[] {
+    return this.#components.flatMap((c) => c.retainedBackends?.(service, configured) ?? []);
+  }
 
   serviceHandle(name: string): ServiceHandle | undefined {
     const service = this.services.get(name);
@@ -456,7 +535,7 @@ export class Fulcrum implements BalancerHost {
       routes: this.proxy.routes.routes.map((r) => ({ ...describeRoute(r), requests: this.metrics.byRoute.get(r.name)?.requests ?? 0 })),
       lastReload: this.lastReload,
     };
-    for (const ext of this.#hooks.list('status')) ext(out);
+    for (const c of this.#components) c.status?.(out);
     return out;
   }
 
@@ -485,8 +564,8 @@ export class Fulcrum implements BalancerHost {
     this.#tls.close();
     const listeners = this.#adminListener === null ? this.#listeners : [...this.#listeners, this.#adminListener];
     const inTime = await drain(listeners, this.proxy.tunnels, () => this.proxy.active, drainTimeout, this.log);
-    for (const hook of [...this.#hooks.list('close')].reverse()) {
-      try { await hook(); } catch (err) { this.log.error({ err }, 'error during shutdown'); }
+    for (const c of [...this.#components].reverse()) {
+      try { await c.close?.(); } catch (err) { this.log.error({ err, component: c.name }, 'error during shutdown'); }
     }
     await Promise.all([...this.services.values()].map((service) => service.close(inTime)));
     this.#accessLog.close();

@@ -29,24 +29,59 @@ export interface ReloadResult {
   readonly at: string;
 }
 
-/** InternalUpgrade lets the balancer's own endpoints (the dashboard's WebSocket) take an upgrade; true when taken. */
-export type InternalUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 /**
- * BalancerHooks are the balancer's named extension points, a closed list:
- * `reload` runs after a reload committed (a feature re-reads its part of
- * the config), `status` adds to the /status document, `close` cleans up
- * after the listeners drained (in reverse order of adding), `routeFilter`
- * adds a feature's filter to a route.
+ * PreparedChange is a component's part of a reload, built by prepare() and
+ * applied by commit() once every component (and the core) has prepared.
+ * abort() lets go of what prepare built when another part failed.
+ */
+export interface PreparedChange {
+  commit(): Promise<void> | void;
+  abort?(): void;
+}
+
+/**
+ * Component is a feature's part of the balancer's life (Caddy's modules,
+ * Envoy's extensions): every member is optional, and the core reads each
+ * where it needs it, so that a feature never writes into the balancer.
+ *
+ * - prepare(next, previous): check and build what `next` needs, changing
+ *   nothing that serves requests; a throw rejects the whole reload (the
+ *   error is the reload's problem). Null when nothing changes.
+ * - status(doc): add to /status. close(): clean up after the drain
+ *   (components close in reverse order of adding).
+ * - filter(): the feature's request filter for every route, read again
+ *   after each reload; routeFilter(): a route's own filter, asked whenever
+ *   the route table is compiled.
+ * - upgrade(): take a WebSocket upgrade of the balancer's own endpoints.
+ * - retainedBackends(): a service's backends the config does not list
+ *   (discovered ones), kept through a reload.
+ * - httpChallenges(): answers to ACME HTTP-01 validations, read at listen.
+ * - reloadEverywhere(): reload every process serving the listeners (the
+ *   workers of a cluster); POST /admin/reload uses it.
+ */
+export interface Component {
+  readonly name: string;
+  prepare?(next: FulcrumConfig, previous: FulcrumConfig): PreparedChange | null | Promise<PreparedChange | null>;
+  status?(status: Record<string, unknown>): void;
+  close?(): Promise<void> | void;
+  filter?(): RequestFilter | null;
+  routeFilter?(route: RouteConfig, name: string, config: FulcrumConfig): RequestFilter | null;
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  retainedBackends?(service: string, configured: readonly BackendConfig[]): readonly BackendConfig[];
+  httpChallenges?(): HttpChallengeResponder | null;
+  reloadEverywhere?(): Promise<ReloadResult>;
+}
+
+/**
+ * BalancerHooks are shorthands for one-member components, for features
+ * with nothing to prepare: `reload` runs when a reload commits, `status`,
+ * `close` and `routeFilter` are the Component members of those names.
  */
 export interface BalancerHooks {
   reload: (next: FulcrumConfig, previous: FulcrumConfig) => Promise<void> | void;
   status: (status: Record<string, unknown>) => void;
   close: () => Promise<void> | void;
-  /**
-   * routeFilter gives a route a filter of the feature's (the route's own rate
-   * limit), or null; asked for every route whenever the table is compiled.
-   */
   routeFilter: (route: RouteConfig, name: string, config: FulcrumConfig) => RequestFilter | null;
 }
 
@@ -79,21 +114,18 @@ export interface BalancerHost {
   readonly pool: BackendPool;
   readonly ops: BackendOps;
   readonly health: ActiveHealthChecker;
-  readonly filters: RequestFilter[];
-  internalUpgrade: InternalUpgrade | null;
   /** certificates are the run-time (ACME) certificates that the listeners with `tls.acme` serve by SNI. */
   readonly certificates: DynamicCertificates;
-  /** httpChallenges answers HTTP-01 validations on the plain listeners, before anything else; set before listen(). */
-  httpChallenges: HttpChallengeResponder | null;
-  reloadEverywhere: (() => Promise<ReloadResult>) | null;
-  /** extraBackends lists a service's backends that its config does not (discovered ones), so that a reload keeps them. */
-  extraBackends: ((service: string, configured: readonly BackendConfig[]) => readonly BackendConfig[]) | null;
   /** serviceHandle is one service by name, as features see it; defaultService is the one names without a service mean. */
   serviceHandle(name: string): ServiceHandle | undefined;
   readonly defaultService: string;
   serviceNames(): readonly string[];
-  /** addHook registers a feature's part of the balancer's life: see BalancerHooks. */
+  /** addComponent registers a feature's part of the balancer's life (see Component); it returns its removal. */
+  addComponent(component: Component): () => void;
+  /** addHook registers a one-member component: see BalancerHooks. */
   addHook<K extends keyof BalancerHooks>(name: K, fn: BalancerHooks[K]): () => void;
+  /** reloadEverywhere reloads every process serving the listeners (a component's, else reload()). */
+  reloadEverywhere(): Promise<ReloadResult>;
   recordEvent(backend: Backend, detail: string): void;
   reload(input?: FulcrumConfig): Promise<ReloadResult>;
   close(options?: { drainTimeout?: number }): Promise<void>;

@@ -51,14 +51,17 @@ export function serveAsWorker(balancer: BalancerHost, reload: WorkerReload): voi
   // POST /admin/reload on any worker reloads every worker, through the primary.
   const pendingReloads = new Map<number, (result: ReloadResult) => void>();
   let reloadSeq = 0;
-  balancer.reloadEverywhere = () => new Promise<ReloadResult>((resolve) => {
-    const id = ++reloadSeq;
-    const timer = setTimeout(() => {
-      pendingReloads.delete(id);
-      resolve(failed('the cluster primary did not answer the reload in time'));
-    }, CLUSTER_RELOAD_TIMEOUT_MS);
-    pendingReloads.set(id, (result) => { clearTimeout(timer); resolve(result); });
-    send({ fulcrum: 'reload-request', id } satisfies ReloadRequestMessage);
+  balancer.addComponent({
+    name: 'cluster',
+    reloadEverywhere: () => new Promise<ReloadResult>((resolve) => {
+      const id = ++reloadSeq;
+      const timer = setTimeout(() => {
+        pendingReloads.delete(id);
+        resolve(failed('the cluster primary did not answer the reload in time'));
+      }, CLUSTER_RELOAD_TIMEOUT_MS);
+      pendingReloads.set(id, (result) => { clearTimeout(timer); resolve(result); });
+      send({ fulcrum: 'reload-request', id } satisfies ReloadRequestMessage);
+    }),
   });
 
   // Prometheus scrapes combine every worker's metrics: the primary asks each worker (prom-client's

@@ -234,9 +234,12 @@ export function installDiscovery(balancer: BalancerHost): void {
   let installed = false;
   const install = (): void => {
     installed = true;
-    balancer.extraBackends = (service, configured) => managers.get(service)?.retained(configured) ?? [];
-    balancer.addHook('status', (status) => { status.discovery = [...managers.values()].flatMap((m) => m.status()); });
-    balancer.addHook('close', () => Promise.all([...managers.values()].map((m) => m.close())).then(() => undefined));
+    balancer.addComponent({
+      name: 'discovery',
+      retainedBackends: (service, configured) => managers.get(service)?.retained(configured) ?? [],
+      status: (status) => { status.discovery = [...managers.values()].flatMap((m) => m.status()); },
+      close: () => Promise.all([...managers.values()].map((m) => m.close())).then(() => undefined),
+    });
   };
   const ensure = (config: FulcrumConfig): void => {
     for (const [name, manager] of managers) {

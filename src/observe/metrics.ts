@@ -75,7 +75,7 @@ export class RouteMetrics {
 export interface MeteredBackend {
   readonly id: string;
   readonly url: URL;
-  readonly state: { readonly reasons: number; readonly inflight: number; readonly failures: number };
+  readonly state: { readonly reasons: number; readonly inflight: number; readonly failures: number; readonly ejections: number };
 }
 
 /** ServiceBackends: one service's backends now (its pool's snapshot). */
@@ -277,6 +277,8 @@ export class Metrics {
       () => perBackend((b) => b.state.inflight)) as never);
     r.registerMetric(collector('fulcrum_backend_failures_total', 'Failed attempts to a backend (connect errors, timeouts, resets).', 'counter',
       () => perBackend((b) => b.state.failures)) as never);
+    r.registerMetric(collector('fulcrum_backend_ejections_total', 'Times outlier detection ejected a backend.', 'counter',
+      () => perBackend((b) => b.state.ejections)) as never);
     r.registerMetric(collector('fulcrum_route_requests_total', 'Requests a route matched.', 'counter', () => {
       const values: MetricValue[] = [];
       for (const [route, rm] of this.byRoute) values.push({ labels: { route }, value: rm.requests });

@@ -11,7 +11,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { FulcrumConfig, RateLimitConfig, RouteConfig } from '../config/schema.js';
 import { routeName } from '../config/services.js';
-import type { BalancerHost } from '../app/host.js';
+import type { BalancerHost, PreparedChange } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
 import { RedisStore } from './redis-store.js';
@@ -51,37 +51,65 @@ export class RateLimitFeature {
     this.#health = new StoreHealth(this.#log, 'allow');
   }
 
-  /** apply installs the limiter for `config` (or removes it) and releases the one it replaces. */
-  async apply(config: FulcrumConfig): Promise<void> {
-    const replaced = this.swap(config);
-    if (replaced !== null) await this.#release(replaced);
+  /**
+   * install puts the limiter `config` asks for in force at once (at start,
+   * so that a balancer has its filter before it serves a request).
+   */
+  install(config: FulcrumConfig): void {
+    const built = this.#buildFor(config);
+    if (built !== undefined) this.#put(built);
   }
 
   /**
-   * swap builds and installs the limiter for `config`, unless that part of
-   * the config is unchanged; it returns the limiter replaced, for the caller
-   * to release. Synchronous, so that a balancer has its filter before it
-   * serves a request.
+   * prepare builds the limiter for a reload's `config`, unless that part is
+   * unchanged; nothing is in force until commit, and abort releases it.
    */
-  swap(config: FulcrumConfig): ActiveLimiter | null {
+  prepare(config: FulcrumConfig): PreparedChange {
+    const built = this.#buildFor(config);
+    return {
+      commit: async () => {
+        const replaced = built === undefined ? null : this.#put(built);
+        if (replaced !== null) await this.#release(replaced);
+        await this.promote(config);
+      },
+      abort: () => {
+        if (built !== undefined && built !== null) void this.#release(built);
+        this.#dropCandidates();
+      },
+    };
+  }
+
+  /** filter is the balancer-wide limiter's filter in force, if any. */
+  filter(): RateLimitFilter | null {
+    return this.#active?.filter ?? null;
+  }
+
+  /** buildFor: the limiter for `config`, null for none, undefined when that part of the config is unchanged. */
+  #buildFor(config: FulcrumConfig): ActiveLimiter | null | undefined {
     const next = config.rateLimit;
     const fingerprint = next === undefined ? '' : JSON.stringify([next, next.store === 'redis' ? config.state.redis : null]);
+    if ((this.#active?.fingerprint ?? '') === fingerprint) return undefined;
+    return next === undefined ? null : this.#build(next, config, fingerprint);
+  }
+
+  /** put makes `active` the limiter in force and returns the one it replaces. */
+  #put(active: ActiveLimiter | null): ActiveLimiter | null {
     const previous = this.#active;
-    if ((previous?.fingerprint ?? '') === fingerprint) return null;
-    const active = next === undefined ? null : this.#build(next, config, fingerprint);
     this.#active = active;
-    const filters = this.#balancer.filters;
-    const at = previous === null ? -1 : filters.indexOf(previous.filter);
     if (active === null) {
-      if (at >= 0) filters.splice(at, 1);
       this.#log.info('rate limiting off');
     } else {
-      if (at >= 0) filters[at] = active.filter;
-      else filters.push(active.filter);
+      this.#health.onStoreError = active.config.onStoreError;
+      if (active.config.store === 'memory') this.#health.reset();
       const { algorithm, rate, per, store } = active.config;
       this.#log.info({ algorithm, rate, per, store, rules: active.rules.length }, 'rate limiting on');
     }
     return previous;
+  }
+
+  #dropCandidates(): void {
+    for (const pending of this.#candidates.values()) void this.#release(pending);
+    this.#candidates.clear();
   }
 
   /**
@@ -121,7 +149,6 @@ export class RateLimitFeature {
   }
 
   #build(config: RateLimitConfig, full: FulcrumConfig, fingerprint: string, scopePrefix = ''): ActiveLimiter {
-    this.#health.onStoreError = config.onStoreError;
     // A cluster worker's memory store is the primary's, so that the limit holds across workers.
     const inPrimary = config.store === 'memory' && isFulcrumWorker();
     const rules = compileRules(config, config.store === 'memory' && !inPrimary, scopePrefix);
@@ -129,10 +156,8 @@ export class RateLimitFeature {
     if (config.store === 'redis') {
       redis = new RedisStore({ target: redisTarget(full.state.redis), keyPrefix: full.state.redis.keyPrefix, timeout: config.timeout, health: this.#health });
     } else if (inPrimary) {
-      this.#health.reset();
       redis = new IpcLimitStore({ timeout: config.timeout, maxKeys: config.maxKeys });
     } else {
-      this.#health.reset();
       for (const rule of rules) rule.memory?.startSweeping(this.#clock);
     }
     const filter = new RateLimitFilter({
@@ -221,20 +246,21 @@ export class RateLimitFeature {
 /** installRateLimit is called once per balancer by installFeatures. */
 export function installRateLimit(balancer: BalancerHost): RateLimitFeature {
   const feature = new RateLimitFeature(balancer);
-  feature.swap(balancer.config);
+  feature.install(balancer.config);
   feature.registerMetrics();
-  // Routes with their own rateLimit get a filter of their own, in front of the balancer-wide one.
-  balancer.addHook('routeFilter', (route, name, config) => feature.routeFilter(route, name, config));
+  balancer.addComponent({
+    name: 'rateLimit',
+    filter: () => feature.filter(),
+    // Routes with their own rateLimit get a filter of their own, in front of the balancer-wide one.
+    routeFilter: (route, name, config) => feature.routeFilter(route, name, config),
+    prepare: (next) => feature.prepare(next),
+    close: () => feature.close(),
+    status: (status) => {
+      const s = feature.status();
+      if (s !== null) status.rateLimit = s;
+    },
+  });
   void feature.promote(balancer.config);
-  balancer.addHook('reload', async (next) => {
-    await feature.apply(next);
-    await feature.promote(next);
-  });
-  balancer.addHook('close', () => feature.close());
-  balancer.addHook('status', (status) => {
-    const s = feature.status();
-    if (s !== null) status.rateLimit = s;
-  });
   balancer.metrics.extraJson.push(() => feature.metricsJson());
   return feature;
 }

@@ -10,10 +10,10 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { BalancerHost } from '../app/host.js';
-import { STATUS_CLASSES } from './store.js';
+import { STATUS_CLASSES, type StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 
-export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync): void {
+export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync, store: StoreType): void {
   const registers = [balancer.metrics.registry];
   const pool = balancer.pool;
   new Counter({
@@ -40,5 +40,11 @@ export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync):
   new Gauge({
     name: 'fulcrum_cluster_instances', help: 'Live workers and instances sharing the state store (as of the last sync).', registers, aggregator: 'max',
     collect() { this.set(Math.max(1, sync.instances.length)); },
+  });
+  // 1 while the store is unreachable and this instance serves on its local state (the alert's
+  // input: shared health, counters and backend changes are not reaching the other instances).
+  new Gauge({
+    name: 'fulcrum_state_store_degraded', help: 'Whether the state store is unavailable and this instance runs on its local state (1) or not (0).', labelNames: ['store'], registers, aggregator: 'max',
+    collect() { this.set({ store }, sync.degraded ? 1 : 0); },
   });
 }

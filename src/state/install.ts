@@ -62,7 +62,7 @@ export function installStateStore(balancer: BalancerHost): void {
   health?.install();
   backends?.install();
   installStatus(balancer, sync, store);
-  registerClusterMetrics(balancer, sync);
+  registerClusterMetrics(balancer, sync, store.type);
   if (target !== null) log.info({ redis: describeTarget(target), mode: target.mode, keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
   sync.start();
 

@@ -41,6 +41,7 @@ async function startInstance(keyPrefix: string, checker: string, log: MemoryLog)
 /** stateWarnings: the lines the state store logged at warn level or above. */
 const stateWarnings = (log: MemoryLog) => log.lines.filter((l) => l.component === 'state' && Number(l.level) >= WARN);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const prometheus = async (url: string): Promise<string> => (await get(`${url}/metrics`, { headers: { accept: 'text/plain' } })).body;
 
 test('Redis unreachable at start: the balancer serves, checks health itself, logs once, and joins when Redis comes', async (t) => {
   if (redis.external) { t.skip('REDIS_URL: cannot stop a server the suite did not start'); return; }
@@ -52,6 +53,7 @@ test('Redis unreachable at start: the balancer serves, checks health itself, log
   const s = await status(lb.url);
   assert.equal(s.store.connected, false);
   assert.equal(s.store.unflushedRequests, 5);
+  assert.match(await prometheus(lb.url), /^fulcrum_state_store_degraded\{store="redis"\} 1$/m, 'the alert\'s gauge shows the outage');
   // Without the store there is no lease to wait for: the instance checks for itself.
   await waitFor(() => (backend.checks.get('LONER') ?? 0) > 0, 5000);
   await sleep(2500); // a few reconnection attempts
@@ -63,6 +65,7 @@ test('Redis unreachable at start: the balancer serves, checks health itself, log
     return now.store.connected && now.cluster.totalRequests === 5 && now.store.unflushedRequests === 0;
   }, 10_000);
   assert.equal((await status(lb.url)).store.degradedSince, null);
+  assert.match(await prometheus(lb.url), /^fulcrum_state_store_degraded\{store="redis"\} 0$/m);
   assert.equal(stateWarnings(log).length, 1);
   await lb.close();
   running.delete(lb);

@@ -37,7 +37,7 @@ describe('a throwing request handler', () => {
     fast = await startBalancer(config({}), { logger: log.logger });
     nodeHttp = await startBalancer(config({ fastPath: false }), { logger: log.logger });
     h2c = await startBalancer(config({ http2: true }), { logger: log.logger });
-    for (const lb of [fast, nodeHttp, h2c]) lb.balancer.filters.push(boom);
+    for (const lb of [fast, nodeHttp, h2c]) lb.balancer.addComponent({ name: 'boom', filter: () => boom });
   });
 
   after(async () => {

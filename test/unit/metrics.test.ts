@@ -13,7 +13,7 @@ function backend(id: string, state: MeteredBackend['state']): MeteredBackend {
 }
 
 test('Metrics reads the backends from its source at each scrape', async () => {
-  let backends: MeteredBackend[] = [backend('a', { reasons: 0, inflight: 2, failures: 1 })];
+  let backends: MeteredBackend[] = [backend('a', { reasons: 0, inflight: 2, failures: 1, ejections: 0 })];
   const metrics = new Metrics(() => [{ service: 'default', backends }], { processMetrics: false });
   metrics.record('default', 'default', 'a', 200, 0.004);
 
@@ -21,18 +21,19 @@ test('Metrics reads the backends from its source at each scrape', async () => {
   assert.equal(json.total_requests, 1);
   assert.deepEqual(json.backends.map((b) => [b.id, b.service, b.url, b.requests, b.failures, b.activeConnections, b.healthy]), [['a', 'default', 'http://a.test/', 1, 1, 2, true]]);
 
-  backends = [...backends, backend('b', { reasons: 1, inflight: 0, failures: 3 })];
+  backends = [...backends, backend('b', { reasons: 1, inflight: 0, failures: 3, ejections: 2 })];
   const { body } = await metrics.prometheus();
   assert.match(body, /^fulcrum_backend_up\{service="default",backend="a"\} 1$/m);
   assert.match(body, /^fulcrum_backend_up\{service="default",backend="b"\} 0$/m);
   assert.match(body, /^fulcrum_backend_active_connections\{service="default",backend="a"\} 2$/m);
   assert.match(body, /^fulcrum_backend_failures_total\{service="default",backend="b"\} 3$/m);
+  assert.match(body, /^fulcrum_backend_ejections_total\{service="default",backend="b"\} 2$/m);
   assert.match(body, /^fulcrum_requests_total\{route="default",service="default",backend="a",code="200"\} 1$/m);
 });
 
 test('series are kept per route and per service; the same backend id in two services is two series', async () => {
-  const web = [backend('b0', { reasons: 0, inflight: 0, failures: 0 })];
-  const api = [backend('b0', { reasons: 1, inflight: 0, failures: 0 })];
+  const web = [backend('b0', { reasons: 0, inflight: 0, failures: 0, ejections: 0 })];
+  const api = [backend('b0', { reasons: 1, inflight: 0, failures: 0, ejections: 0 })];
   const metrics = new Metrics(() => [{ service: 'web', backends: web }, { service: 'api', backends: api }], { processMetrics: false });
   metrics.defaultService = 'web';
   metrics.record('site', 'web', 'b0', 200, 0.002);

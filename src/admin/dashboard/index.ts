@@ -97,9 +97,6 @@ export function installDashboard(balancer: BalancerHost): Dashboard {
     sendText(res, 404, `404 Not Found: ${path}\n`);
   });
 
-  // Another feature may serve upgrades of its own: keep it as the fallback.
-  const previous = balancer.internalUpgrade;
-  balancer.internalUpgrade = (req, socket, head) => feed.upgrade(req, socket, head) || (previous !== null && previous(req, socket, head));
 
   const tick = (): void => {
     const point = sampler.sample();
@@ -108,9 +105,14 @@ export function installDashboard(balancer: BalancerHost): Dashboard {
   };
   const timer = setInterval(tick, TICK_MS);
   timer.unref();
-  balancer.addHook('close', () => {
-    clearInterval(timer);
-    feed.close();
+  balancer.addComponent({
+    name: 'dashboard',
+    // The live feed is a WebSocket on the balancer's own endpoints.
+    upgrade: (req, socket, head) => feed.upgrade(req, socket, head),
+    close: () => {
+      clearInterval(timer);
+      feed.close();
+    },
   });
   const dashboard: Dashboard = { sampler, feed, tick };
   installed.set(balancer, dashboard);
