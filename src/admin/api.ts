@@ -134,7 +134,8 @@ function redactUrlPassword(text: string): string {
     url.password = 'redacted';
     return url.href;
   } catch {
-    return text;
+    // Not a WHATWG URL (redis+sentinel://u:p@h1:26379,h2:26379/m has several hosts): redact by shape.
+    return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:redacted@');
   }
 }
 

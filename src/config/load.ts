@@ -374,7 +374,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (env.REDIS_URL) {
     const state = { ...((raw.state as Raw | undefined) ?? {}) };
     if (state.store === undefined) state.store = 'redis';
-    state.redis = { ...((state.redis as Raw | undefined) ?? {}), url: env.REDIS_URL };
+    // The variable names the server(s) to use: it replaces the file's choice of mode, and keeps its other settings (prefix, TLS...).
+    const { url: _url, sentinels: _sentinels, name: _name, cluster: _cluster, ...rest } = (state.redis as Raw | undefined) ?? {};
+    state.redis = { ...rest, url: env.REDIS_URL };
     raw.state = state;
   }
   if (envProblems.length > 0) throw new ConfigError(envProblems);

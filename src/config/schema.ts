@@ -7,6 +7,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './duration.js';
+import { parseSentinelUrl } from './redis-url.js';
 
 const DURATION_HINT = 'a duration such as "10s", "500ms", "1m" or a number of seconds';
 const SIZE_HINT = 'a size such as 1048576, "64kb", "10mb" or "1gb"';
@@ -295,17 +296,50 @@ export const adminSchema = z.object({
 }).strict();
 
 const redisUrl = z.string().refine((value) => {
+  if (value.startsWith('redis+sentinel:')) return parseSentinelUrl(value) !== null;
   try {
     return ['redis:', 'rediss:'].includes(new URL(value).protocol);
   } catch {
     return false;
   }
-}, { message: 'expected a redis:// or rediss:// URL such as "redis://127.0.0.1:6379"' });
+}, { message: 'expected a redis:// or rediss:// URL such as "redis://127.0.0.1:6379", or "redis+sentinel://host1:26379,host2:26379/mymaster"' });
 
+/** redisNode: one address of a Sentinel or of a cluster node. */
+const redisNode = z.object({ host: z.string().min(1, 'expected a host name or address'), port: port.refine((p) => p > 0, 'expected a port number') }).strict();
+
+/**
+ * redisSchema: how to reach Redis, in one of three modes (src/state/redis-target.ts):
+ * standalone (`url`), Sentinel (`sentinels` + `name`, or a redis+sentinel:// url)
+ * or Cluster (`cluster`). The credentials, TLS and database apply to every mode
+ * (no database in cluster mode: a cluster has only database 0).
+ */
 export const redisSchema = z.object({
-  url: redisUrl.default('redis://127.0.0.1:6379'),
+  url: redisUrl.optional(),
+  sentinels: z.array(redisNode).min(1).optional(),
+  /** name: the Sentinel master group (`sentinel monitor <name> ...`). */
+  name: z.string().min(1).optional(),
+  sentinelUsername: z.string().optional(),
+  sentinelPassword: z.string().optional(),
+  cluster: z.array(redisNode).min(1).optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  db: z.number().int().min(0).max(15).optional(),
+  /** tls: file paths of PEM files; `tls: {}` turns TLS on with the system's CAs. */
+  tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), servername: z.string().optional() }).strict().optional(),
   keyPrefix: z.string().default('fulcrum:'),
-}).strict();
+}).strict().superRefine((r, ctx) => {
+  const issue = (path: string, message: string): void => { ctx.addIssue({ code: z.ZodIssueCode.custom, path: [path], message }); };
+  const modes = (['url', 'sentinels', 'cluster'] as const).filter((k) => r[k] !== undefined);
+  if (modes.length > 1) issue(modes[1]!, `set one of url, sentinels or cluster, not ${modes.join(' and ')}`);
+  if (r.sentinels !== undefined && r.name === undefined) issue('name', 'required with sentinels: the name of the Sentinel master group');
+  if (r.name !== undefined && r.sentinels === undefined) issue('name', 'only with sentinels (a redis+sentinel:// url names the group itself)');
+  if (r.cluster !== undefined) {
+    if (r.db !== undefined && r.db !== 0) issue('db', 'a Redis Cluster has only database 0: remove db in cluster mode');
+    // Fulcrum adds its own hash tags ({...}) in cluster mode; one in the prefix would override them.
+    if (/[{}]/.test(r.keyPrefix)) issue('keyPrefix', 'must not contain "{" or "}" in cluster mode (Fulcrum adds its own hash tags)');
+  }
+  if (r.tls !== undefined && (r.tls.cert === undefined) !== (r.tls.key === undefined)) issue('tls', 'set both cert and key, or neither');
+});
 
 export const stateSchema = z.object({
   store: z.enum(['memory', 'redis']).default('memory'),
@@ -829,3 +863,4 @@ export type RetriesConfig = z.output<typeof retriesSchema>;
 export type CircuitBreakerConfig = z.output<typeof circuitBreakerSchema>;
 export type AcmeConfig = z.output<typeof acmeSchema>;
 export type AcmeListenerConfig = z.output<typeof acmeListenerSchema>;
+export type RedisConfig = FulcrumConfig['state']['redis'];

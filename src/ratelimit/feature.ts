@@ -15,6 +15,7 @@ import type { BalancerHost, PreparedChange } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { RateLimitFilter } from './filter.js';
 import { RedisStore } from './redis-store.js';
+import { redisTarget } from '../state/redis-client.js';
 import { IpcLimitStore } from './ipc-store.js';
 import { isFulcrumWorker } from '../core/cluster-env.js';
 import { compileRules, type RateLimitRule } from './rules.js';
@@ -153,7 +154,7 @@ export class RateLimitFeature {
     const rules = compileRules(config, config.store === 'memory' && !inPrimary, scopePrefix);
     let redis: RedisStore | IpcLimitStore | null = null;
     if (config.store === 'redis') {
-      redis = new RedisStore({ url: full.state.redis.url, keyPrefix: full.state.redis.keyPrefix, timeout: config.timeout, health: this.#health });
+      redis = new RedisStore({ target: redisTarget(full.state.redis), keyPrefix: full.state.redis.keyPrefix, timeout: config.timeout, health: this.#health });
     } else if (inPrimary) {
       redis = new IpcLimitStore({ timeout: config.timeout, maxKeys: config.maxKeys });
     } else {

@@ -9,9 +9,14 @@
  * fails or takes longer rejects, and the filter applies `onStoreError`.
  * Once the first connection attempt is over, requests made while the
  * connection is down fail at once instead of queueing.
+ *
+ * On a Redis Cluster each client's bucket is its own hash tag
+ * (state/redis-keys.ts), so that decisions spread over every master; a
+ * MOVED or ASK redirection (a slot being moved) is followed by ioredis
+ * within the same decision.
  */
-import type { Redis } from 'ioredis';
-import { newRedisClient } from '../state/redis-client.js';
+import { newRedisClient, type RedisConnection, type RedisMode, type RedisTarget } from '../state/redis-client.js';
+import { rateLimitKey } from '../state/redis-keys.js';
 import { SLIDING_WINDOW_LUA, TOKEN_BUCKET_LUA } from './redis-scripts.js';
 import type { StoreHealth } from './store-health.js';
 import { Decision, type Clock, type RateLimitPolicy } from './types.js';
@@ -24,7 +29,7 @@ interface LimiterCommands {
 }
 
 export interface RedisStoreOptions {
-  url: string;
+  target: RedisTarget;
   /** keyPrefix: prepended to every key (the state store's prefix). */
   keyPrefix: string;
   /** timeout: the longest a decision may take (ms). */
@@ -39,8 +44,9 @@ export class StoreUnavailableError extends Error {
 }
 
 export class RedisStore {
-  readonly #redis: Redis & LimiterCommands;
+  readonly #redis: RedisConnection & LimiterCommands;
   readonly #prefix: string;
+  readonly #mode: RedisMode;
   readonly #clock: Clock | null;
   #wasReady = false;
   /** #firstAttempt: until the first connection attempt ends, decisions queue for it (within the timeout). */
@@ -48,9 +54,10 @@ export class RedisStore {
   #closing = false;
 
   constructor(options: RedisStoreOptions) {
-    this.#prefix = `${options.keyPrefix}ratelimit:`;
+    this.#prefix = options.keyPrefix;
+    this.#mode = options.target.mode;
     this.#clock = options.clock ?? null;
-    const redis = newRedisClient(options.url, {
+    const redis = newRedisClient(options.target, {
       commandTimeout: options.timeout,
       // Decisions made during the first connection attempt wait for it (within the
       // timeout); after that, decide() answers at once while the connection is down.
@@ -69,7 +76,7 @@ export class RedisStore {
       this.#firstAttempt = false;
       if (this.#wasReady && !this.#closing) health.down(new Error('connection to Redis closed'));
     });
-    this.#redis = redis as Redis & LimiterCommands;
+    this.#redis = redis as RedisConnection & LimiterCommands;
   }
 
   get connected(): boolean {
@@ -78,7 +85,7 @@ export class RedisStore {
 
   /** keyOf names a client's key: the policy's scope (path prefix and parameters) and the client. */
   keyOf(scope: string, client: string): string {
-    return `${this.#prefix}${scope}:${client}`;
+    return rateLimitKey(this.#prefix, this.#mode, scope, client);
   }
 
   /** decide runs one decision for a full key (from keyOf). */

@@ -15,6 +15,7 @@ import { CounterCollector } from './counters.js';
 import { HealthSharing } from './health-share.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
+import { describeTarget, redisTarget } from './redis-client.js';
 import { installStatus } from './status.js';
 import { IpcStore } from './ipc.js';
 import { isFulcrumWorker } from '../core/cluster-env.js';
@@ -42,8 +43,9 @@ export function installStateStore(balancer: BalancerHost): void {
   // A worker of a `workers: N` cluster shares the memory store held by its primary, over IPC.
   const ipc = config.store === 'memory' && isFulcrumWorker();
   const shared = config.store === 'redis' || ipc;
-  const store: StateStore = config.store === 'redis'
-    ? new RedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, instanceId })
+  const target = config.store === 'redis' ? redisTarget(config.redis) : null;
+  const store: StateStore = target !== null
+    ? new RedisStore({ target, keyPrefix: config.redis.keyPrefix, instanceId })
     : ipc ? new IpcStore(instanceId) : new MemoryStore(instanceId);
   stores.set(balancer, store);
   let sync: StateSync | null = null;
@@ -65,7 +67,7 @@ export function installStateStore(balancer: BalancerHost): void {
   splits?.install();
   installStatus(balancer, sync, store);
   registerClusterMetrics(balancer, sync, store.type);
-  if (config.store === 'redis') log.info({ redis: redactedUrl(config.redis.url), keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
+  if (target !== null) log.info({ redis: describeTarget(target), mode: target.mode, keyPrefix: config.redis.keyPrefix, instance: instanceId }, 'state store: redis');
   sync.start();
 
   balancer.addHook('reload', (next, previous) => {
@@ -80,15 +82,4 @@ export function installStateStore(balancer: BalancerHost): void {
     splits?.uninstall();
     await running.close();
   });
-}
-
-/** redactedUrl hides a password in the Redis URL, for logs. */
-function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.href;
-  } catch {
-    return '(invalid URL)';
-  }
 }

@@ -8,19 +8,27 @@
  * and reconnection with backoff in the background. Commands issued in the
  * same tick are sent as one pipeline (auto-pipelining). Two connections are
  * used, because a connection in pub/sub mode can issue no other command.
+ *
+ * The same store runs on a standalone server, on a master followed through
+ * Sentinel, or on a Redis Cluster (redis-client.ts, redis-keys.ts): in
+ * Sentinel mode a counter batch counts as acknowledged only once a replica
+ * has it (WAIT), so that a failover loses no acknowledged count; a write
+ * caught by a failover is retried once the client is connected again; in
+ * cluster mode pub/sub is sharded (SSUBSCRIBE/SPUBLISH) on Redis 7 and later.
  */
 import { EventEmitter } from 'node:events';
-import type { Redis, RedisOptions } from 'ioredis';
-import { newRedisClient } from './redis-client.js';
+import type { Redis } from 'ioredis';
+import { connectedServer, isCluster, newRedisClient, type ClientOptions, type RedisConnection, type RedisTarget } from './redis-client.js';
+import { stateKeys } from './redis-keys.js';
 import { decodeHealth, decodeMessage, decodeOverride, encodeHealth, encodeMessage, encodeOverride, parseJson } from './redis-codec.js';
 import {
   countersFromFields, counterFields, StateStoreError,
   type BackendOverride, type CounterDelta, type Counters, type InstanceInfo, type SharedHealth,
-  type StateStore, type StoreState, type Unsubscribe,
+  type StateStore, type StoreState, type StoreTopology, type Unsubscribe,
 } from './store.js';
 
 export interface RedisStoreOptions {
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly keyPrefix: string;
   readonly instanceId: string;
   /** commandTimeout bounds every command; a timed-out command is a failure, not a wait. */
@@ -29,6 +37,12 @@ export interface RedisStoreOptions {
 
 /** How long the last applied flush of an instance is remembered (to make a resent flush a no-op). */
 const FLUSHED_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** REPLICA_WAIT_MS: how long a flush waits for a replica to have it (Sentinel mode), within the command timeout. */
+const REPLICA_WAIT_MS = 300;
+
+/** RETRY_WINDOW_MS: how long a write caught by a lost connection (a failover) waits for the client to be back before it is retried. */
+const RETRY_WINDOW_MS = 5000;
 
 /**
  * fulcrumFlush: adds the increments unless this batch (seq) was already
@@ -86,21 +100,7 @@ interface Scripts {
   fulcrumRelease(lease: string, owner: string): Promise<number>;
 }
 
-/** redisKeys names every key under the prefix (see docs/redis.md). */
-export function redisKeys(prefix: string, instanceId: string) {
-  return {
-    counters: `${prefix}counters`,
-    flushed: `${prefix}flushed:${instanceId}`,
-    instances: `${prefix}instances`,
-    lease: (name: string) => `${prefix}lease:${name}`,
-    health: `${prefix}health`,
-    backends: `${prefix}backends`,
-    events: `${prefix}events`,
-    value: (key: string) => `${prefix}value:${key}`,
-  };
-}
-
-function clientOptions(options: RedisStoreOptions): RedisOptions {
+function clientOptions(options: RedisStoreOptions): ClientOptions {
   return {
     connectionName: `fulcrum-${options.instanceId.replace(/[^A-Za-z0-9._:-]/g, '_')}`,
     enableOfflineQueue: false,
@@ -121,18 +121,25 @@ export class RedisStore implements StateStore {
   #state: StoreState = 'connecting';
   #lastError: string | null = null;
   #closing = false;
-  readonly #client: Redis;
-  readonly #subscriber: Redis;
+  readonly #target: RedisTarget;
+  readonly #common: ClientOptions;
+  readonly #client: RedisConnection;
+  /** #subscriber: made at once for a single server; in cluster mode once the server version (sharded pub/sub or not) is known. */
+  #subscriber: RedisConnection | null = null;
+  /** #sharded: pub/sub is sharded (cluster mode on Redis 7 or later); decided at the first connection. */
+  #sharded: Promise<boolean>;
   readonly #scripts: Scripts;
-  readonly #keys: ReturnType<typeof redisKeys>;
+  readonly #keys: ReturnType<typeof stateKeys>;
   readonly #events = new EventEmitter<{ state: [StoreState]; health: [SharedHealth]; backend: [BackendOverride] }>();
 
   constructor(options: RedisStoreOptions) {
     this.instanceId = options.instanceId;
-    this.#keys = redisKeys(options.keyPrefix, options.instanceId);
+    this.#target = options.target;
+    this.#keys = stateKeys(options.keyPrefix, options.instanceId, options.target.mode);
     this.#events.setMaxListeners(0);
     const common = clientOptions(options);
-    this.#client = newRedisClient(options.url, common);
+    this.#common = common;
+    this.#client = newRedisClient(options.target, common);
     this.#client.defineCommand('fulcrumFlush', { numberOfKeys: 2, lua: FLUSH });
     this.#client.defineCommand('fulcrumHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
     this.#client.defineCommand('fulcrumAcquire', { numberOfKeys: 1, lua: ACQUIRE });
@@ -144,11 +151,32 @@ export class RedisStore implements StateStore {
     // ioredis emits an error per failed attempt; the state change is what gets reported (once).
     this.#client.on('error', (err: Error) => { this.#lastError = err.message; });
 
-    this.#subscriber = newRedisClient(options.url, { ...common, enableAutoPipelining: false, connectionName: `${common.connectionName}-sub` });
-    this.#subscriber.on('error', () => undefined);
-    // Subscribe on every (re)connection: a new connection starts with no subscriptions.
-    this.#subscriber.on('ready', () => { this.#subscriber.subscribe(this.#keys.events).catch(() => undefined); });
-    this.#subscriber.on('message', (_channel: string, text: string) => this.#deliver(text));
+    if (options.target.mode !== 'cluster') {
+      this.#sharded = Promise.resolve(false);
+      this.#subscribe(false);
+    } else {
+      this.#sharded = new Promise((resolve) => {
+        this.#client.once('ready', () => {
+          this.#client.info('server').then((info) => resolve(majorVersion(info) >= 7), () => resolve(false));
+        });
+      });
+      void this.#sharded.then((sharded) => { if (!this.#closing) this.#subscribe(sharded); });
+    }
+  }
+
+  /** #subscribe opens the subscriber connection and subscribes on every (re)connection: a new connection starts with none. */
+  #subscribe(sharded: boolean): void {
+    const subscriber = newRedisClient(this.#target, {
+      ...this.#common, enableAutoPipelining: false, connectionName: `${this.#common.connectionName}-sub`,
+      ...(this.#target.mode === 'cluster' ? { shardedSubscribers: sharded } : {}),
+    });
+    this.#subscriber = subscriber;
+    subscriber.on('error', () => undefined);
+    const channel = this.#keys.events;
+    subscriber.on('ready', () => {
+      (sharded ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel)).catch(() => undefined);
+    });
+    subscriber.on(sharded ? 'smessage' : 'message', (_channel: string, text: string) => this.#deliver(text));
   }
 
   get state(): StoreState {
@@ -158,6 +186,13 @@ export class RedisStore implements StateStore {
   /** lastError is the client's last connection error, for the "store unavailable" log line. */
   get lastError(): string | null {
     return this.#lastError;
+  }
+
+  /** topology: the mode, and the server connected now (standalone, Sentinel: the master) or the cluster's master count. */
+  topology(): StoreTopology {
+    const client = this.#client;
+    if (isCluster(client)) return { mode: 'cluster', nodes: client.status === 'ready' ? client.nodes('master').length : 0 };
+    return { mode: this.#target.mode, master: connectedServer(client) };
   }
 
   onState(listener: (state: StoreState) => void): Unsubscribe {
@@ -179,10 +214,57 @@ export class RedisStore implements StateStore {
     }
   }
 
+  /**
+   * #write runs a write that is safe to repeat (it sets a value, or publishes
+   * a message that its receivers apply idempotently). One caught by a lost
+   * connection, as in a Sentinel failover, is retried once the client is
+   * connected again (to the new master), within RETRY_WINDOW_MS.
+   */
+  async #write<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (err) {
+      if (this.#closing || !(await this.#readyWithin(RETRY_WINDOW_MS))) throw new StateStoreError(operation, { cause: err });
+      return this.#run(operation, command);
+    }
+  }
+
+  /** #readyWithin resolves true once the client is (or becomes) ready within `ms`. */
+  #readyWithin(ms: number): Promise<boolean> {
+    if (this.#client.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.#client.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      this.#client.on('ready', onReady);
+    });
+  }
+
   async flushCounters(seq: number, delta: CounterDelta): Promise<Counters> {
     const pairs = counterFields(delta).flat();
     const reply = await this.#run('flush counters', () => this.#scripts.fulcrumFlush(this.#keys.counters, this.#keys.flushed, seq, FLUSHED_TTL_MS, ...pairs));
+    if (this.#target.mode === 'sentinel' && pairs.length > 0) await this.#run('flush counters', () => this.#replicated(this.#client as Redis));
     return countersFromFields(pairsOf(reply));
+  }
+
+  /**
+   * #replicated: with Sentinel a failover promotes a replica, so a batch the
+   * master applied but no replica received would be lost with the master
+   * while this instance thinks it acknowledged. The batch is acknowledged
+   * once a replica has it (WAIT); otherwise it stays and is resent with its
+   * sequence number (a no-op where it did arrive). A master with no replica
+   * at all has nothing to wait for.
+   */
+  async #replicated(client: Redis): Promise<void> {
+    if ((await client.wait(1, REPLICA_WAIT_MS)) >= 1) return;
+    const role = (await client.role()) as unknown[];
+    if (role[0] === 'master' && Array.isArray(role[2]) && role[2].length === 0) return;
+    throw new Error(`no replica acknowledged the write within ${REPLICA_WAIT_MS}ms (role ${String(role[0])})`);
   }
 
   async readCounters(): Promise<Counters> {
@@ -207,11 +289,17 @@ export class RedisStore implements StateStore {
     await this.#run('release lease', () => this.#scripts.fulcrumRelease(this.#keys.lease(name), this.instanceId));
   }
 
+  /** #publish announces a message on the events channel (sharded in cluster mode on Redis 7+). */
+  async #publish(message: string): Promise<void> {
+    if (await this.#sharded) await this.#client.spublish(this.#keys.events, message);
+    else await this.#client.publish(this.#keys.events, message);
+  }
+
   async publishHealth(health: SharedHealth): Promise<void> {
     const message = encodeMessage({ kind: 'health', from: this.instanceId, health });
-    await this.#run('publish health', () => Promise.all([
+    await this.#write('publish health', () => Promise.all([
       this.#client.hset(this.#keys.health, health.url, JSON.stringify(encodeHealth(health))),
-      this.#client.publish(this.#keys.events, message),
+      this.#publish(message),
     ]));
   }
 
@@ -227,9 +315,9 @@ export class RedisStore implements StateStore {
 
   async publishBackend(override: BackendOverride): Promise<void> {
     const message = encodeMessage({ kind: 'backend', from: this.instanceId, override });
-    await this.#run('publish backend change', () => Promise.all([
+    await this.#write('publish backend change', () => Promise.all([
       this.#client.hset(this.#keys.backends, override.url, JSON.stringify(encodeOverride(override))),
-      this.#client.publish(this.#keys.events, message),
+      this.#publish(message),
     ]));
   }
 
@@ -249,11 +337,11 @@ export class RedisStore implements StateStore {
 
   async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
     const k = this.#keys.value(key);
-    await this.#run('write value', () => (ttlMs === undefined ? this.#client.set(k, value) : this.#client.set(k, value, 'PX', Math.max(1, Math.ceil(ttlMs)))));
+    await this.#write('write value', () => (ttlMs === undefined ? this.#client.set(k, value) : this.#client.set(k, value, 'PX', Math.max(1, Math.ceil(ttlMs)))));
   }
 
   async deleteValue(key: string): Promise<void> {
-    await this.#run('delete value', () => this.#client.del(this.#keys.value(key)));
+    await this.#write('delete value', () => this.#client.del(this.#keys.value(key)));
   }
 
   #deliver(text: string): void {
@@ -267,13 +355,19 @@ export class RedisStore implements StateStore {
   async close(): Promise<void> {
     this.#closing = true;
     this.#events.removeAllListeners();
+    const connections = [this.#client, ...(this.#subscriber === null ? [] : [this.#subscriber])];
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, 1000); });
-    await Promise.race([Promise.allSettled([this.#client.quit(), this.#subscriber.quit()]), timeout]);
+    await Promise.race([Promise.allSettled(connections.map((c) => c.quit())), timeout]);
     clearTimeout(timer);
-    this.#client.disconnect();
-    this.#subscriber.disconnect();
+    for (const c of connections) c.disconnect();
   }
+}
+
+/** majorVersion reads redis_version from INFO server (0 when absent). */
+function majorVersion(info: string): number {
+  const m = /^redis_version:(\d+)/m.exec(info);
+  return m === null ? 0 : Number(m[1]);
 }
 
 function pairsOf(flat: readonly string[]): [string, number][] {

@@ -4,10 +4,10 @@
  * balancer's own endpoints never wait on the store.
  */
 import type { BalancerHost } from '../app/host.js';
-import type { StoreType } from './store.js';
+import type { StoreTopology, StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 
-export function installStatus(balancer: BalancerHost, sync: StateSync, store: { readonly type: StoreType; readonly instanceId: string }): void {
+export function installStatus(balancer: BalancerHost, sync: StateSync, store: { readonly type: StoreType; readonly instanceId: string; topology?(): StoreTopology }): void {
   balancer.addHook('status', (status) => {
     status.instance = { id: store.instanceId, totalRequests: balancer.metrics.totalRequests };
     status.cluster = {
@@ -27,6 +27,7 @@ export function installStatus(balancer: BalancerHost, sync: StateSync, store: { 
     const since = sync.degradedSince;
     status.store = {
       type: store.type,
+      ...store.topology?.(),
       connected: sync.connected,
       degradedSince: since === null ? null : new Date(since).toISOString(),
       unflushedRequests: sync.unflushedRequests,

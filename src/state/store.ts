@@ -82,6 +82,15 @@ export interface InstanceInfo {
 
 export type Unsubscribe = () => void;
 
+/** StoreTopology: how a Redis store is deployed, for /status. */
+export interface StoreTopology {
+  readonly mode: 'standalone' | 'sentinel' | 'cluster';
+  /** master: the server connected now, host:port (standalone and Sentinel; null while disconnected). */
+  readonly master?: string | null;
+  /** nodes: the masters of the cluster the client knows (cluster mode). */
+  readonly nodes?: number;
+}
+
 export interface StateStore {
   readonly type: StoreType;
   /** instanceId is this balancer instance; the store never delivers its own publications back to it. */
@@ -89,6 +98,8 @@ export interface StateStore {
   readonly state: StoreState;
   /** lastError describes the last connection failure, for logs (null when none). */
   readonly lastError: string | null;
+  /** topology: where a networked store is connected (Redis); absent for the memory store. */
+  topology?(): StoreTopology;
   /** onState is called on every change of `state`. */
   onState(listener: (state: StoreState) => void): Unsubscribe;
 

@@ -12,7 +12,10 @@ import net from 'node:net';
 import { freePort } from './backends.js';
 
 export interface TestRedis {
+  readonly mode: 'standalone';
   readonly url: string;
+  /** config: the `state.redis` settings (without keyPrefix) that reach this server. */
+  readonly config: { url: string };
   readonly port: number;
   /** external: REDIS_URL was used; stop/start are unavailable. */
   readonly external: boolean;
@@ -22,11 +25,11 @@ export interface TestRedis {
   close(): Promise<void>;
 }
 
-function redisBinary(): string {
-  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+export function redisBinary(name = 'redis-server'): string {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   const path = found.stdout.trim();
   if (found.status !== 0 || path === '') {
-    throw new Error('redis-server is not installed: run "apt-get install -y redis-server" (Debian/Ubuntu) or set REDIS_URL to an existing server');
+    throw new Error(`${name} is not installed: run "apt-get install -y ${name}" (Debian/Ubuntu) or set REDIS_URL to an existing server`);
   }
   return path;
 }
@@ -50,7 +53,7 @@ export async function startRedis(): Promise<TestRedis> {
   const external = process.env.REDIS_URL;
   if (external !== undefined && external !== '') {
     const port = Number(new URL(external).port || 6379);
-    return { url: external, port, external: true, stop: async () => { throw new Error('cannot stop an external REDIS_URL server'); }, start: async () => undefined, close: async () => undefined };
+    return { mode: 'standalone', url: external, config: { url: external }, port, external: true, stop: async () => { throw new Error('cannot stop an external REDIS_URL server'); }, start: async () => undefined, close: async () => undefined };
   }
   const bin = redisBinary();
   const port = await freePort();
@@ -73,7 +76,9 @@ export async function startRedis(): Promise<TestRedis> {
   };
   await start();
   return {
+    mode: 'standalone',
     url: `redis://127.0.0.1:${port}`,
+    config: { url: `redis://127.0.0.1:${port}` },
     port,
     external: false,
     stop,

@@ -1,3 +1,9 @@
+/**
+ * The Redis rate limiter, on a single server and on a 3-master Redis
+ * Cluster (the same tests, parameterized by deployment): identical decisions
+ * to the memory store, one global limit across instances, outages, a slow
+ * server, and a server unreachable at start.
+ */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -10,6 +16,9 @@ import { Decision, type RateLimitPolicy } from '../../src/ratelimit/types.js';
 import { freePort, startBackends, urlOf, type DemoBackend } from '../helpers/backends.js';
 import { get, silentLogger, startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startCluster, type TestCluster } from '../helpers/redis-topologies.js';
+import { newRedisClient, redisTarget } from '../../src/state/redis-client.js';
+import { redisSchema } from '../../src/config/schema.js';
 import type { Logger } from '../../src/observe/log.js';
 
 /** lcg is a seeded generator, so that "random" sequences are the same on every run. */
@@ -35,14 +44,22 @@ function capturedLogger(): { logger: Logger; messages: string[] } {
 
 const count = (messages: string[], prefix: string): number => messages.filter((m) => m.startsWith(prefix)).length;
 
-describe('rate limiting with the Redis store', () => {
-  let redis: TestRedis;
+/** Deployment: a Redis of either mode the suite runs against, with its server ports (to block them). */
+type Deployment = (TestRedis | TestCluster) & { readonly ports: number[] };
+
+const deployments: [string, () => Promise<Deployment>][] = [
+  ['a single server', async () => { const r = await startRedis(); return Object.assign(r, { ports: [r.port] }); }],
+  ['a 3-master Redis Cluster', async () => { const c = await startCluster(3); return Object.assign(c, { ports: c.nodes.map((n) => n.port) }); }],
+];
+
+for (const [where, deploy] of deployments) describe(`rate limiting with the Redis store, on ${where}`, () => {
+  let redis: Deployment;
   let backend: DemoBackend;
   const balancers: TestBalancer[] = [];
   const start = async (rateLimit: Record<string, unknown>, keyPrefix: string, logger = silentLogger()): Promise<TestBalancer> => {
     const lb = await startBalancer({
       backends: [urlOf(backend)], healthCheck: { enabled: false },
-      state: { redis: { url: redis.url, keyPrefix } },
+      state: { redis: { ...redis.config, keyPrefix } },
       rateLimit: { store: 'redis', ...rateLimit } as never,
     }, { logger });
     balancers.push(lb);
@@ -53,7 +70,7 @@ describe('rate limiting with the Redis store', () => {
     waitFor(() => (lb.balancer.status().rateLimit as { storeConnected: boolean }).storeConnected, 10_000);
 
   before(async () => {
-    redis = await startRedis();
+    redis = await deploy();
     [backend] = await startBackends(1);
   });
   after(async () => {
@@ -72,7 +89,7 @@ describe('rate limiting with the Redis store', () => {
     test(`memory and Redis make identical decisions (${policy.algorithm} ${policy.rate}/${policy.per}ms)`, async () => {
       let now = 1_700_000_000_123;
       const health = new StoreHealth(silentLogger(), 'allow');
-      const shared = new RedisStore({ url: redis.url, keyPrefix: `cmp${policy.algorithm}${policy.rate}:`, timeout: 2000, health, clock: () => now });
+      const shared = new RedisStore({ target: redisTarget(redisSchema.parse(redis.config)), keyPrefix: `cmp${policy.algorithm}${policy.rate}:`, timeout: 2000, health, clock: () => now });
       const memory = createMemoryStore(policy, 1000);
       const local = new Decision();
       const rand = lcg(policy.rate * 31 + policy.per);
@@ -89,7 +106,7 @@ describe('rate limiting with the Redis store', () => {
         }
         assert.ok(allowed > 40 && allowed < 360, `allowed ${allowed} of 400: the sequence must exercise both outcomes`);
         // Keys carry a TTL.
-        const probe = new Redis(redis.url);
+        const probe = newRedisClient(redisTarget(redisSchema.parse(redis.config)), {});
         const ttl = await probe.pttl(shared.keyOf('s', 'client0'));
         await probe.quit();
         assert.ok(ttl > 0, `pttl ${ttl}`);
@@ -190,20 +207,20 @@ describe('rate limiting with the Redis store', () => {
     const lb = await start({ rate: 100, per: '1s', timeout: '50ms', onStoreError: 'deny' }, 'slow:');
     await connected(lb);
     assert.equal((await get(`${lb.url}/`)).status, 200);
-    // A script that keeps the (single-threaded) server busy for 600ms.
-    const blocker = new Redis(redis.url);
-    const busy = blocker.eval(`
+    // A script that keeps each (single-threaded) server busy for 600ms.
+    const blockers = redis.ports.map((port) => new Redis({ port, host: '127.0.0.1' }));
+    const busy = blockers.map((blocker) => blocker.eval(`
       local s = redis.call('TIME')
       while true do
         local n = redis.call('TIME')
         if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 600000 then break end
       end
-      return 1`, 0);
+      return 1`, 0));
     await new Promise((r) => setTimeout(r, 50));
     const during = await get(`${lb.url}/`);
     assert.equal(during.status, 503);
-    await busy;
-    await blocker.quit();
+    await Promise.all(busy);
+    await Promise.all(blockers.map((b) => b.quit()));
     await waitFor(async () => (await get(`${lb.url}/`)).status === 200, 10_000, 100);
     const status = lb.balancer.status().rateLimit as { storeErrors: number; storeAvailable: boolean };
     assert.ok(status.storeErrors >= 1);
@@ -211,11 +228,12 @@ describe('rate limiting with the Redis store', () => {
   });
 
   test('Redis unreachable at start: requests get the onStoreError answer without waiting', async () => {
-    const nowhere = `redis://127.0.0.1:${await freePort()}`;
+    const port = await freePort();
+    const nowhere = redis.mode === 'cluster' ? { cluster: [{ host: '127.0.0.1', port }] } : { url: `redis://127.0.0.1:${port}` };
     const log = capturedLogger();
     const lb = await startBalancer({
       backends: [urlOf(backend)], healthCheck: { enabled: false },
-      state: { redis: { url: nowhere, keyPrefix: 'nowhere:' } },
+      state: { redis: { ...nowhere, keyPrefix: 'nowhere:' } },
       // A long timeout: were requests to queue for the connection, this test would take minutes.
       rateLimit: { store: 'redis', rate: 1, per: '1m', onStoreError: 'deny', timeout: '60s' },
     }, { logger: log.logger });

@@ -269,7 +269,7 @@ describe('Kubernetes manifests', () => {
     const env = Object.fromEntries((container.env as Doc[]).map((e) => [e.name, e.value]));
     const { config } = loadConfig({ file, env });
     assert.equal(config.state.store, 'redis');
-    assert.equal(new URL(config.state.redis.url).hostname, find('Service', 'redis').metadata.name);
+    assert.equal(new URL(config.state.redis.url!).hostname, find('Service', 'redis').metadata.name);
     assert.equal(config.listen[0]!.port, container.ports[0].containerPort);
 
     const discovered = config.discovery?.kubernetes;

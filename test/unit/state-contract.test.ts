@@ -1,8 +1,9 @@
 /**
  * The StateStore contract, run against both implementations: the memory
  * store (several clients of one MemoryStateServer) and the Redis store
- * (several clients of one real redis-server, each test under its own key
- * prefix). Each client plays one balancer instance.
+ * (several clients of one real Redis, each test under its own key prefix:
+ * a single server, a 3-master Redis Cluster, and a master with a replica
+ * behind three Sentinels). Each client plays one balancer instance.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,12 @@ import { MemoryStateServer, MemoryStore } from '../../src/state/memory.js';
 import { RedisStore } from '../../src/state/redis.js';
 import { emptyBackendCounters, emptyCounters, type BackendOverride, type CounterDelta, type SharedHealth, type StateStore } from '../../src/state/store.js';
 import { Reason } from '../../src/backends/reasons.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis } from '../helpers/redis.js';
+import { startCluster, startSentinel } from '../helpers/redis-topologies.js';
+import { redisTarget } from '../../src/state/redis-client.js';
+import { redisSchema } from '../../src/config/schema.js';
+
+type RedisConfigInput = Record<string, unknown>;
 import { waitFor } from '../helpers/balancer.js';
 
 interface Harness {
@@ -216,17 +222,25 @@ contract('memory', async () => ({
   close: async () => undefined,
 }));
 
-contract('redis', async () => {
-  const redis: TestRedis = await startRedis();
-  return {
-    cluster: () => {
-      const keyPrefix = `contract-${randomBytes(4).toString('hex')}:`;
-      return async (id) => {
-        const store = new RedisStore({ url: redis.url, keyPrefix, instanceId: id });
-        await waitFor(() => store.state === 'ready', 5000);
-        return store;
-      };
-    },
-    close: () => redis.close(),
-  };
-});
+/** redisContract runs the contract on a Redis deployment of any mode (each test under its own key prefix). */
+function redisContract(name: string, deploy: () => Promise<{ config: RedisConfigInput; close(): Promise<void> }>): void {
+  contract(name, async () => {
+    const redis = await deploy();
+    return {
+      cluster: () => {
+        const keyPrefix = `contract-${randomBytes(4).toString('hex')}:`;
+        const target = redisTarget(redisSchema.parse({ ...redis.config, keyPrefix }));
+        return async (id) => {
+          const store = new RedisStore({ target, keyPrefix, instanceId: id });
+          await waitFor(() => store.state === 'ready', 5000);
+          return store;
+        };
+      },
+      close: () => redis.close(),
+    };
+  });
+}
+
+redisContract('redis', startRedis);
+redisContract('redis cluster (3 masters, sharded pub/sub)', () => startCluster(3));
+redisContract('redis sentinel (master, replica, 3 sentinels)', () => startSentinel(1));
