@@ -12,7 +12,12 @@
 import { ownSink, type LineSink, type Logger } from './log.js';
 
 export interface AccessLog {
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void;
+  /**
+   * write is one request's line. `proto` and `upstreamProto` are the HTTP
+   * versions spoken with the client and the backend ("1.1", "2"; "" when no
+   * backend was tried), `grpcStatus` a gRPC call's status (-1: not a call).
+   */
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, proto?: string, upstreamProto?: string, grpcStatus?: number): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
    * closes: `ms` is its whole life, bytesIn what the client sent through it
@@ -36,8 +41,8 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, error });
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
+    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, error, proto, upstreamProto, grpcStatus: grpcStatus === undefined || grpcStatus < 0 ? undefined : grpcStatus });
   }
 
   writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number): void {
@@ -112,8 +117,11 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined): void {
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}}\n`;
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
+    // The protocols are short constant strings ("1.1", "2"): written as they are.
+    const protos = proto === undefined ? '' : `,"proto":"${proto}","upstreamProto":"${upstreamProto ?? ''}"`;
+    const grpc = grpcStatus === undefined || grpcStatus < 0 ? '' : `,"grpcStatus":${grpcStatus}`;
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${error === undefined ? '' : `,"error":${jsonString(error)}`}${protos}${grpc}}\n`;
     this.#added();
   }
 

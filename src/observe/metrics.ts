@@ -113,6 +113,8 @@ export class Metrics {
   /** byService: the backends' counters, by service, then backend id. */
   readonly byService = new Map<string, Map<string, BackendMetrics>>();
   readonly byRoute = new Map<string, RouteMetrics>();
+  /** grpc: gRPC calls answered, by service, then grpc-status. */
+  readonly grpc = new Map<string, Map<number, number>>();
   /** defaultService names the service `byBackend` shows (the balancer's default one). */
   defaultService = 'default';
   readonly registry = new Registry();
@@ -170,6 +172,16 @@ export class Metrics {
     }
     t.codes.set(status, (t.codes.get(status) ?? 0) + 1);
     t.latency.observe(seconds);
+  }
+
+  /** recordGrpc counts a gRPC call's answer (the backend's grpc-status, or Fulcrum's own). */
+  recordGrpc(service: string, status: number): void {
+    let byStatus = this.grpc.get(service);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.grpc.set(service, byStatus);
+    }
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   }
 
   /** forget drops the metrics of a backend that left its service. */
@@ -284,6 +296,11 @@ export class Metrics {
     }) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',
       () => [{ labels: {}, value: this.rateLimited }]) as never);
+    r.registerMetric(collector('fulcrum_grpc_responses_total', 'gRPC calls answered, by service and grpc-status (the backend\'s, or Fulcrum\'s own refusal).', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const [service, byStatus] of this.grpc) for (const [status, n] of byStatus) values.push({ labels: { service, grpc_status: status }, value: n });
+      return values;
+    }) as never);
     r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts.', 'counter',
       () => [{ labels: {}, value: this.retries }]) as never);
   }

@@ -18,17 +18,19 @@ import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
 import type { ResponseHeadContext } from '../balancer/sticky.js';
 import type { DownstreamRequest, DownstreamResponse, DownstreamTunnel } from '../core/downstream.js';
-import { FulcrumError, fromUpstreamError } from '../core/errors.js';
+import { FulcrumError, fromUpstreamError, neverReached } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
 import type { HeaderValues } from '../routing/transforms.js';
 import type { RetryPolicy } from '../service/retry.js';
 import type { Service } from '../service/service.js';
-import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
+import type { RawHeaders, UpstreamDispatcher, UpstreamRequest } from '../upstream/dispatch.js';
 import { encodeProxyHeader } from '../upstream/proxy-protocol.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
 import type { ProxyContext } from './context.js';
+import { grpcAnswer, grpcCall, grpcStatusIn, isGrpcFailure, type GrpcCall } from './grpc.js';
 import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
+import { ReplayableBody } from './replay-body.js';
 
 type Abort = (reason?: Error) => void;
 
@@ -62,9 +64,17 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   handshakeMs = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** grpc: the call's deadline, when the request is a gRPC call (HTTP/2, application/grpc*); null otherwise. */
+  readonly grpc: GrpcCall | null;
+  /** grpcStatus: the gRPC status the client got (the backend's, or Fulcrum's own), -1 when none. */
+  grpcStatus = -1;
 
   #body: ExchangeBody;
   #bodyReplayable: boolean;
+  /** #replay: a gRPC call's streamed body, kept (bounded) so that a retry can send it again. */
+  #replay: ReplayableBody | null = null;
+  /** #dispatcher: the upstream client of the last attempt (it knows the protocol it spoke). */
+  #dispatcher: UpstreamDispatcher | null = null;
   /** #h2: the client speaks HTTP/2 (node:http2 compat response: no reason phrase, trailers as an object). */
   readonly #h2: boolean;
   /** #hostFromBackend: Host is the chosen backend's own host:port (not preserved, or the client sent none). */
@@ -103,6 +113,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#hostFromBackend = headers.length > 1 && headers[1] === '';
     this.path = req.url!;
     this.retry = route === null ? service.retry : route.retryFor(service);
+    // Only HTTP/2 requests can be gRPC calls: HTTP/1 requests pay nothing for it.
+    this.grpc = h2 ? grpcCall(req) : null;
+    if (this.grpc !== null && body !== null && !Buffer.isBuffer(body)) this.#replay = new ReplayableBody(body, this.retry.maxBodySize);
     // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
     (res as ExchangeCarrier)[EXCHANGE] = this;
     const total = route?.timeouts?.total ?? service.config.timeouts.total;
@@ -192,7 +205,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       path: this.path,
       method: this.req.method!,
       headers: this.headers,
-      body: this.#body,
+      body: this.#replay === null ? this.#body : this.#replay.attempt(),
       // A constant per backend: otherwise undici derives the TLS name from each request's Host and
       // reconnects when it changes. The name actually sent is chosen by tlsConnector (backend-tls.ts).
       servername: backend.hostHeader,
@@ -209,8 +222,17 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       if (own.response !== undefined) opts.headersTimeout = own.response;
       if (own.idle !== undefined) opts.bodyTimeout = own.idle;
     }
+    // grpc-timeout caps the time to the response head: past it the client has given up.
+    const grpc = this.grpc;
+    if (grpc !== null && grpc.timeoutMs >= 0) {
+      const left = Math.max(1, grpc.timeoutMs - Math.round(performance.now() - this.startedAt));
+      const response = opts.headersTimeout ?? service.config.timeouts.response;
+      if (response <= 0 || left < response) opts.headersTimeout = left;
+    }
     try {
-      service.upstream.get(backend).dispatch(opts, this);
+      const dispatcher = service.upstream.get(backend);
+      this.#dispatcher = dispatcher;
+      dispatcher.dispatch(opts, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -249,6 +271,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const backend = this.backend!;
     this.service.observeLatency(backend, performance.now() - this.#attemptStartedAt);
     if (statusCode >= 500) this.service.outlier.failure(backend, `status ${statusCode}`);
+    else if (this.grpc !== null) this.#grpcOutcome(grpcStatusIn(rawHeaders)); // trailers-only, or wait for the trailers
     else this.service.outlier.success(backend);
     if (this.#clientGone) return false;
     const res = this.res;
@@ -333,6 +356,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   }
 
   onComplete(rawTrailers: RawHeaders | null): void {
+    if (this.grpc !== null && this.grpcStatus < 0 && rawTrailers !== null) this.#grpcOutcome(grpcStatusIn(rawTrailers));
     this.#endAttempt();
     const res = this.res;
     if (rawTrailers !== null && rawTrailers.length > 0 && (this.#h2 || res.chunkedEncoding)) {
@@ -360,7 +384,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (backend !== null && wasInAttempt && error.source === 'upstream') {
       backend.state.failures++;
       if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.service.upstream.tls.reportFailure(backend, error);
-      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') this.service.outlier.failure(backend, error.code);
+      // A refused stream (GOAWAY, REFUSED_STREAM) is the backend shedding a stream it never began, not a failure.
+      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT' && error.code !== 'FULCRUM_ERR_UPSTREAM_REFUSED') this.service.outlier.failure(backend, error.code);
     }
     if (this.#responseStarted || this.res.headersSent) {
       // Part of the response reached the client: the only honest signal left is an aborted response.
@@ -381,10 +406,32 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
 
   #mayRetry(error: FulcrumError): boolean {
     const retry = this.retry;
-    if (!error.retryable || !this.#bodyReplayable || this.#deadlinePassed) return false;
-    // attempts counts the tries made so far: the first one plus the retries.
-    if (this.attempts > retry.attempts || !retry.methodAllows(this.req.method!)) return false;
+    const replayable = this.#bodyReplayable || (this.#replay !== null && this.#replay.replayable);
+    if (!error.retryable || !replayable || this.#deadlinePassed) return false;
+    // attempts counts the tries made so far: the first one plus the retries. An attempt that never
+    // reached its backend may be sent again whatever the method: nothing acted on it.
+    if (this.attempts > retry.attempts || (!retry.methodAllows(this.req.method!) && !neverReached(error))) return false;
     return retry.budget.tryAcquire();
+  }
+
+  /** #grpcOutcome: a gRPC answer's status (-1: not known yet), for passive health and the log. */
+  #grpcOutcome(status: number): void {
+    if (status < 0) return;
+    this.grpcStatus = status;
+    const backend = this.backend!;
+    if (isGrpcFailure(status)) this.service.outlier.failure(backend, `grpc-status ${status}`);
+    else this.service.outlier.success(backend);
+  }
+
+  /** proto: the protocol the client spoke ("1.1" or "2"). */
+  get proto(): '1.1' | '2' {
+    return this.#h2 ? '2' : '1.1';
+  }
+
+  /** upstreamProto: the protocol spoken to the backend ("1.1" or "2"), "" when no backend was tried. */
+  get upstreamProto(): '' | '1.1' | '2' {
+    const d = this.#dispatcher;
+    return d === null ? '' : d.protocol ?? '1.1';
   }
 
   #deadlinePassed = false;
@@ -432,7 +479,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     const res = this.res;
     // A request body left unread (413, a 503 before forwarding...) makes the connection unusable.
     if (!this.#h2 && ((!this.req.complete && hasBody(this.req)) || this.ctx.draining)) res.shouldKeepAlive = false;
-    if (!res.headersSent && !this.#clientGone) {
+    if (this.grpc !== null) {
+      // gRPC clients read a call's outcome from grpc-status, not from an HTTP error page.
+      this.grpcStatus = grpcAnswer(res, error, extraHeaders, this.#clientGone);
+      if (!this.#clientGone) this.status = 200;
+    } else if (!res.headersSent && !this.#clientGone) {
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n`;
       res.writeHead(error.status, {
         ...extraHeaders,

@@ -75,11 +75,12 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     const serviceName = route === null || route.service === null ? 'none' : ex.service.name;
     // A tunnel's life is not a latency: metrics take the time to its 101.
     ctx.metrics.record(routeName, serviceName, backendId, ex.status, tunnel ? ex.handshakeMs / 1000 : seconds);
+    if (ex.grpcStatus >= 0) ctx.metrics.recordGrpc(serviceName, ex.grpcStatus);
     const log = ctx.settings.accessLog ? options.accessLog : null;
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
       if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.proto, ex.upstreamProto, ex.grpcStatus);
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {

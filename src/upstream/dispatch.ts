@@ -45,6 +45,8 @@ export interface UpstreamHandler {
 export interface UpstreamDispatcher {
   /** dispatch starts a request; the return value is for back-pressure and may be ignored. */
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean;
+  /** protocol: the HTTP version spoken to the backend ("1.1" when absent). */
+  readonly protocol?: '1.1' | '2';
   /** close lets in-flight requests finish, then closes every connection. */
   close(): Promise<void>;
   /** destroy closes every connection now; in-flight requests fail. */
