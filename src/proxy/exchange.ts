@@ -280,7 +280,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (this.ctx.draining && !this.#h2) res.shouldKeepAlive = false;
     try {
       res.sendDate = false;
-      const headers = downstreamHeaders(rawHeaders);
+      let headers = downstreamHeaders(rawHeaders);
+      // A trailers-only gRPC answer carries its status in the head; node:http2's compatibility response
+      // cannot end a stream with its head, so the status goes out as trailers (which every client reads).
+      if (this.grpcStatus >= 0) headers = this.#splitGrpcStatus(headers);
       if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
       const transform = this.route?.responseHeaders;
       if (transform != null) transform.apply(headers, this.headerValues!);
@@ -355,8 +358,23 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     upstream.pipe(client);
   }
 
+  /** #grpcTrailers: a trailers-only answer's status fields, sent as the trailers. */
+  #grpcTrailers: string[] | null = null;
+
+  #splitGrpcStatus(headers: string[]): string[] {
+    const head: string[] = [];
+    const trailers: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin' ? trailers : head).push(headers[i]!, headers[i + 1]!);
+    }
+    this.#grpcTrailers = trailers;
+    return head;
+  }
+
   onComplete(rawTrailers: RawHeaders | null): void {
-    if (this.grpc !== null && this.grpcStatus < 0 && rawTrailers !== null) this.#grpcOutcome(grpcStatusIn(rawTrailers));
+    if (this.#grpcTrailers !== null) rawTrailers = rawTrailers === null ? this.#grpcTrailers : [...this.#grpcTrailers, ...rawTrailers];
+    else if (this.grpc !== null && rawTrailers !== null) this.#grpcOutcome(grpcStatusIn(rawTrailers));
     this.#endAttempt();
     const res = this.res;
     if (rawTrailers !== null && rawTrailers.length > 0 && (this.#h2 || res.chunkedEncoding)) {
@@ -393,6 +411,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       this.#finish();
       return;
     }
+    if (error.code === 'FULCRUM_ERR_UPSTREAM_REFUSED' && this.#mayResend()) {
+      // The backend is not at fault (see #mayResend): it may take the request again on a new connection.
+      this.ctx.metrics.retries++;
+      this.start();
+      return;
+    }
     if (this.#mayRetry(error)) {
       (this.tried ??= new Set()).add(backend!);
       this.ctx.metrics.retries++;
@@ -412,6 +436,24 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     // reached its backend may be sent again whatever the method: nothing acted on it.
     if (this.attempts > retry.attempts || (!retry.methodAllows(this.req.method!) && !neverReached(error))) return false;
     return retry.budget.tryAcquire();
+  }
+
+  #refusals = 0;
+
+  /**
+   * #mayResend: a stream the backend refused (above a GOAWAY's last stream
+   * id, or REFUSED_STREAM) never reached it; most often the backend is
+   * rotating its connection, which says nothing of its health or load. Such
+   * an attempt goes again, to any backend (this one included: its next
+   * stream opens a new session), outside the retry count and budget, up to
+   * MAX_REFUSALS times, when the body can be sent again.
+   */
+  #mayResend(): boolean {
+    const replayable = this.#bodyReplayable || (this.#replay !== null && this.#replay.replayable);
+    if (!replayable || this.#deadlinePassed || this.#refusals >= MAX_REFUSALS) return false;
+    this.#refusals++;
+    this.attempts--;
+    return true;
   }
 
   /** #grpcOutcome: a gRPC answer's status (-1: not known yet), for passive health and the log. */
@@ -505,6 +547,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.onFinish(this);
   }
 }
+
+/** MAX_REFUSALS: how many refused streams one request may see before the refusal is its answer. */
+const MAX_REFUSALS = 3;
 
 /** hasBody: the request announces a body (read only on error paths: it builds req.headers). */
 function hasBody(req: DownstreamRequest): boolean {

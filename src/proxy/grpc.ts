@@ -85,7 +85,13 @@ export function grpcAnswer(res: DownstreamResponse, error: FulcrumError, extra: 
     'grpc-message': encodeGrpcMessage(error.message),
     'x-fulcrum-error': error.code,
   };
-  res.writeHead(200, headers);
-  res.end();
+  const stream = res.stream;
+  if (stream !== undefined) {
+    // One HEADERS frame that ends the stream: the compatibility response would send an empty DATA frame to end it.
+    stream.respond({ ':status': 200, ...headers }, { endStream: true });
+  } else {
+    res.writeHead(200, headers);
+    res.end();
+  }
   return status;
 }

@@ -31,7 +31,7 @@ import { H1Error } from '../http1/errors.js';
 import type { RawHeaders, UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
 
 const {
-  NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM,
+  NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM,
 } = http2.constants;
 
 /** The streams a session is assumed to allow until the backend's SETTINGS say. */
@@ -228,6 +228,10 @@ class H2Stream {
   #onEnd = (): void => {
     if (this.done) return;
     if (!this.responded) return; // ended without a response head: 'close' reports it
+    // node:http2 ends the readable side of a stream that is reset or whose session dies, too: only
+    // a stream still without a reset code ended with END_STREAM ('close' reports the others).
+    const rstCode = this.stream!.rstCode;
+    if (rstCode !== undefined && rstCode !== NGHTTP2_NO_ERROR) return;
     this.done = true;
     this.#clearTimer();
     this.#finishBody();

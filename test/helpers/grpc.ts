@@ -46,6 +46,8 @@ export interface GrpcBackend {
   readonly calls: Map<string, number>;
   /** cancelled counts the calls whose client went away (a reset reached the backend). */
   cancelled: number;
+  /** streamed counts the messages ServerStream calls have written (accepted by grpc-js, which holds back when the peer does not read). */
+  streamed: number;
   /** serving: what the health service answers (SERVING or NOT_SERVING). */
   serving: boolean;
   readonly server: grpc.Server;
@@ -75,7 +77,7 @@ function trailer(name: string): grpc.Metadata {
 export async function startGrpcBackend(name: string, options: grpc.ServerOptions = {}): Promise<GrpcBackend> {
   const server = new grpc.Server(options);
   const backend: GrpcBackend = {
-    name, port: 0, url: '', calls: new Map(), cancelled: 0, serving: true, server,
+    name, port: 0, url: '', calls: new Map(), cancelled: 0, streamed: 0, serving: true, server,
     close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
     kill: () => server.forceShutdown(),
   };
@@ -86,7 +88,9 @@ export async function startGrpcBackend(name: string, options: grpc.ServerOptions
       call.on('cancelled', () => { backend.cancelled++; });
       const answer = (): void => {
         if (call.cancelled) return;
-        call.sendMetadata(echoMetadata(call, name));
+        // Leading metadata only when asked for: without it grpc-js sends the head with the reply, at
+        // once, so that a backend killed mid-call has either answered whole or not begun to answer.
+        if (Object.keys(call.metadata.getMap()).some((k) => k.startsWith('x-test-'))) call.sendMetadata(echoMetadata(call, name));
         if ((req.failCode ?? 0) !== 0) callback({ code: req.failCode!, details: `failing as asked by ${name}` }, null, trailer(name));
         else callback(null, { message: req.message ?? '', backend: name, payload: Buffer.alloc(0) }, trailer(name));
       };
@@ -103,6 +107,7 @@ export async function startGrpcBackend(name: string, options: grpc.ServerOptions
       const next = (): void => {
         while (sent < n && !call.cancelled) {
           sent++;
+          backend.streamed++;
           const flushed = call.write({ message: String(sent), backend: name, payload });
           if (delayMs > 0) { setTimeout(next, delayMs); return; }
           if (!flushed) { call.once('drain', next); return; }
@@ -137,9 +142,17 @@ export async function startGrpcBackend(name: string, options: grpc.ServerOptions
   return Object.assign(backend, { port, url: `h2c://127.0.0.1:${port}` });
 }
 
+/** EchoStub: the generated client's methods, typed. */
+export interface EchoStub extends grpc.Client {
+  Unary(req: EchoRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void): grpc.ClientUnaryCall;
+  ServerStream(req: StreamRequest, md?: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientReadableStream<EchoReply>;
+  ClientStream(md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void): grpc.ClientWritableStream<EchoRequest>;
+  Bidi(md?: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientDuplexStream<EchoRequest, EchoReply>;
+}
+
 /** echoClient: a client of the Echo service at host:port over one channel (one HTTP/2 connection). */
-export function echoClient(address: string, options: grpc.ChannelOptions = {}): grpc.Client & Record<string, (...args: never[]) => unknown> {
-  return new EchoClient(address, grpc.credentials.createInsecure(), options) as unknown as grpc.Client & Record<string, (...args: never[]) => unknown>;
+export function echoClient(address: string, options: grpc.ChannelOptions = {}): EchoStub {
+  return new EchoClient(address, grpc.credentials.createInsecure(), options) as unknown as EchoStub;
 }
 
 export interface UnaryResult {
@@ -150,13 +163,12 @@ export interface UnaryResult {
 }
 
 /** unary makes one Unary call and settles with its outcome (never rejects). */
-export function unary(client: grpc.Client, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<UnaryResult> {
+export function unary(client: EchoStub, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<UnaryResult> {
   return new Promise((resolve) => {
     let metadata: grpc.Metadata | null = null;
     let trailers: grpc.Metadata | null = null;
     const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-    const call = (client as unknown as { Unary: (req: EchoRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void) => grpc.ClientUnaryCall })
-      .Unary(request, options.metadata ?? new grpc.Metadata(), callOptions, (err, reply) => {
+    const call = client.Unary(request, options.metadata ?? new grpc.Metadata(), callOptions, (err, reply) => {
         // 'status' comes after the callback: wait for it to have the trailers.
         setImmediate(() => resolve({ error: err, reply: reply ?? null, metadata, trailers }));
       });
