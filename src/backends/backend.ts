@@ -58,7 +58,8 @@ export class Backend {
     this.id = options.id;
     this.config = options.config;
     this.url = new URL(options.config.url);
-    this.origin = this.url.origin;
+    // A non-special scheme has no origin in WHATWG URLs ("null"): h2c:// spells its own.
+    this.origin = this.url.protocol === 'h2c:' ? `h2c://${this.url.host}` : this.url.origin;
     this.hostHeader = this.url.host;
     this.weight = options.config.weight;
     const now = Date.now();

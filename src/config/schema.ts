@@ -91,8 +91,12 @@ const httpUrl = z.string({ message: 'expected a URL such as "http://127.0.0.1:80
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a URL such as "http://127.0.0.1:8081", got ${JSON.stringify(value)}` });
     return z.NEVER;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an http:// or https:// URL, got ${JSON.stringify(value)}` });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'h2c:') {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an http://, https:// or h2c:// URL, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  if (url.protocol === 'h2c:' && (url.hostname === '' || url.pathname.length > 1 || url.search !== '')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an h2c:// URL with a host and port only, such as "h2c://127.0.0.1:50051", got ${JSON.stringify(value)}` });
     return z.NEVER;
   }
   return value;
@@ -157,6 +161,10 @@ export const healthCheckSchema = z.object({
   unhealthyThreshold: z.number().int().min(1).default(2),
   expectStatus: statusRanges.default('200-399'),
   headers: z.record(z.string()).default({}),
+  /** mode: `http` (a request to `path`, over HTTP/2 for h2c:// backends) or `grpc` (grpc.health.v1.Health/Check). */
+  mode: z.enum(['http', 'grpc'], { message: 'expected "http" or "grpc"' }).default('http'),
+  /** grpcService: the service name the gRPC check asks about; "" asks about the whole server. */
+  grpcService: z.string().default(''),
 }).strict();
 
 const RETRY_ON_HINT = '"connect-failure", "reset", "timeout", a status code such as 503, or a class such as "5xx"';
@@ -247,6 +255,8 @@ export const limitsSchema = z.object({
 export const upstreamSchema = z.object({
   /** client: `fulcrum`, the hand-tuned HTTP/1.1 client (src/upstream/h1-client.ts), or `undici`; see docs/performance.md. */
   client: z.enum(['fulcrum', 'undici']).default('fulcrum'),
+  /** http2: https:// backends are offered HTTP/2 through ALPN (h2 preferred, HTTP/1.1 if that is all they speak). */
+  http2: z.boolean().default(false),
 }).strict();
 
 /** An HTTP field name (RFC 9110 5.1: a token). */

@@ -71,6 +71,12 @@ export interface DownstreamResponse {
   destroy(error?: Error): unknown;
   on(event: 'close', listener: () => void): unknown;
   once(event: 'drain', listener: () => void): unknown;
+  /**
+   * stream: an HTTP/2 response's stream (node:http2's compatibility
+   * response has one), whose respond() can end the stream with the head
+   * itself: a gRPC trailers-only answer. Absent for HTTP/1.
+   */
+  readonly stream?: { respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void };
 }
 
 /**

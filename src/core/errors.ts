@@ -25,6 +25,7 @@ export const ERRORS = {
   FULCRUM_ERR_IDLE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, reason: 'backend stalled while sending the response body' },
   FULCRUM_ERR_TOTAL_TIMEOUT: { status: 504, source: 'upstream', retryable: false, reason: 'request deadline exceeded' },
   FULCRUM_ERR_UPSTREAM_RESET: { status: 502, source: 'upstream', retryable: true, reason: 'backend closed the connection before responding' },
+  FULCRUM_ERR_UPSTREAM_REFUSED: { status: 502, source: 'upstream', retryable: true, reason: 'backend refused the stream before acting on it' },
   FULCRUM_ERR_UPSTREAM_PROTOCOL: { status: 502, source: 'upstream', retryable: false, reason: 'backend sent an invalid response' },
   FULCRUM_ERR_UPSTREAM_TLS: { status: 502, source: 'upstream', retryable: true, reason: 'TLS handshake with backend failed' },
   FULCRUM_ERR_CLIENT_ABORTED: { status: 499, source: 'downstream', retryable: false, reason: 'client closed the request' },
@@ -87,11 +88,50 @@ export function fromUpstreamError(err: unknown, responseStarted: boolean): Fulcr
       return new FulcrumError('FULCRUM_ERR_UPSTREAM_RESET', responseStarted ? 'connection reset mid-response' : undefined, { cause: err });
     case 'HPE_INVALID_CONSTANT': case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH': case 'UND_ERR_INFO': case 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE':
       return new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', msg, { cause: err });
+    case 'H2_REFUSED_STREAM':
+      return new FulcrumError('FULCRUM_ERR_UPSTREAM_REFUSED', msg, { cause: err });
+    case 'H2_NO_H2':
+      return new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', msg, { cause: err });
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return new FulcrumError('FULCRUM_ERR_CLIENT_BODY', 'body shorter or longer than its Content-Length', { cause: err });
     default:
       if (TLS_CODES.test(code)) return new FulcrumError('FULCRUM_ERR_UPSTREAM_TLS', `${code}: ${msg}`, { cause: err });
       if (code.startsWith('HPE_')) return new FulcrumError('FULCRUM_ERR_UPSTREAM_PROTOCOL', msg, { cause: err });
       return new FulcrumError('FULCRUM_ERR_UPSTREAM_RESET', `${code || 'error'}: ${msg}`, { cause: err });
+  }
+}
+
+/**
+ * neverReached: the attempt failed before the backend could act on it (no
+ * connection, or a stream it refused), so it may be sent again whatever
+ * its method.
+ */
+export function neverReached(err: FulcrumError): boolean {
+  switch (err.code) {
+    case 'FULCRUM_ERR_CONNECT_REFUSED': case 'FULCRUM_ERR_CONNECT_FAILED': case 'FULCRUM_ERR_CONNECT_TIMEOUT': case 'FULCRUM_ERR_UPSTREAM_REFUSED':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** gRPC status codes Fulcrum answers with (grpc/status.h). */
+export const GRPC_STATUS = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14,
+} as const;
+
+/** grpcStatusOf: the gRPC status a gRPC client gets for one of Fulcrum's own refusals or failures. */
+export function grpcStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'FULCRUM_ERR_RATE_LIMITED': case 'FULCRUM_ERR_BODY_TOO_LARGE': return GRPC_STATUS.RESOURCE_EXHAUSTED;
+    case 'FULCRUM_ERR_NO_ROUTE': return GRPC_STATUS.UNIMPLEMENTED;
+    case 'FULCRUM_ERR_CONNECT_TIMEOUT': case 'FULCRUM_ERR_RESPONSE_TIMEOUT': case 'FULCRUM_ERR_IDLE_TIMEOUT': case 'FULCRUM_ERR_TOTAL_TIMEOUT':
+      return GRPC_STATUS.DEADLINE_EXCEEDED;
+    case 'FULCRUM_ERR_FORBIDDEN': return GRPC_STATUS.PERMISSION_DENIED;
+    case 'FULCRUM_ERR_BAD_REQUEST': case 'FULCRUM_ERR_CLIENT_BODY': return GRPC_STATUS.INVALID_ARGUMENT;
+    case 'FULCRUM_ERR_CLIENT_ABORTED': return GRPC_STATUS.CANCELLED;
+    case 'FULCRUM_ERR_UPSTREAM_PROTOCOL': case 'FULCRUM_ERR_INTERNAL': case 'FULCRUM_ERR_HTTP_VERSION': return GRPC_STATUS.INTERNAL;
+    default: return GRPC_STATUS.UNAVAILABLE; // no backend, unreachable, reset, queue full, shutting down
   }
 }

@@ -1,5 +1,7 @@
 /**
- * Active health checks: `GET <path>` on every backend every `interval`,
+ * Active health checks: `GET <path>` on every backend every `interval`
+ * (over HTTP/2 for h2c:// backends; with `mode: grpc`, a call of
+ * grpc.health.v1.Health/Check over HTTP/2, see h2-probe.ts),
  * concurrently, in the background, never on the request path. A backend
  * flips only after `healthyThreshold` passes or `unhealthyThreshold`
  * failures in a row. Checks use their own connection pool so that a slow
@@ -17,6 +19,8 @@ import type { HealthCheckConfig } from '../config/schema.js';
 import { tlsConnector, type BackendTlsOptions } from '../upstream/backend-tls.js';
 import { localProxyHeader, proxiedConnector, type ProxyProtocolVersion } from '../upstream/proxy-protocol.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
+import type { ConnectionOptions } from 'node:tls';
+import { grpcHealthRequest, grpcServingStatus, h2Probe, SERVING, servingName } from './h2-probe.js';
 
 /** statusDetail is a check result's detail for an HTTP answer (shared with other instances as lastCheckError). */
 export function statusDetail(status: number): string {
@@ -51,6 +55,8 @@ export interface HealthCheck {
 /** TlsOptionsSource gives the TLS options of an https backend: the proxy's own, so checks trust what traffic trusts. */
 export interface TlsOptionsSource {
   optionsFor(backend: Backend): BackendTlsOptions;
+  /** connectOptionsFor: the same as tls.connect options, with the SNI name (HTTP/2 checks). */
+  connectOptionsFor(backend: Backend): ConnectionOptions;
 }
 
 export class HttpHealthCheck implements HealthCheck {
@@ -105,6 +111,8 @@ export class HttpHealthCheck implements HealthCheck {
   }
 
   async check(backend: Backend, signal: AbortSignal): Promise<CheckResult> {
+    if (this.config.mode === 'grpc') return this.#checkGrpc(backend, signal);
+    if (backend.url.protocol === 'h2c:') return this.#checkH2c(backend, signal);
     const url = new URL(this.config.path, backend.url);
     try {
       const res = await request(url, {
@@ -123,6 +131,47 @@ export class HttpHealthCheck implements HealthCheck {
       if (signal.aborted) return { ok: false, detail: `timeout after ${this.config.timeout}ms` };
       return { ok: false, detail: e.code !== undefined ? `${e.code}: ${e.message}` : e.message };
     }
+  }
+
+  /** #checkH2c: the HTTP check of an h2c:// backend, over cleartext HTTP/2. */
+  async #checkH2c(backend: Backend, signal: AbortSignal): Promise<CheckResult> {
+    try {
+      const res = await h2Probe(backend.url, null, {
+        method: this.config.method, path: this.config.path, headers: { 'user-agent': 'fulcrum-health-check', ...lowerKeys(this.config.headers) }, body: null,
+      }, signal);
+      const ok = this.config.expectStatus.some(([lo, hi]) => res.status >= lo && res.status <= hi);
+      return { ok, detail: `status ${res.status}` };
+    } catch (err) {
+      return this.#failure(err, signal);
+    }
+  }
+
+  /** #checkGrpc calls grpc.health.v1.Health/Check: healthy when the answer is SERVING. */
+  async #checkGrpc(backend: Backend, signal: AbortSignal): Promise<CheckResult> {
+    const tls = backend.url.protocol === 'https:' ? this.tls.connectOptionsFor(backend) : null;
+    try {
+      const res = await h2Probe(backend.url, tls, {
+        method: 'POST',
+        path: '/grpc.health.v1.Health/Check',
+        headers: { 'content-type': 'application/grpc', te: 'trailers', 'user-agent': 'fulcrum-health-check', ...lowerKeys(this.config.headers) },
+        body: grpcHealthRequest(this.config.grpcService),
+      }, signal);
+      const grpcStatus = res.trailers['grpc-status'] ?? res.headers['grpc-status'];
+      if (res.status !== 200 || grpcStatus !== '0') {
+        const message = res.trailers['grpc-message'] ?? res.headers['grpc-message'];
+        return { ok: false, detail: `status ${res.status}, grpc-status ${String(grpcStatus)}${message === undefined ? '' : ` (${decodeURIComponent(String(message))})`}` };
+      }
+      const serving = grpcServingStatus(res.body);
+      return { ok: serving === SERVING, detail: serving < 0 ? 'not a HealthCheckResponse' : servingName(serving) };
+    } catch (err) {
+      return this.#failure(err, signal);
+    }
+  }
+
+  #failure(err: unknown, signal: AbortSignal): CheckResult {
+    const e = err as NodeJS.ErrnoException;
+    if (signal.aborted) return { ok: false, detail: `timeout after ${this.config.timeout}ms` };
+    return { ok: false, detail: e.code !== undefined ? `${e.code}: ${e.message}` : e.message };
   }
 
   async close(): Promise<void> {
@@ -346,4 +395,11 @@ export class ActiveHealthChecker {
     this.#inFlight.clear();
     for (const c of controllers) c.abort(new DOMException(why, 'AbortError'));
   }
+}
+
+/** lowerKeys: HTTP/2 field names are lower case (node:http2 refuses others). */
+function lowerKeys(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+  return out;
 }

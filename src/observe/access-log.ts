@@ -23,8 +23,14 @@ export interface LogIds {
 }
 
 export interface AccessLog {
-  /** write is one request's line; retryReasons (why each retry was made, in order) is left out when there was none; ids are the request id and trace ids. */
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null, ids?: LogIds | null): void;
+  /**
+   * write is one request's line. retryReasons (why each retry was made, in
+   * order) is left out when there was none; ids are the request id and the
+   * trace ids; `proto` and `upstreamProto` are the HTTP versions spoken with
+   * the client and the backend ("1.1", "2"; "" when no backend was tried),
+   * `grpcStatus` a gRPC call's status (-1: not a call).
+   */
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null, ids?: LogIds | null, proto?: string, upstreamProto?: string, grpcStatus?: number): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
    * closes: `ms` is its whole life, bytesIn what the client sent through it
@@ -48,10 +54,11 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null): void {
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
+    const grpc = grpcStatus === undefined || grpcStatus < 0 ? undefined : grpcStatus;
     this.#log.info(retryReasons === null
-      ? { method, url, status, route, service, backend, client, ms, attempts, error, ...idFields(ids) }
-      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error, ...idFields(ids) });
+      ? { method, url, status, route, service, backend, client, ms, attempts, error, proto, upstreamProto, grpcStatus: grpc, ...idFields(ids) }
+      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error, proto, upstreamProto, grpcStatus: grpc, ...idFields(ids) });
   }
 
   writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids: LogIds | null = null): void {
@@ -145,9 +152,12 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null): void {
+  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
     const reasons = retryReasons === null ? '' : `,"retryReasons":${JSON.stringify(retryReasons)}`;
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}${ids === null ? '' : idJson(ids)}}\n`;
+    // The protocols are short constant strings ("1.1", "2"): written as they are.
+    const protos = proto === undefined ? '' : `,"proto":"${proto}","upstreamProto":"${upstreamProto ?? ''}"`;
+    const grpc = grpcStatus === undefined || grpcStatus < 0 ? '' : `,"grpcStatus":${grpcStatus}`;
+    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}${protos}${grpc}${ids === null ? '' : idJson(ids)}}\n`;
     this.#added();
   }
 

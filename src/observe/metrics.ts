@@ -131,6 +131,8 @@ export class Metrics {
   readonly byRoute = new Map<string, RouteMetrics>();
   /** mirrors: the copies of mirrored routes, by "route\0service" (kept apart from every request counter above). */
   readonly mirrors = new Map<string, MirrorMetrics>();
+  /** grpc: gRPC calls answered, by service, then grpc-status. */
+  readonly grpc = new Map<string, Map<number, number>>();
   /** defaultService names the service `byBackend` shows (the balancer's default one). */
   defaultService = 'default';
   readonly registry = new Registry();
@@ -218,6 +220,16 @@ export class Metrics {
       this.retriesBy.set(service, byReason);
     }
     byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+
+  /** recordGrpc counts a gRPC call's answer (the backend's grpc-status, or Fulcrum's own). */
+  recordGrpc(service: string, status: number): void {
+    let byStatus = this.grpc.get(service);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.grpc.set(service, byStatus);
+    }
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   }
 
   /** forget drops the metrics of a backend that left its service. */
@@ -350,6 +362,11 @@ export class Metrics {
     }) as never);
     r.registerMetric(collector('fulcrum_ratelimited_total', 'Requests rejected by the rate limiter.', 'counter',
       () => [{ labels: {}, value: this.rateLimited }]) as never);
+    r.registerMetric(collector('fulcrum_grpc_responses_total', 'gRPC calls answered, by service and grpc-status (the backend\'s, or Fulcrum\'s own refusal).', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const [service, byStatus] of this.grpc) for (const [status, n] of byStatus) values.push({ labels: { service, grpc_status: status }, value: n });
+      return values;
+    }) as never);
     r.registerMetric(collector('fulcrum_retries_total', 'Retried upstream attempts, by service and reason (connect-failure, reset, timeout, or the status code retried).', 'counter', () => {
       const values: MetricValue[] = [];
       for (const [service, byReason] of this.retriesBy) for (const [reason, n] of byReason) values.push({ labels: { service, reason }, value: n });

@@ -22,7 +22,7 @@ import type { Backend } from '../backends/backend.js';
 import type { PickContext } from '../balancer/picker.js';
 import type { ResponseHeadContext } from '../balancer/sticky.js';
 import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel } from '../core/downstream.js';
-import { FulcrumError, fromUpstreamError } from '../core/errors.js';
+import { FulcrumError, fromUpstreamError, neverReached } from '../core/errors.js';
 import type { RequestView } from '../core/request-view.js';
 import type { Route } from '../routing/route.js';
 import type { HeaderValues } from '../routing/transforms.js';
@@ -30,15 +30,17 @@ import type { Failover } from '../service/failover.js';
 import { REFUSED, type CircuitBreaker } from '../service/circuit.js';
 import type { RetryPolicy, RetryReason } from '../service/retry.js';
 import type { Service } from '../service/service.js';
-import type { RawHeaders, UpstreamRequest } from '../upstream/dispatch.js';
+import type { RawHeaders, UpstreamDispatcher, UpstreamRequest } from '../upstream/dispatch.js';
 import { encodeProxyHeader } from '../upstream/proxy-protocol.js';
 import { openTunnel, type TunnelHandler } from '../upstream/tunnel.js';
 import type { ProxyContext } from './context.js';
+import { grpcAnswer, grpcCall, grpcStatusIn, isGrpcFailure, type GrpcCall } from './grpc.js';
 import { downstreamHeaders, latin1, switchingHeaders } from './headers.js';
 import { Reason } from '../backends/reasons.js';
 import { dropField, setField } from '../trace/request-id.js';
 import type { RequestTrace } from '../trace/request-trace.js';
 import type { LogIds } from '../observe/access-log.js';
+import { ReplayableBody } from './replay-body.js';
 
 type Abort = (reason?: Error) => void;
 
@@ -102,9 +104,17 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   requestId = '';
   /** trace: the request's spans, or null when it is not traced (tracing off and no `fulcrum:span` subscriber). */
   trace: RequestTrace | null = null;
+  /** grpc: the call's deadline, when the request is a gRPC call (HTTP/2, application/grpc*); null otherwise. */
+  readonly grpc: GrpcCall | null;
+  /** grpcStatus: the gRPC status the client got (the backend's, or Fulcrum's own), -1 when none. */
+  grpcStatus = -1;
 
   #body: ExchangeBody;
   #bodyReplayable: boolean;
+  /** #replay: a gRPC call's streamed body, kept (bounded) so that a retry can send it again. */
+  #replay: ReplayableBody | null = null;
+  /** #dispatcher: the upstream client of the last attempt (it knows the protocol it spoke). */
+  #dispatcher: UpstreamDispatcher | null = null;
   /** #h2: the client speaks HTTP/2 (node:http2 compat response: no reason phrase, trailers as an object). */
   readonly #h2: boolean;
   /** #hostFromBackend: Host is the chosen backend's own host:port (not preserved, or the client sent none). */
@@ -164,6 +174,9 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     this.#hostFromBackend = headers.length > 1 && headers[1] === '';
     this.path = req.url!;
     this.retry = route === null ? service.retry : route.retryFor(service);
+    // Only HTTP/2 requests can be gRPC calls: HTTP/1 requests pay nothing for it.
+    this.grpc = h2 ? grpcCall(req) : null;
+    if (this.grpc !== null && body !== null && !Buffer.isBuffer(body)) this.#replay = new ReplayableBody(body, this.retry.maxBodySize);
     // The pipeline's one 'close' listener per response calls onClientClose (see pipeline.ts).
     (res as ExchangeCarrier)[EXCHANGE] = this;
     const total = route?.timeouts?.total ?? service.config.timeouts.total;
@@ -345,7 +358,7 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       path: this.path,
       method: this.req.method!,
       headers: this.headers,
-      body: this.#body,
+      body: this.#replay === null ? this.#body : this.#replay.attempt(),
       // A constant per backend: otherwise undici derives the TLS name from each request's Host and
       // reconnects when it changes. The name actually sent is chosen by tlsConnector (backend-tls.ts).
       servername: backend.hostHeader,
@@ -367,8 +380,17 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       this.#tryExpired = false;
       this.#tryTimer = setTimeout(perTryExpired, perTry, this);
     }
+    // grpc-timeout caps the time to the response head: past it the client has given up.
+    const grpc = this.grpc;
+    if (grpc !== null && grpc.timeoutMs >= 0) {
+      const left = Math.max(1, grpc.timeoutMs - Math.round(performance.now() - this.startedAt));
+      const response = opts.headersTimeout ?? service.config.timeouts.response;
+      if (response <= 0 || left < response) opts.headersTimeout = left;
+    }
     try {
-      service.upstream.get(backend).dispatch(opts, this);
+      const dispatcher = service.upstream.get(backend);
+      this.#dispatcher = dispatcher;
+      dispatcher.dispatch(opts, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -438,6 +460,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (statusCode >= 500) {
       if (trace === null) this.service.outlier.failure(backend, `status ${statusCode}`);
       else this.#traceFailure(trace, backend, `status ${statusCode}`);
+    } else if (this.grpc !== null) {
+      this.#grpcOutcome(grpcStatusIn(rawHeaders)); // trailers-only, or wait for the trailers
     } else {
       this.service.outlier.success(backend);
     }
@@ -451,7 +475,10 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (this.ctx.draining && !this.#h2) res.shouldKeepAlive = false;
     try {
       res.sendDate = false;
-      const headers = downstreamHeaders(rawHeaders);
+      let headers = downstreamHeaders(rawHeaders);
+      // A trailers-only gRPC answer carries its status in the head; node:http2's compatibility response
+      // cannot end a stream with its head, so the status goes out as trailers (which every client reads).
+      if (this.grpcStatus >= 0) headers = this.#splitGrpcStatus(headers);
       if (this.requestId !== '') this.#answerId(headers);
       if (this.service.sticky !== null) this.service.onResponseHead(this, headers);
       if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
@@ -539,7 +566,23 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     upstream.pipe(client);
   }
 
+  /** #grpcTrailers: a trailers-only answer's status fields, sent as the trailers. */
+  #grpcTrailers: string[] | null = null;
+
+  #splitGrpcStatus(headers: string[]): string[] {
+    const head: string[] = [];
+    const trailers: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin' ? trailers : head).push(headers[i]!, headers[i + 1]!);
+    }
+    this.#grpcTrailers = trailers;
+    return head;
+  }
+
   onComplete(rawTrailers: RawHeaders | null): void {
+    if (this.#grpcTrailers !== null) rawTrailers = rawTrailers === null ? this.#grpcTrailers : [...this.#grpcTrailers, ...rawTrailers];
+    else if (this.grpc !== null && rawTrailers !== null) this.#grpcOutcome(grpcStatusIn(rawTrailers));
     this.#endAttempt();
     if (this.#discarding) {
       this.#discarding = false;
@@ -588,7 +631,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if (backend !== null && wasInAttempt && error.source === 'upstream') {
       backend.state.failures++;
       if (error.code === 'FULCRUM_ERR_UPSTREAM_TLS') this.service.upstream.tls.reportFailure(backend, error);
-      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT') {
+      // A refused stream (GOAWAY, REFUSED_STREAM) is the backend shedding a stream it never began, not a failure.
+      if (error.code !== 'FULCRUM_ERR_TOTAL_TIMEOUT' && error.code !== 'FULCRUM_ERR_UPSTREAM_REFUSED') {
         if (this.trace === null) this.service.outlier.failure(backend, error.code);
         else this.#traceFailure(this.trace, backend, error.code);
       }
@@ -599,8 +643,14 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       this.#finish();
       return;
     }
+    if (error.code === 'FULCRUM_ERR_UPSTREAM_REFUSED' && this.#mayResend()) {
+      // The backend is not at fault (see #mayResend): it may take the request again on a new connection.
+      this.ctx.metrics.countRetry(this.service.name, 'refused-stream');
+      this.start();
+      return;
+    }
     const reason = error.retryable ? this.retry.errorReason(error.code) : null;
-    if (reason !== null && this.#mayRetry()) {
+    if (reason !== null && this.#mayRetry(error)) {
       (this.tried ??= new Set()).add(backend!);
       if (this.trace !== null) {
         this.#retryReason = error.code;
@@ -649,12 +699,53 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   // --- lifecycle -------------------------------------------------------
 
   /** #mayRetry: the request may be retried once more (replayable body, time left, method or key, attempts, budget). */
-  #mayRetry(): boolean {
+  #mayRetry(error: FulcrumError | null = null): boolean {
     const retry = this.retry;
-    if (!this.#bodyReplayable || this.#deadlinePassed) return false;
-    // attempts counts the tries made so far: the first one plus the retries.
-    if (this.#serviceAttempts > retry.attempts || !retry.requestAllows(this.req.method!, this.req.rawHeaders)) return false;
+    const replayable = this.#bodyReplayable || (this.#replay !== null && this.#replay.replayable);
+    if (!replayable || this.#deadlinePassed) return false;
+    // attempts counts the tries made so far: the first one plus the retries. An attempt that never
+    // reached its backend may be sent again whatever the method: nothing acted on it.
+    if (this.#serviceAttempts > retry.attempts) return false;
+    if (!retry.requestAllows(this.req.method!, this.req.rawHeaders) && (error === null || !neverReached(error))) return false;
     return retry.budget.tryAcquire();
+  }
+
+  #refusals = 0;
+
+  /**
+   * #mayResend: a stream the backend refused (above a GOAWAY's last stream
+   * id, or REFUSED_STREAM) never reached it; most often the backend is
+   * rotating its connection, which says nothing of its health or load. Such
+   * an attempt goes again, to any backend (this one included: its next
+   * stream opens a new session), outside the retry count and budget, up to
+   * MAX_REFUSALS times, when the body can be sent again.
+   */
+  #mayResend(): boolean {
+    const replayable = this.#bodyReplayable || (this.#replay !== null && this.#replay.replayable);
+    if (!replayable || this.#deadlinePassed || this.#refusals >= MAX_REFUSALS) return false;
+    this.#refusals++;
+    this.attempts--;
+    return true;
+  }
+
+  /** #grpcOutcome: a gRPC answer's status (-1: not known yet), for passive health and the log. */
+  #grpcOutcome(status: number): void {
+    if (status < 0) return;
+    this.grpcStatus = status;
+    const backend = this.backend!;
+    if (isGrpcFailure(status)) this.service.outlier.failure(backend, `grpc-status ${status}`);
+    else this.service.outlier.success(backend);
+  }
+
+  /** proto: the protocol the client spoke ("1.1" or "2"). */
+  get proto(): '1.1' | '2' {
+    return this.#h2 ? '2' : '1.1';
+  }
+
+  /** upstreamProto: the protocol spoken to the backend ("1.1" or "2"), "" when no backend was tried. */
+  get upstreamProto(): '' | '1.1' | '2' {
+    const d = this.#dispatcher;
+    return d === null ? '' : d.protocol ?? '1.1';
   }
 
   /**
@@ -802,7 +893,11 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     // After a malformed request (400, 431) what follows on the connection cannot be trusted: it closes.
     if (error.status === 400 || error.status === 431) res.shouldKeepAlive = false;
     this.#lastOnConnection();
-    if (!res.headersSent && !this.#clientGone) {
+    if (this.grpc !== null) {
+      // gRPC clients read a call's outcome from grpc-status, not from an HTTP error page.
+      this.grpcStatus = grpcAnswer(res, error, extraHeaders, this.#clientGone);
+      if (!this.#clientGone) this.status = 200;
+    } else if (!res.headersSent && !this.#clientGone) {
       // With request ids or tracing, a second line names the request, so a report of this answer leads to its log line and trace.
       const ids = this.requestId !== '' || trace !== null ? idLine(this) : '';
       const body = `${error.status} ${statusText(error.status)}: ${error.message}\n${ids}`;
@@ -838,6 +933,9 @@ function idLine(ids: LogIds): string {
   if (ids.traceId !== '') parts.push(`trace-id=${ids.traceId}`, `span-id=${ids.spanId}`);
   return `${parts.join(' ')}\n`;
 }
+
+/** MAX_REFUSALS: how many refused streams one request may see before the refusal is its answer. */
+const MAX_REFUSALS = 3;
 
 /** hasBody: the request announces a body (read only on error paths: it builds req.headers). */
 function hasBody(req: DownstreamRequest): boolean {

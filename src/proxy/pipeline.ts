@@ -88,12 +88,13 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
         tunnel: tunnel ? { bytesIn: ex.bytesIn, bytesOut: ex.bytesOut } : null,
       });
     }
+    if (ex.grpcStatus >= 0) ctx.metrics.recordGrpc(serviceName, ex.grpcStatus);
     const log = ctx.settings.accessLog ? options.accessLog : null;
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
       const ids = ex.requestId !== '' || trace !== null ? ex : null;
       if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut, ids);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons, ids);
+      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons, ids, ex.proto, ex.upstreamProto, ex.grpcStatus);
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {

@@ -18,6 +18,7 @@ import type { Backend } from '../backends/backend.js';
 import { ConfigError, type ConfigProblem } from '../core/config-error.js';
 import type { FulcrumConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
+import type { ConnectionOptions } from 'node:tls';
 import { FulcrumError } from '../core/errors.js';
 
 type TlsClientConfig = FulcrumConfig['backendTls'];
@@ -180,6 +181,13 @@ export class BackendTls {
     }
     this.#byBackend.set(backend.config, options);
     return options;
+  }
+
+  /** connectOptionsFor: tls.connect options for a backend, with its SNI name decided by sniName (HTTP/2 client, checks). */
+  connectOptionsFor(backend: Backend): ConnectionOptions {
+    const options = this.optionsFor(backend);
+    const servername = sniName(options, backend.url.hostname);
+    return servername === undefined ? { ...options } : { ...options, servername };
   }
 
   /** #file returns a file read at load; a backend added at run time (admin API) may name a new one, read once here. */

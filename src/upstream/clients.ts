@@ -7,6 +7,10 @@
  * `upstream.client` is `undici`; https:// backends always get undici's Pool,
  * whose TLS connector backend-tls.ts configures. Both speak dispatch.ts.
  *
+ * h2c:// backends, and https:// ones when `upstream.http2` is on, get
+ * Fulcrum's HTTP/2 client (h2-client.ts); an https:// backend that answers
+ * ALPN with HTTP/1.1 only falls back to undici's Pool, made as below.
+ *
  * With `sendProxyProtocol` (proxy-protocol.ts), a connection starts with
  * the PROXY header of the client whose request opened it, so it must not
  * carry another client's requests. Fulcrum's client keeps its idle
@@ -23,6 +27,7 @@ import type { Logger } from '../observe/log.js';
 import { BackendTls, tlsConnector } from './backend-tls.js';
 import type { UpstreamDispatcher } from './dispatch.js';
 import { H1Error, H1Pool } from './h1-client.js';
+import { H2Pool } from './h2-client.js';
 import { encodeProxyHeader, proxiedConnector, type ProxyProtocolVersion } from './proxy-protocol.js';
 import type { UpstreamHandler, UpstreamRequest } from './dispatch.js';
 
@@ -106,7 +111,24 @@ export class UpstreamClients {
 
   #create(backend: Backend): UpstreamDispatcher {
     const timeouts = { ...this.options.timeouts, ...backend.config.timeouts };
-    const https = backend.url.protocol === 'https:';
+    const protocol = backend.url.protocol;
+    const https = protocol === 'https:';
+    if (protocol === 'h2c:' || (https && this.options.upstream.http2)) return this.#createH2(backend, timeouts, https);
+    return this.#createH1(backend, timeouts, https);
+  }
+
+  #createH2(backend: Backend, timeouts: { connect: number; response: number; idle: number }, https: boolean): UpstreamDispatcher {
+    if (https) this.#https.add(backend.id);
+    return new H2Pool(backend.url, {
+      connectTimeout: timeouts.connect,
+      headersTimeout: timeouts.response,
+      bodyTimeout: timeouts.idle,
+      tls: https ? this.#tls.connectOptionsFor(backend) : null,
+      fallback: https ? () => this.#createH1(backend, timeouts, true) : null,
+    });
+  }
+
+  #createH1(backend: Backend, timeouts: { connect: number; response: number; idle: number }, https: boolean): UpstreamDispatcher {
     const proxyProtocol = this.proxyProtocolFor(backend);
     if (!https && this.options.upstream.client === 'fulcrum') {
       return new H1Pool(backend.url, {

@@ -51,6 +51,8 @@ export interface UpstreamDispatcher {
    * for traced requests, to say whether an attempt reuses a connection.
    */
   readonly idleConnections?: number;
+  /** protocol: the HTTP version spoken to the backend ("1.1" when absent). */
+  readonly protocol?: '1.1' | '2';
   /** close lets in-flight requests finish, then closes every connection. */
   close(): Promise<void>;
   /** destroy closes every connection now; in-flight requests fail. */

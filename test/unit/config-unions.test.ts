@@ -81,7 +81,7 @@ const CASES: readonly Case[] = [
   // A backend: a URL string or an object.
   { union: 'backends[]', at: 'backends[0]', value: { url, weight: 'heavy' }, problem: 'backends[0].weight: expected a non-negative number, got "heavy"' },
   { union: 'backends[]', at: 'backends[1]', value: { url: 'http://127.0.0.1:8082', weight: -1 }, problem: 'backends[1].weight: expected at least 0, got -1' },
-  { union: 'backends[]', at: 'backends[2]', value: 'ftp://127.0.0.1:21', problem: 'backends[2]: expected an http:// or https:// URL, got "ftp://127.0.0.1:21"' },
+  { union: 'backends[]', at: 'backends[2]', value: 'ftp://127.0.0.1:21', problem: 'backends[2]: expected an http://, https:// or h2c:// URL, got "ftp://127.0.0.1:21"' },
   { union: 'backends[]', at: 'backends[3]', value: true, problem: 'backends[3]: expected a URL string or an object with a "url", got true' },
   { union: 'backends[]', at: 'backends[4]', value: { url: 'http://127.0.0.1:8084', tls: { insecureSkipVerify: 'yes' } }, problem: 'backends[4].tls.insecureSkipVerify: expected boolean, got string' },
   duration('backends[].timeouts.connect', backendBase(5), 'backends[5].timeouts.connect'),

@@ -98,7 +98,7 @@ describe('errors name the file, the key path and what was expected', () => {
     const lines = problemsOf(() => loadConfig({ file: f, env: {} }));
     const text = lines.join('\n');
     assert.match(text, /bad\.yaml: listen\.port: expected at most 65535, got 99999/);
-    assert.match(text, /bad\.yaml: backends\[0\]\.url: expected an http:\/\/ or https:\/\/ URL, got "localhost:8082"/);
+    assert.match(text, /bad\.yaml: backends\[0\]\.url: expected an http:\/\/, https:\/\/ or h2c:\/\/ URL, got "localhost:8082"/);
     assert.match(text, /bad\.yaml: backends\[1\]\.weight: /);
     assert.match(text, /bad\.yaml: healthCheck\.interval: expected a duration .*got "soon"/);
     assert.match(text, /bad\.yaml: unknown key "helthCheck"/);

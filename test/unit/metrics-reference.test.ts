@@ -54,6 +54,7 @@ test('the metrics reference documents every series Fulcrum registers or defines,
     // One request's worth of counters, so that every labelled series has a sample to read the labels from.
     balancer.metrics.record('default', 'default', 'b1', 200, 0.01);
     balancer.metrics.countRetry('default', 'connect-failure');
+    balancer.metrics.recordGrpc('default', 14);
     balancer.metrics.mirrorSent('default', 'staging');
     balancer.metrics.mirrorDropped('default', 'staging', 'max-in-flight');
     const registered = balancer.metrics.registry.getMetricsAsArray();
