@@ -83,24 +83,34 @@ const statusRanges = z.union([z.number(), z.string(), z.array(z.union([z.number(
     return ranges;
   });
 
-const httpUrl = z.string({ message: 'expected a URL such as "http://127.0.0.1:8081"' }).transform((value, ctx) => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a URL such as "http://127.0.0.1:8081", got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'h2c:') {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an http://, https:// or h2c:// URL, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  if (url.protocol === 'h2c:' && (url.hostname === '' || url.pathname.length > 1 || url.search !== '')) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an h2c:// URL with a host and port only, such as "h2c://127.0.0.1:50051", got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return value;
-});
+/**
+ * urlOf builds a URL schema that takes the given protocols: backends may be
+ * h2c:// (cleartext HTTP/2), while the other URLs (OTLP, ACME) are http(s).
+ */
+function urlOf(h2c: boolean) {
+  const expected = h2c ? 'an http://, https:// or h2c:// URL' : 'an http:// or https:// URL';
+  return z.string({ message: 'expected a URL such as "http://127.0.0.1:8081"' }).transform((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a URL such as "http://127.0.0.1:8081", got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:' && !(h2c && url.protocol === 'h2c:')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected ${expected}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    if (url.protocol === 'h2c:' && (url.hostname === '' || url.pathname.length > 1 || url.search !== '')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an h2c:// URL with a host and port only, such as "h2c://127.0.0.1:50051", got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
+
+const httpUrl = urlOf(false);
+const backendUrl = urlOf(true);
 
 export const timeoutsSchema = z.object({
   /** connect: establishing the TCP (and TLS) connection to a backend. */
@@ -126,7 +136,7 @@ export const sendProxyProtocolSchema = z.enum(['v1', 'v2'], { message: 'expected
 
 const backendObject = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected an id of letters, digits, ".", "_" or "-"').optional(),
-  url: httpUrl,
+  url: backendUrl,
   weight: z.number({ message: 'expected a non-negative number' }).min(0).default(1),
   /** healthy is the initial state; the seed format's `healthy: false` starts the backend out of rotation. */
   healthy: z.boolean().default(true),
