@@ -24,7 +24,6 @@ import { Fulcrum } from './app/fulcrum.js';
 import { configWarnings } from './config/load.js';
 import type { FulcrumConfig } from './config/schema.js';
 import { routeName } from './config/services.js';
-import { configJsonSchema } from './config/json-schema.js';
 import { describeRoute } from './routing/describe.js';
 import { explainRequest } from './routing/explain.js';
 import { isFulcrumWorker, workerCount } from './core/cluster-env.js';
@@ -297,7 +296,9 @@ export function buildProgram(): Command {
   program.command('schema')
     .description('print the JSON Schema of the config file, for editors (yaml-language-server) and CI checks')
     .option('-o, --out <file>', 'write it to this file instead of stdout')
-    .action((flags: { out?: string }) => {
+    .action(async (flags: { out?: string }) => {
+      // Loaded here only: the balancer itself never needs the JSON Schema generator.
+      const { configJsonSchema } = await import('./config/json-schema.js');
       const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
       if (flags.out === undefined) process.stdout.write(text);
       else writeFileSync(flags.out, text);

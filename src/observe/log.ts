@@ -4,8 +4,12 @@
  * lines for machines; on a terminal (or asked for), lines for people, with
  * colours (pino-pretty).
  */
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+/** loadPretty: pino-pretty (and its dependencies) is loaded only when pretty lines are asked for. */
+const loadPretty = (): typeof PinoPretty => createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 
 export type { Logger };
 
@@ -73,7 +77,7 @@ export function ownSink(logger: Logger): { sink: LineSink; bindings: string } | 
  */
 export function prettyStream(destination: number | string, sync: boolean): DestinationStream {
   const colorize = typeof destination === 'number' && destination <= 2 && (destination === 2 ? process.stderr : process.stdout).isTTY === true;
-  return pretty({ destination, sync, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' });
+  return loadPretty()({ destination, sync, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' });
 }
 
 /** silentLogger is for library use and tests that do not want output. */

@@ -276,7 +276,7 @@ describe('every series the dashboard and the rules read is in /metrics', () => {
     assert.match(scrapeText, /^fulcrum_requests_total\{route="limited",service="[^"]+",backend="none",code="429"\} 1$/m);
     assert.match(scrapeText, /^fulcrum_requests_total\{route="api",service="api",backend="b\d+",code="200"\} 4$/m);
     assert.match(scrapeText, /^fulcrum_ratelimited_total 1$/m);
-    assert.match(scrapeText, /^fulcrum_retries_total [1-9]\d*$/m);
+    assert.match(scrapeText, /^fulcrum_retries_total\{service="[^"]+",reason="[^"]+"\} [1-9]\d*$/m);
     assert.match(scrapeText, /^fulcrum_backend_ejections_total\{service="api",backend="b\d+"\} 1$/m);
   });
 
