@@ -352,6 +352,11 @@ class H2Session {
   }
 
   add(s: H2Stream): void {
+    if (this.closing) {
+      // Retired between the pool's choice and now (a failed connect retires it at once): another session takes it.
+      this.pool.assign(s);
+      return;
+    }
     this.streams.add(s);
     s.session = this;
     this.#idle(false);
@@ -451,6 +456,10 @@ class H2Session {
   #failConnect(err: Error): void {
     if (this.#ended) return;
     this.#ended = true;
+    // Out of the pool now, not when the socket's 'close' comes a tick later: a stream the pool assigned in
+    // between (a retry dispatched from the failed stream's own onError) would wait in a session that never starts.
+    this.closing = true;
+    this.pool.retire(this);
     this.socket.destroy();
     this.#failWaiting(err);
   }
@@ -477,6 +486,8 @@ class H2Session {
 
   #end(): void {
     this.closing = true;
+    this.pool.retire(this);
+    this.#failWaiting(new H1Error('UND_ERR_SOCKET', 'the connection closed before HTTP/2 started'));
     if (this.#connectTimer !== null) clearTimeout(this.#connectTimer);
     if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);

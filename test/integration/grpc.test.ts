@@ -352,7 +352,8 @@ describe('gRPC: balancing, GOAWAY, a backend killed under load, health checks', 
       let done = 0;
       const load = Promise.all(Array.from({ length: 10 }, async () => {
         for (let i = 0; i < 30; i++) {
-          const r = await unary(client, { message: 'x', delayMs: 5 });
+          // A deadline, so that a call Fulcrum left hanging fails here instead of stalling the suite.
+          const r = await unary(client, { message: 'x', delayMs: 5 }, { deadlineMs: 5000 });
           done++;
           if (r.error !== null) failures.push(`${r.error.code} ${r.error.details}`);
         }
@@ -364,7 +365,8 @@ describe('gRPC: balancing, GOAWAY, a backend killed under load, health checks', 
       // A call whose answer had begun (its head forwarded: status 200) cannot be sent again; every other one must succeed.
       const midResponse = log.lines.filter((l) => l.type === 'access' && l.error === 'FULCRUM_ERR_UPSTREAM_RESET' && l.status === 200).length;
       assert.ok(failures.length <= midResponse, `${failures.length} failed calls, ${midResponse} cut mid-answer: ${failures.join('; ')}`);
-      assert.ok(failures.length <= 3, `${failures.length} calls were cut mid-answer`);
+      // Only the calls in flight at the kill (one per worker) can be cut mid-answer.
+      assert.ok(failures.length <= 10, `${failures.length} calls were cut mid-answer`);
       // The calls the kill cut before they were answered, and those sent to the dead backend, went to the other.
       assert.ok(lb.balancer.metrics.retries > 0);
       assert.ok((k2!.calls.get('Unary') ?? 0) > 150);
