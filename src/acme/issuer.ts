@@ -7,7 +7,9 @@
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import * as acme from 'acme-client';
+import type { Authorization } from 'acme-client';
+
+type AcmeLib = typeof import('acme-client');
 
 /** AcmeChallenge is what a validation of one domain needs: HTTP-01 token and answer, or the TLS-ALPN-01 certificate. */
 export type AcmeChallenge =
@@ -48,45 +50,67 @@ export class AcmeOrderError extends Error {
 
 /** The last problem document the CA sent (acme-client keeps only its `detail`); orders run one at a time per process. */
 let lastProblem: Record<string, unknown> | null = null;
-let configured = false;
 /** The CA bundles configured in this process (several balancers in one process add theirs up). */
 const bundles = new Set<string>();
+let loading: Promise<AcmeLib> | null = null;
+let loaded: AcmeLib | null = null;
 
 /**
- * configureClient sets acme-client's HTTP client once per process: the CA
- * bundle trusted besides the system roots, a timeout, and no retries of its
- * own (the manager's back-off is the only retry, so a CA that is down or
- * rate-limits is not hammered). acme-client has one HTTP client per
- * process, so these settings are the process's: each CA bundle configured
- * is trusted from then on, besides the system roots.
+ * acmeLib loads acme-client on first use, not at start-up: with axios and
+ * its crypto it is some 25 MiB of resident memory, which a balancer that
+ * holds its certificates already (or has no TLS) should not carry.
  */
+function acmeLib(): Promise<AcmeLib> {
+  loading ??= import('acme-client').then((lib) => {
+    setUp(lib);
+    loaded = lib;
+    return lib;
+  });
+  return loading;
+}
+
+/**
+ * setUp sets acme-client's HTTP client once per process: a timeout, and no
+ * retries of its own (the manager's back-off is the only retry, so a CA
+ * that is down or rate-limits is not hammered), and the CA bundles.
+ * acme-client has one HTTP client per process, so these settings are the
+ * process's: each CA bundle configured is trusted from then on, besides
+ * the system roots.
+ */
+function setUp(lib: AcmeLib): void {
+  const client = lib.axios;
+  client.defaults.timeout = 30_000;
+  const settings = (client.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings;
+  settings.retryMaxAttempts = 0;
+  client.interceptors.response.use((response) => {
+    const type = String(response.headers['content-type'] ?? '');
+    if (type.includes('problem+json') && typeof response.data === 'object' && response.data !== null) lastProblem = response.data as Record<string, unknown>;
+    return response;
+  });
+  lib.setLogger(() => undefined);
+  trustBundles(lib);
+}
+
+function trustBundles(lib: AcmeLib): void {
+  if (bundles.size > 0) lib.axios.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, ...bundles], keepAlive: false });
+}
+
+/** configureClient adds a CA bundle to trust besides the system roots (read now, so that a bad path fails the start). */
 export function configureClient(caBundle: string | undefined): void {
-  const client = acme.axios;
-  if (!configured) {
-    configured = true;
-    client.defaults.timeout = 30_000;
-    const settings = (client.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings;
-    settings.retryMaxAttempts = 0;
-    client.interceptors.response.use((response) => {
-      const type = String(response.headers['content-type'] ?? '');
-      if (type.includes('problem+json') && typeof response.data === 'object' && response.data !== null) lastProblem = response.data as Record<string, unknown>;
-      return response;
-    });
-    acme.setLogger(() => undefined);
-  }
-  if (caBundle !== undefined) {
-    bundles.add(readFileSync(caBundle, 'utf8'));
-    client.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, ...bundles], keepAlive: false });
-  }
+  if (caBundle === undefined) return;
+  bundles.add(readFileSync(caBundle, 'utf8'));
+  if (loaded !== null) trustBundles(loaded);
 }
 
 /** newAccountKey makes an ECDSA P-256 account key (PEM). */
 export async function newAccountKey(): Promise<string> {
+  const acme = await acmeLib();
   return (await acme.crypto.createPrivateEcdsaKey()).toString();
 }
 
 /** order obtains one certificate for `domains`; it throws an AcmeOrderError. */
 export async function order(request: OrderRequest): Promise<IssuedCertificate> {
+  const acme = await acmeLib();
   lastProblem = null;
   const client = new acme.Client({ directoryUrl: request.directory, accountKey: request.accountKey, backoffAttempts: 12, backoffMin: 250, backoffMax: 10_000 });
   const published: AcmeChallenge[] = [];
@@ -100,7 +124,7 @@ export async function order(request: OrderRequest): Promise<IssuedCertificate> {
       // The CA validates; a self-check from here would need this host to resolve and reach the domain.
       skipChallengeVerification: true,
       challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-        const c = await toChallenge(authz, challenge, keyAuthorization);
+        const c = await toChallenge(acme, authz, challenge, keyAuthorization);
         published.push(c);
         await request.publish(c);
       },
@@ -140,7 +164,7 @@ function unreachable(err: unknown): boolean {
   return false;
 }
 
-async function toChallenge(authz: acme.Authorization, challenge: { type: string; token?: string }, keyAuthorization: string): Promise<AcmeChallenge> {
+async function toChallenge(acme: AcmeLib, authz: Authorization, challenge: { type: string; token?: string }, keyAuthorization: string): Promise<AcmeChallenge> {
   const domain = authz.identifier.value;
   if (challenge.type === 'tls-alpn-01') {
     const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
