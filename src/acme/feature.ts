@@ -9,7 +9,7 @@
 import { Gauge } from 'prom-client';
 import { resolve } from 'node:path';
 import type { BalancerHost } from '../app/host.js';
-import { acmeSchema, type AcmeConfig, type FulcrumConfig } from '../config/schema.js';
+import { acmeSchema, autoDomains, type AcmeConfig, type FulcrumConfig } from '../config/schema.js';
 import { isFulcrumWorker } from '../core/cluster-env.js';
 import { stateStoreOf } from '../state/install.js';
 import { configureClient } from './issuer.js';
@@ -18,14 +18,23 @@ import { certificateId } from './records.js';
 import { KeySeal, parseStorageKey } from './seal.js';
 import { FileStorage, StoreStorage } from './storage.js';
 
-/** wantedCertificates lists the certificates the listeners ask for, one per distinct domain list. */
+/**
+ * wantedCertificates lists the certificates the listeners ask for, one per
+ * distinct domain list; `domains: auto` asks for one per exact route host
+ * (as Caddy does: a host added later does not reissue the others, and a
+ * name the CA refuses holds up no other).
+ */
 export function wantedCertificates(config: FulcrumConfig): WantedCertificate[] {
   const out = new Map<string, WantedCertificate>();
+  const want = (domains: readonly string[], email: string): void => {
+    const id = certificateId(domains);
+    if (!out.has(id)) out.set(id, { id, domains: [...new Set(domains)], email });
+  };
   for (const l of config.listen) {
     const a = l.tls?.acme;
     if (a === undefined) continue;
-    const id = certificateId(a.domains);
-    if (!out.has(id)) out.set(id, { id, domains: [...new Set(a.domains)], email: a.email });
+    if (a.domains === 'auto') for (const domain of autoDomains(config.routes).domains) want([domain], a.email);
+    else want(a.domains, a.email);
   }
   return [...out.values()];
 }
@@ -69,12 +78,22 @@ export function installAcme(balancer: BalancerHost): AcmeManager | null {
       status.acme = { directory: config.directory, challenge: config.challenge, storage: config.storage, orderingInstance: manager.holder, certificates: manager.status() };
     },
     prepare: (next, previous) => {
-      if (JSON.stringify([next.acme, wantedCertificates(next)]) === JSON.stringify([previous.acme, wantedCertificates(previous)])) return null;
-      return { commit: () => log.warn('ACME settings changed in the config; they take effect at the next restart') };
+      const wantedNext = wantedCertificates(next);
+      const sameWanted = JSON.stringify(wantedNext) === JSON.stringify(wantedCertificates(previous));
+      if (JSON.stringify(next.acme) !== JSON.stringify(previous.acme)) {
+        return { commit: () => log.warn('ACME settings (the acme key) changed in the config; they take effect at the next restart') };
+      }
+      if (sameWanted) return null;
+      // New domains (or route hosts under `domains: auto`) are ordered now; the CA, storage and challenge stay.
+      return { commit: () => { log.info({ certificates: wantedNext.map((w) => w.domains) }, 'ACME: the certificates wanted changed'); manager.want(wantedNext); } };
     },
     close: () => manager.close(),
   });
   log.info({ directory: config.directory, challenge: config.challenge, storage: config.storage, certificates: wanted.map((w) => w.domains) }, 'ACME: automatic certificates on');
+  if (balancer.config.listen.some((l) => l.tls?.acme?.domains === 'auto')) {
+    const { skipped } = autoDomains(balancer.config.routes);
+    if (skipped.length > 0) log.warn({ skipped }, 'ACME: domains auto leaves out route hosts it cannot order a certificate for');
+  }
   manager.start();
   return manager;
 }

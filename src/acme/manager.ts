@@ -64,7 +64,7 @@ interface Entry {
 
 export class AcmeManager {
   readonly #o: AcmeManagerOptions;
-  readonly #entries: Entry[];
+  #entries: Entry[];
   /** #tokens: the HTTP-01 answers this instance published (answered without a store read). */
   readonly #tokens = new Map<string, string>();
   readonly #alpnServed = new Set<string>();
@@ -76,6 +76,23 @@ export class AcmeManager {
   constructor(options: AcmeManagerOptions) {
     this.#o = options;
     this.#entries = options.wanted.map((wanted) => ({ wanted, installed: null, attempts: EMPTY_ATTEMPTS, ordering: false, lastWarned: 0 }));
+  }
+
+  /**
+   * want replaces the list of certificates (a reload changed the domains,
+   * or the route hosts under `domains: auto`): those kept keep their state,
+   * new ones are ordered at the next round, and those no longer wanted stop
+   * being served and renewed (what is stored stays, for a later return).
+   */
+  want(wanted: readonly WantedCertificate[]): void {
+    const before = new Map(this.#entries.map((e) => [e.wanted.id, e]));
+    this.#entries = wanted.map((w) => {
+      const kept = before.get(w.id);
+      before.delete(w.id);
+      return kept === undefined ? { wanted: w, installed: null, attempts: EMPTY_ATTEMPTS, ordering: false, lastWarned: 0 } : { ...kept, wanted: w };
+    });
+    for (const gone of before.values()) this.#o.certificates.delete(gone.wanted.id);
+    if (this.#timer !== null) void this.tick();
   }
 
   get holder(): boolean {

@@ -413,11 +413,18 @@ export const discoverySchema = z.object({
 /** A DNS name ACME can order a certificate for: letters, digits and "-" in dot-separated labels, no wildcard. */
 const acmeDomain = z.string().transform((v) => v.toLowerCase()).pipe(z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'expected a DNS name such as "example.com" (no wildcards: they need DNS-01, which is not supported)'));
 
+const AUTO_DOMAINS = { message: 'expected a list of domains such as [example.com, www.example.com], or "auto" (a certificate for each exact host of the routes)' };
+
 /** acmeListenerSchema: the certificate a TLS listener obtains by ACME (see acmeSchema for the CA and storage). */
 export const acmeListenerSchema = z.object({
   /** email: the ACME account's contact (the CA writes to it about expiring certificates and incidents). */
   email: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'expected an e-mail address such as "ops@example.com"'),
-  domains: z.array(acmeDomain).min(1, 'expected at least one domain'),
+  /** domains: the names of one certificate, or "auto": one certificate per exact host of the routes (routes[].match.hosts). */
+  domains: writtenAs(z.union([
+    z.array(acmeDomain).min(1, 'expected at least one domain'),
+    // A string other than "auto" gets the whole expectation, not just 'expected "auto"'.
+    z.string().refine((v): v is 'auto' => v === 'auto', AUTO_DOMAINS),
+  ], expecting(AUTO_DOMAINS.message)), z.union([z.literal('auto'), z.array(z.string())])),
 }).strict();
 
 export const tlsListenerSchema = z.object({
@@ -543,6 +550,21 @@ type ListenerInput = z.input<typeof listenerSchema>;
 const listenerList = z.array(listenerSchema, { message: 'expected a port, a listener object or a list of listeners' }).min(1);
 
 /**
+ * reissue reports the issues of a nested parse (a short form validated as a
+ * one-item list) where the user wrote them: the item's index dropped for
+ * the one-item form, and the key path so far put before the paths inside a
+ * union's alternatives, which zod keeps relative to the nested parse (the
+ * config error picks the alternative the user meant by those paths).
+ */
+function reissue(ctx: z.RefinementCtx, issues: readonly z.ZodIssue[], single: boolean): void {
+  const at = (path: (string | number)[]): (string | number)[] => (single ? path.slice(1) : path);
+  const inner = (issue: z.ZodIssue): z.ZodIssue => withAlternatives({ ...issue, path: [...ctx.path, ...at(issue.path)] } as z.ZodIssue);
+  const withAlternatives = (issue: z.ZodIssue): z.ZodIssue =>
+    issue.code === z.ZodIssueCode.invalid_union ? { ...issue, unionErrors: issue.unionErrors.map((e) => new z.ZodError(e.issues.map(inner))) } : issue;
+  for (const issue of issues) ctx.addIssue({ ...withAlternatives(issue), path: at(issue.path) } as z.IssueData);
+}
+
+/**
  * listen accepts a port, one listener object, or a list of them. Both short
  * forms are validated as a one-item list (rather than as a union), so that a
  * mistake inside a listener is reported where it is ("listen.tls.key:
@@ -552,7 +574,7 @@ const listenSchema = writtenAs(z.unknown().transform((value, ctx) => {
   const single = typeof value === 'number' || (value !== null && typeof value === 'object' && !Array.isArray(value));
   const parsed = listenerList.safeParse(typeof value === 'number' ? [{ port: value }] : single ? [value] : value);
   if (parsed.success) return parsed.data;
-  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
+  reissue(ctx, parsed.error.issues, single);
   return z.NEVER;
 }), z.union([port, listenerSchema, listenerList])) as unknown as z.ZodType<z.output<typeof listenerList>, z.ZodTypeDef, number | ListenerInput | ListenerInput[]>;
 
@@ -577,7 +599,7 @@ function oneOrMany<T extends z.ZodTypeAny>(item: T, message: string): z.ZodType<
     const single = !Array.isArray(value);
     const parsed = list.safeParse(single ? [value] : value);
     if (parsed.success) return parsed.data;
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: single ? issue.path.slice(1) : issue.path } as z.IssueData);
+    reissue(ctx, parsed.error.issues, single);
     return z.NEVER;
   }), z.union([item, list])) as unknown as z.ZodType<z.output<T>[], z.ZodTypeDef, z.input<T> | z.input<T>[]>;
 }
@@ -852,12 +874,37 @@ export const configSchema = z.object({
   if (!Array.isArray(c.listen)) return;
   const acme = c.listen.some((l) => l?.tls?.acme !== undefined);
   if (acme && c.acme?.storage === 'redis' && c.state.store !== 'redis') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['acme', 'storage'], message: 'redis keeps certificates in the state store: set state.store: redis (and state.redis)' });
+  if (acme && c.listen.some((l) => l?.tls?.acme?.domains === 'auto') && autoDomains(c.routes ?? []).domains.length === 0) {
+    const i = c.listen.findIndex((l) => l?.tls?.acme?.domains === 'auto');
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listen', i, 'tls', 'acme', 'domains'], message: 'auto takes the exact hosts of routes[].match.hosts, and no route names one (wildcards, IP addresses and one-label names cannot be ordered): list the domains' });
+  }
   if (acme && c.acme?.challenge === 'tls-alpn-01') {
     c.listen.forEach((l, i) => {
       if (l?.tls?.acme !== undefined && l.http2) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listen', i, 'http2'], message: 'tls-alpn-01 is answered on HTTP/1.1 TLS listeners only (use challenge: http-01 with http2: true)' });
     });
   }
 });
+
+/**
+ * autoDomains: the names `domains: auto` orders certificates for, the
+ * exact hosts of the routes (port and trailing dot dropped, lower case),
+ * and those it leaves out with the reason: a wildcard needs DNS-01, and a
+ * CA issues no certificate for an IP address or a one-label name.
+ */
+export function autoDomains(routes: readonly { match?: { hosts?: readonly string[] | undefined } | undefined }[]): { domains: string[]; skipped: { host: string; reason: string }[] } {
+  const domains = new Set<string>();
+  const skipped: { host: string; reason: string }[] = [];
+  for (const r of routes) {
+    for (const written of r.match?.hosts ?? []) {
+      const host = written.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+      if (host.startsWith('*.')) skipped.push({ host: written, reason: 'a wildcard needs the DNS-01 challenge, which is not supported' });
+      else if (/^[\d.]+$/.test(host)) skipped.push({ host: written, reason: 'an IP address' });
+      else if (!host.includes('.')) skipped.push({ host: written, reason: 'a one-label name, which a public CA does not certify' });
+      else domains.add(host);
+    }
+  }
+  return { domains: [...domains], skipped };
+}
 
 /** FulcrumConfigInput is what a user writes (file, flags or library call). */
 export type FulcrumConfigInput = z.input<typeof configSchema>;

@@ -21,7 +21,7 @@ import { captureLogger, type CapturedLog } from '../helpers/logs.js';
 import { pebbleCertificate, startPebble, type TestPebble } from '../helpers/pebble.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const DOMAINS = ['shop.acme.test', 'www.acme.test', 'alpn.acme.test', 'blocked.acme.test'];
+const DOMAINS = ['shop.acme.test', 'www.acme.test', 'alpn.acme.test', 'blocked.acme.test', 'api.auto.test', 'web.auto.test', 'new.auto.test'];
 
 interface Handshake {
   readonly authorized: boolean;
@@ -195,6 +195,45 @@ describe('ACME against Pebble', () => {
     assert.match(String((failed[0]!.problem as { type?: string } | null)?.type), /urn:ietf:params:acme:error:rejectedIdentifier/);
     // Still serving.
     assert.equal((await get(`http://127.0.0.1:${plain}/`)).status, 200);
+  });
+
+  test('domains auto: a certificate for each exact route host; a host a reload adds gets its own, the others are not reissued', async () => {
+    const plain = await freePort();
+    const ca = await pebble({ httpPort: plain });
+    const log = captureLogger();
+    const routes = (hosts: string[]): FulcrumConfigInput['routes'] => [
+      { name: 'api', match: { hosts: ['api.auto.test', '*.api.auto.test'] }, service: 'default' },
+      { name: 'web', match: { hosts: hosts }, service: 'default' },
+    ];
+    const config = (hosts: string[]): FulcrumConfigInput => ({
+      listen: [
+        { host: '127.0.0.1', port: plain },
+        { host: '127.0.0.1', port: 0, tls: { acme: { email: 'ops@acme.test', domains: 'auto' } } },
+      ],
+      routes: routes(hosts),
+      acme: { directory: ca.directory, caBundle: ca.caBundle, storageDir: storageDir(), checkInterval: '100ms', retryDelay: '100ms' },
+    });
+    const b = balancer(config(['WEB.auto.test:443', 'localhost']), log);
+    await b.listen();
+    await waitFor(() => statusOf(b).certificates.length === 2 && served(b), 10_000);
+    assert.deepEqual(statusOf(b).certificates.map((c) => c.domains), [['api.auto.test'], ['web.auto.test']]);
+    assert.equal(ca.orders(), 2, 'one order per host');
+    const skipped = log.find('ACME: domains auto leaves out route hosts it cannot order a certificate for')[0]?.skipped as { host: string }[];
+    assert.deepEqual(skipped.map((s) => s.host), ['*.api.auto.test', 'localhost']);
+    const root = await ca.root();
+    const web = await handshake(tlsPortOf(b), 'web.auto.test', root);
+    assert.equal(web.authorized, true, String(web.error));
+    assert.equal(web.names, 'DNS:web.auto.test');
+    web.socket.destroy();
+
+    const result = await b.reload(config(['web.auto.test', 'new.auto.test']));
+    assert.equal(result.ok, true);
+    await waitFor(() => statusOf(b).certificates.length === 3 && served(b), 10_000);
+    assert.equal(ca.orders(), 3, 'only the new host was ordered');
+    const added = await handshake(tlsPortOf(b), 'new.auto.test', root);
+    assert.equal(added.authorized, true, String(added.error));
+    assert.equal(added.names, 'DNS:new.auto.test');
+    added.socket.destroy();
   });
 
   describe('two instances sharing Redis', () => {

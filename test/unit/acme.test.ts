@@ -19,7 +19,8 @@ import { KeySeal, parseStorageKey } from '../../src/acme/seal.js';
 import { AcmeManager, MAX_ORDERS_PER_HOUR, type WantedCertificate } from '../../src/acme/manager.js';
 import { AcmeOrderError, type IssuedCertificate, type OrderRequest } from '../../src/acme/issuer.js';
 import { FileStorage, StoreStorage } from '../../src/acme/storage.js';
-import { acmeSchema } from '../../src/config/schema.js';
+import { acmeSchema, autoDomains } from '../../src/config/schema.js';
+import { wantedCertificates } from '../../src/acme/feature.js';
 import { MemoryStateServer, MemoryStore } from '../../src/state/memory.js';
 import { createBalancer } from '../../src/index.js';
 import { silentLogger } from '../../src/observe/log.js';
@@ -53,6 +54,26 @@ describe('ACME configuration', () => {
     assert.match(problemsOf({ listen: { port: 443, tls: { acme: { email: 'a@b.c', domains: ['example.com'] } } }, acme: { storage: 'redis' } }).join('\n'), /acme\.storage: .*state\.store: redis/);
     assert.match(problemsOf({ listen: { port: 443, http2: true, tls: { acme: { email: 'a@b.c', domains: ['example.com'] } } }, acme: { challenge: 'tls-alpn-01' } }).join('\n'), /listen\[0\]\.http2: tls-alpn-01 is answered on HTTP\/1\.1/);
     assert.match(problemsOf({ acme: { storageKey: 'short' } }).join('\n'), /acme\.storageKey: expected a 32-byte key/);
+    assert.match(problemsOf({ listen: { port: 443, tls: { acme: { email: 'a@b.c', domains: 'all' } } } }).join('\n'), /listen\.tls\.acme\.domains: expected a list of domains .* or "auto"/);
+    // auto with no route host it could order for (a wildcard, a one-label name): said where auto is written.
+    assert.deepEqual(problemsOf({
+      listen: [{ port: 80 }, { port: 443, tls: { acme: { email: 'a@b.c', domains: 'auto' } } }],
+      routes: [{ match: { hosts: ['*.example.com', 'localhost'] }, service: 'default' }], backends: ['http://127.0.0.1:9000'],
+    }), ['listen[1].tls.acme.domains: auto takes the exact hosts of routes[].match.hosts, and no route names one (wildcards, IP addresses and one-label names cannot be ordered): list the domains, got "auto"']);
+  });
+
+  test('domains auto: one certificate per exact route host, port, case and trailing dot aside', () => {
+    const c = validateConfig({
+      listen: [{ port: 80 }, { port: 443, tls: { acme: { email: 'a@b.c', domains: 'auto' } } }],
+      backends: ['http://127.0.0.1:9000'],
+      routes: [
+        { match: { hosts: ['API.example.com:443', 'api.example.com.', '*.example.com', '10.0.0.1'] }, service: 'default' },
+        { match: { hosts: ['www.example.com'] }, service: 'default' },
+        { service: 'default' },
+      ],
+    }, 'test');
+    assert.deepEqual(wantedCertificates(c).map((w) => w.domains), [['api.example.com'], ['www.example.com']]);
+    assert.deepEqual(autoDomains(c.routes).skipped.map((s) => s.host), ['*.example.com', '10.0.0.1']);
   });
 });
 

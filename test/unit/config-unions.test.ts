@@ -135,6 +135,8 @@ const CASES: readonly Case[] = [
   // The listeners (a port, an object or a list: validated as a list, not a union) report inside too.
   { union: 'listen', at: 'listen', value: { port: 8080, tls: { cert: 'c.pem' } }, problem: 'listen.tls.key: required with cert' },
   { union: 'listen', at: 'listen', value: [{ port: 8080 }, { port: 'x' }], problem: 'listen[1].port: expected a port number, got "x"' },
+  { union: 'listen', at: 'listen', value: [{ port: 8443, tls: { acme: { email: 'a@b.c', domains: 'all' } } }], problem: 'listen[0].tls.acme.domains: expected a list of domains such as [example.com, www.example.com], or "auto" (a certificate for each exact host of the routes), got "all"' },
+  { union: 'listen', at: 'listen', value: [{ port: 8443, tls: { acme: { email: 'a@b.c', domains: ['ok.example.com', 'bad_name'] } } }], problem: 'listen[0].tls.acme.domains[1]: expected a DNS name such as "example.com" (no wildcards: they need DNS-01, which is not supported), got "bad_name"' },
 ];
 
 /** Named services and routes: the same unions inside services.<name> and routes[i], in documents of that form. */
