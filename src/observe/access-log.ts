@@ -22,21 +22,42 @@ export interface LogIds {
   readonly spanId: string;
 }
 
+/**
+ * AccessEntry is one request's line. The pipeline fills one such object per
+ * listener again for every request (write reads it at once and keeps
+ * nothing), so that logging allocates nothing but the line itself.
+ */
+export interface AccessEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly route: string;
+  readonly service: string;
+  readonly backend: string;
+  readonly client: string;
+  /** ms: the request's duration (a tunnel's whole life), at most three decimals. */
+  readonly ms: number;
+  readonly attempts: number;
+  readonly error?: string | undefined;
+  /** retryReasons: why each retry was made, in order; null (left out) when there was none. */
+  readonly retryReasons?: readonly string[] | null;
+  readonly ids?: LogIds | null;
+  /** proto and upstreamProto: the HTTP versions spoken with the client and the backend ("1.1", "2"; "" when no backend was tried). */
+  readonly proto?: string | undefined;
+  readonly upstreamProto?: string | undefined;
+  /** grpcStatus: a gRPC call's status; -1 (left out) when the request is not a call. */
+  readonly grpcStatus?: number;
+}
+
 export interface AccessLog {
-  /**
-   * write is one request's line. retryReasons (why each retry was made, in
-   * order) is left out when there was none; ids are the request id and the
-   * trace ids; `proto` and `upstreamProto` are the HTTP versions spoken with
-   * the client and the backend ("1.1", "2"; "" when no backend was tried),
-   * `grpcStatus` a gRPC call's status (-1: not a call).
-   */
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons?: readonly string[] | null, ids?: LogIds | null, proto?: string, upstreamProto?: string, grpcStatus?: number): void;
+  /** write is one request's line. */
+  write(entry: AccessEntry): void;
   /**
    * writeTunnel is the line of an upgraded connection, written when it
-   * closes: `ms` is its whole life, bytesIn what the client sent through it
-   * and bytesOut what it received (after the heads).
+   * closes: `entry.ms` is its whole life, bytesIn what the client sent
+   * through it and bytesOut what it received (after the heads).
    */
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids?: LogIds | null): void;
+  writeTunnel(entry: AccessEntry, bytesIn: number, bytesOut: number): void;
   /** close hands the lines still batched to the destination (when the balancer stops). */
   close(): void;
 }
@@ -54,15 +75,18 @@ class PinoAccessLog implements AccessLog {
     this.#log = logger.child({ type: 'access' }, { level: 'info' });
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
-    const grpc = grpcStatus === undefined || grpcStatus < 0 ? undefined : grpcStatus;
+  write(e: AccessEntry): void {
+    const { method, url, status, route, service, backend, client, ms, attempts, error, proto, upstreamProto } = e;
+    const grpcStatus = e.grpcStatus === undefined || e.grpcStatus < 0 ? undefined : e.grpcStatus;
+    const retryReasons = e.retryReasons ?? null;
     this.#log.info(retryReasons === null
-      ? { method, url, status, route, service, backend, client, ms, attempts, error, proto, upstreamProto, grpcStatus: grpc, ...idFields(ids) }
-      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error, proto, upstreamProto, grpcStatus: grpc, ...idFields(ids) });
+      ? { method, url, status, route, service, backend, client, ms, attempts, error, proto, upstreamProto, grpcStatus, ...idFields(e.ids ?? null) }
+      : { method, url, status, route, service, backend, client, ms, attempts, retryReasons, error, proto, upstreamProto, grpcStatus, ...idFields(e.ids ?? null) });
   }
 
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids: LogIds | null = null): void {
-    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, bytesIn, bytesOut, ...idFields(ids) });
+  writeTunnel(e: AccessEntry, bytesIn: number, bytesOut: number): void {
+    const { method, url, status, route, service, backend, client, ms, attempts } = e;
+    this.#log.info({ method, url, status, route, service, backend, client, ms, attempts, bytesIn, bytesOut, ...idFields(e.ids ?? null) });
   }
 
   close(): void { /* pino writes each line as it comes */ }
@@ -152,22 +176,25 @@ class BatchedAccessLog implements AccessLog {
     track(this);
   }
 
-  write(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined, retryReasons: readonly string[] | null = null, ids: LogIds | null = null, proto?: string, upstreamProto?: string, grpcStatus?: number): void {
+  write(e: AccessEntry): void {
+    const retryReasons = e.retryReasons ?? null;
     const reasons = retryReasons === null ? '' : `,"retryReasons":${JSON.stringify(retryReasons)}`;
+    const error = e.error;
     // The protocols are short constant strings ("1.1", "2"): written as they are.
-    const protos = proto === undefined ? '' : `,"proto":"${proto}","upstreamProto":"${upstreamProto ?? ''}"`;
-    const grpc = grpcStatus === undefined || grpcStatus < 0 ? '' : `,"grpcStatus":${grpcStatus}`;
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}${protos}${grpc}${ids === null ? '' : idJson(ids)}}\n`;
+    const protos = e.proto === undefined ? '' : `,"proto":"${e.proto}","upstreamProto":"${e.upstreamProto ?? ''}"`;
+    const grpc = e.grpcStatus === undefined || e.grpcStatus < 0 ? '' : `,"grpcStatus":${e.grpcStatus}`;
+    const ids = e.ids ?? null;
+    this.#batch += `${this.#lineStart(e)}${reasons}${error === undefined ? '' : `,"error":${jsonString(error)}`}${protos}${grpc}${ids === null ? '' : idJson(ids)}}\n`;
     this.#added();
   }
 
-  writeTunnel(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, bytesIn: number, bytesOut: number, ids: LogIds | null = null): void {
-    this.#batch += `${this.#lineStart(method, url, status, route, service, backend, client, ms, attempts)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}${idJson(ids)}}\n`;
+  writeTunnel(e: AccessEntry, bytesIn: number, bytesOut: number): void {
+    this.#batch += `${this.#lineStart(e)},"bytesIn":${bytesIn},"bytesOut":${bytesOut}${idJson(e.ids ?? null)}}\n`;
     this.#added();
   }
 
   /** #lineStart is a line up to its attempts field, with the time of now. */
-  #lineStart(method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number): string {
+  #lineStart(e: AccessEntry): string {
     const now = Date.now();
     if (now !== this.#timeMs) {
       this.#timeMs = now;
@@ -178,7 +205,7 @@ class BatchedAccessLog implements AccessLog {
       }
       this.#start = `{"level":30,"time":"${this.#secondIso}${MILLIS[milli]!}Z"${this.#bindings},"method":`;
     }
-    return `${this.#start}${this.#method.of(method)},"url":${jsonString(url)},"status":${status},"route":${this.#route.of(route)},"service":${this.#service.of(service)},"backend":${this.#backend.of(backend)},"client":${this.#client.of(client)},"ms":${decimalMs(ms)},"attempts":${attempts}`;
+    return `${this.#start}${this.#method.of(e.method)},"url":${jsonString(e.url)},"status":${e.status},"route":${this.#route.of(e.route)},"service":${this.#service.of(e.service)},"backend":${this.#backend.of(e.backend)},"client":${this.#client.of(e.client)},"ms":${decimalMs(e.ms)},"attempts":${e.attempts}`;
   }
 
   #added(): void {

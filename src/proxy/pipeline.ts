@@ -31,7 +31,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { CLOSING, type DownstreamRequest, type DownstreamResponse, type DownstreamTunnel, type ProxyEntry } from '../core/downstream.js';
 import { FulcrumError } from '../core/errors.js';
 import { requestChannel, type RequestEvent } from '../core/events.js';
-import type { AccessLog } from '../observe/access-log.js';
+import type { AccessEntry, AccessLog, LogIds } from '../observe/access-log.js';
 import { BodyLimit, collectBody } from './body.js';
 import type { ProxyContext } from './context.js';
 import { EXCHANGE, Exchange, type ExchangeBody, type ExchangeCarrier } from './exchange.js';
@@ -67,6 +67,7 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
   const { context: ctx, proto, internal } = options;
 
   // --- 10. log -----------------------------------------------------------
+  const logLine = new LogLine();
   const finish = (ex: Exchange): void => {
     const tunnel = ex.tunnel !== null && ex.status === 101;
     const seconds = (performance.now() - ex.startedAt) / 1000;
@@ -92,9 +93,27 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     const log = ctx.settings.accessLog ? options.accessLog : null;
     const ms = Math.round(seconds * 1e6) / 1000;
     if (log !== null) {
-      const ids = ex.requestId !== '' || trace !== null ? ex : null;
-      if (tunnel) log.writeTunnel(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.bytesIn, ex.bytesOut, ids);
-      else log.write(ex.req.method!, ex.req.url!, ex.status, routeName, serviceName, backendId, ex.clientAddress, ms, ex.attempts, ex.error?.code, ex.retryReasons, ids, ex.proto, ex.upstreamProto, ex.grpcStatus);
+      const line = logLine;
+      line.method = ex.req.method!;
+      line.url = ex.req.url!;
+      line.status = ex.status;
+      line.route = routeName;
+      line.service = serviceName;
+      line.backend = backendId;
+      line.client = ex.clientAddress;
+      line.ms = ms;
+      line.attempts = ex.attempts;
+      line.ids = ex.requestId !== '' || trace !== null ? ex : null;
+      if (tunnel) {
+        log.writeTunnel(line, ex.bytesIn, ex.bytesOut);
+      } else {
+        line.error = ex.error?.code;
+        line.retryReasons = ex.retryReasons;
+        line.proto = ex.proto;
+        line.upstreamProto = ex.upstreamProto;
+        line.grpcStatus = ex.grpcStatus;
+        log.write(line);
+      }
     }
     if (requestChannel.hasSubscribers) {
       const event: RequestEvent = {
@@ -417,4 +436,23 @@ function fieldCount(raw: readonly string[], h2: boolean): number {
   let pseudo = 0;
   if (h2) while (pseudo < raw.length && raw[pseudo]!.charCodeAt(0) === 58 /* ":" */) pseudo += 2;
   return (raw.length - pseudo) >> 1;
+}
+
+/** LogLine is the access-log entry the pipeline fills for each request: one object, reused (AccessLog.write keeps nothing). */
+class LogLine implements AccessEntry {
+  method = '';
+  url = '';
+  status = 0;
+  route = '';
+  service = '';
+  backend = '';
+  client = '';
+  ms = 0;
+  attempts = 0;
+  error: string | undefined = undefined;
+  retryReasons: readonly string[] | null = null;
+  ids: LogIds | null = null;
+  proto = '';
+  upstreamProto = '';
+  grpcStatus = -1;
 }

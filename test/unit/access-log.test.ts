@@ -5,13 +5,17 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createAccessLog } from '../../src/observe/access-log.js';
+import { createAccessLog, type AccessEntry } from '../../src/observe/access-log.js';
 import { createLogger, ownSink } from '../../src/observe/log.js';
 import { waitFor } from '../helpers/balancer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-access-log-'));
 
 type Entry = [method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error: string | undefined];
+
+/** line: an entry as the pipeline fills it, from its fields in order. */
+const line = (method: string, url: string, status: number, route: string, service: string, backend: string, client: string, ms: number, attempts: number, error?: string): AccessEntry =>
+  ({ method, url, status, route, service, backend, client, ms, attempts, error });
 
 const entries: Entry[] = [
   ['GET', '/', 200, 'default', 'default', 'b1', '127.0.0.1', 0.532, 1, undefined],
@@ -29,7 +33,7 @@ test('lines written by the batched access log are exactly those pino writes, for
   const own = join(dir, 'own.log');
   const logger = createLogger({ level: 'warn', destination: own }).child({ worker: 2 });
   const log = createAccessLog(logger);
-  for (const e of entries) log.write(...e);
+  for (const e of entries) log.write(line(...e));
   log.close();
   await waitFor(() => readLines(own).length === entries.length, 3000);
 
@@ -37,7 +41,7 @@ test('lines written by the batched access log are exactly those pino writes, for
   const reference: string[] = [];
   const pinoLogger = pino({ level: 'warn', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, { write: (s: string) => { reference.push(s.trimEnd()); } });
   const pinoLog = createAccessLog(pinoLogger.child({ worker: 2 }));
-  for (const e of entries) pinoLog.write(...e);
+  for (const e of entries) pinoLog.write(line(...e));
 
   const lines = readLines(own);
   assert.equal(lines.length, entries.length);
@@ -57,14 +61,14 @@ test('tunnel lines (bytesIn, bytesOut) written by the batched access log are exa
     ['GET', '/chat "quoted"', 101, 'chat', 'ws', 'dns-10.0.0.7-8080', '::1', 0.25, 2, 1_048_576, 77],
   ];
   const log = createAccessLog(createLogger({ level: 'warn', destination: own }));
-  for (const t of tunnels) log.writeTunnel(...t);
+  for (const [m, u, st, r, sv, b, c, ms, a, bytesIn, bytesOut] of tunnels) log.writeTunnel(line(m, u, st, r, sv, b, c, ms, a), bytesIn, bytesOut);
   log.close();
   await waitFor(() => readLines(own).length === tunnels.length, 3000);
 
   const reference: string[] = [];
   const pinoLogger = pino({ level: 'warn', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, { write: (s: string) => { reference.push(s.trimEnd()); } });
   const pinoLog = createAccessLog(pinoLogger);
-  for (const t of tunnels) pinoLog.writeTunnel(...t);
+  for (const [m, u, st, r, sv, b, c, ms, a, bytesIn, bytesOut] of tunnels) pinoLog.writeTunnel(line(m, u, st, r, sv, b, c, ms, a), bytesIn, bytesOut);
   assert.deepEqual(readLines(own).map(withoutTime), reference.map(withoutTime));
   assert.equal((JSON.parse(readLines(own)[1]!) as { bytesIn: number }).bytesIn, 1_048_576);
 });
@@ -73,7 +77,7 @@ test('a line is written within a moment when traffic is light, without a close',
   const file = join(dir, 'light.log');
   const logger = createLogger({ level: 'info', destination: file });
   const log = createAccessLog(logger);
-  log.write('GET', '/one', 200, 'default', 'default', 'b1', '127.0.0.1', 1, 1, undefined);
+  log.write(line('GET', '/one', 200, 'default', 'default', 'b1', '127.0.0.1', 1, 1));
   await waitFor(() => readLines(file).length === 1, 3000);
   assert.equal((JSON.parse(readLines(file)[0]!) as { url: string }).url, '/one');
 });
@@ -87,7 +91,7 @@ test('heavy traffic is handed over in batches, and nothing is lost or reordered'
   let writes = 0;
   sink.write = (chunk: string) => { writes++; return write(chunk); };
   const log = createAccessLog(logger);
-  for (let i = 0; i < 5000; i++) log.write('GET', `/r${i}`, 200, 'default', 'default', 'b1', '127.0.0.1', i, 1, undefined);
+  for (let i = 0; i < 5000; i++) log.write(line('GET', `/r${i}`, 200, 'default', 'default', 'b1', '127.0.0.1', i, 1));
   log.close();
   assert.ok(writes >= 2 && writes <= 80, `5,000 lines (~1 MB) in ${writes} writes: expected 16 KiB batches`);
   await waitFor(() => readLines(file).length === 5000, 3000);
