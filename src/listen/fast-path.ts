@@ -14,13 +14,13 @@
  * (pipelining) wait until the response is finished, and reading pauses
  * when 64 KiB of them wait. The listeners' shared sweep (sweep.ts), rather
  * than a timer per request, closes connections idle for longer than
- * `limits.keepAliveTimeout` (plus node:http's one-second grace), answers 408
+ * `limits.keepAliveTimeout` (announcing a second less: limits.ts), answers 408
  * to those that sent nothing within `limits.headersTimeout`, and cuts those
  * whose response the client stopped reading for `limits.clientIdleTimeout`.
  * A connection handed to node:http before its first request keeps its head
  * deadline (client-watch.ts), so a slow head cannot restart the clock.
  */
-import type { LimitsSource } from './limits.js';
+import { announcedKeepAlive, type LimitsSource } from './limits.js';
 import type { ProxyEntry } from '../core/downstream.js';
 import type { Server, Socket } from 'node:net';
 import { onClientError } from './client-error.js';
@@ -35,13 +35,6 @@ export type FastPathHandler = Pick<ProxyEntry, 'isInternal' | 'proxy'>;
 
 /** Reading stops while this much pipelined input waits for the current response. */
 const MAX_WAITING = 64 * 1024;
-
-/**
- * An idle connection is closed this long after the keep-alive timeout it
- * announced, as node:http does: a client reusing it just before the
- * announced time must not find it closed.
- */
-const KEEP_ALIVE_GRACE = 1000;
 
 class FastConnection implements FastResponseOwner {
   /** idleSince: when the last response finished (or the connection opened); 0 while a request is served. */
@@ -268,7 +261,7 @@ export class FastPath implements Swept {
       this.#keepAliveFor = limits.keepAliveTimeout;
       // No Keep-Alive header when there is no timeout to announce (node:http's rule).
       this.#keepAliveHeader = limits.keepAliveTimeout > 0
-        ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeout / 1000)}\r\n`
+        ? `Connection: keep-alive\r\nKeep-Alive: timeout=${announcedKeepAlive(limits.keepAliveTimeout)}\r\n`
         : 'Connection: keep-alive\r\n';
     }
     return this.#keepAliveHeader;
@@ -289,7 +282,7 @@ export class FastPath implements Swept {
         continue;
       }
       if (conn.servedAny) {
-        if (keepAliveTimeout > 0 && now - conn.idleSince >= keepAliveTimeout + KEEP_ALIVE_GRACE) conn.closeIfIdle();
+        if (keepAliveTimeout > 0 && now - conn.idleSince >= keepAliveTimeout) conn.closeIfIdle();
       } else if (headersTimeout > 0 && now - conn.idleSince >= headersTimeout) {
         conn.timedOut();
       }

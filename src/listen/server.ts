@@ -9,7 +9,7 @@ import https from 'node:https';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
-import type { LimitsSource } from './limits.js';
+import { nodeKeepAliveTimeout, type LimitsSource } from './limits.js';
 import type { Logger } from '../observe/log.js';
 import { onClientError } from './client-error.js';
 import { ClientWatch } from './client-watch.js';
@@ -71,7 +71,8 @@ export function http1Options(limits: LimitsSource['limits']): http.ServerOptions
     maxHeaderSize: limits.maxHeaderSize,
     headersTimeout: limits.headersTimeout,
     requestTimeout: limits.requestTimeout,
-    keepAliveTimeout: limits.keepAliveTimeout,
+    // node:http closes an idle socket a second after this: at limits.keepAliveTimeout (limits.ts).
+    keepAliveTimeout: nodeKeepAliveTimeout(limits.keepAliveTimeout),
     // node:http checks the headers and request timeouts of all its connections at this interval (30 s by
     // default, so a timeout could be up to 30 s late): as often as the listeners' own sweep.
     connectionsCheckingInterval: SWEEP_MS,
