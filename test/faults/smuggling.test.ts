@@ -8,7 +8,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRawServer, type RawServer } from '../helpers/backends.js';
+import { answerEachHead, startRawServer, type RawServer } from '../helpers/backends.js';
 import { startBalancer, type TestBalancer } from '../helpers/balancer.js';
 import { plain, rawExchange } from '../helpers/raw-http.js';
 import { smugglingCorpus } from '../helpers/smuggling-corpus.js';
@@ -24,18 +24,7 @@ describe('smuggling corpus', () => {
 
   before(async () => {
     // Answers each request head with a 200 (an Upgrade too: a non-101 answer), never closing first.
-    backend = await startRawServer((socket) => {
-      let text = '';
-      socket.on('data', (d: Buffer) => {
-        text += d.toString('latin1');
-        let end: number;
-        while ((end = text.indexOf('\r\n\r\n')) >= 0) {
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
-          text = text.slice(end + 4 + length);
-          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-        }
-      });
-    });
+    backend = await startRawServer(answerEachHead('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
     const config = (listen: object) => ({ backends: [`http://127.0.0.1:${backend.port}`], healthCheck: { enabled: false }, timeouts: { response: '1s' }, listen: { host: '127.0.0.1', port: 0, ...listen } });
     fast = await startBalancer(config({}));
     nodeHttp = await startBalancer(config({ fastPath: false }));

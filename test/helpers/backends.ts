@@ -20,6 +20,26 @@ export interface RawServer {
   close(): Promise<void>;
 }
 
+/**
+ * answerEachHead is a raw connection handler that writes `response` for
+ * every request head it reads (skipping a Content-Length body), never
+ * closing first: a backend that shows exactly which requests it was sent.
+ */
+export function answerEachHead(response: string): (socket: net.Socket) => void {
+  return (socket) => {
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      let end: number;
+      while ((end = text.indexOf('\r\n\r\n')) >= 0) {
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+        text = text.slice(end + 4 + length);
+        socket.write(response);
+      }
+    });
+  };
+}
+
 /** startRawServer runs a TCP server whose behaviour per connection is given by `onConnection`. */
 export async function startRawServer(onConnection: (socket: net.Socket, server: RawServer) => void): Promise<RawServer> {
   const sockets = new Set<net.Socket>();

@@ -6,48 +6,16 @@
  * Timeouts are small (down-after 1s, cluster-node-timeout 1s) so that a
  * failover or a cluster start takes seconds, not minutes.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { freePort } from './backends.js';
-import { redisBinary, waitForPort } from './redis.js';
+import { redisBinary, redisProcess as server, type Server } from './redis.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Server is one redis-server or redis-sentinel process, restartable on its port. */
-export interface Server {
-  readonly port: number;
-  readonly running: boolean;
-  kill(): Promise<void>;
-  start(): Promise<void>;
-}
-
-function server(bin: string, port: number, args: () => string[], what: string): Server {
-  let child: ChildProcess | null = null;
-  return {
-    port,
-    get running() { return child !== null; },
-    async start() {
-      if (child !== null) return;
-      const c = spawn(bin, args(), { stdio: 'ignore' });
-      child = c;
-      c.on('exit', () => { if (child === c) child = null; });
-      await waitForPort(port, 5000, what);
-    },
-    async kill() {
-      const c = child;
-      if (c === null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
-      child = null;
-    },
-  };
-}
 
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

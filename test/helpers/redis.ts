@@ -49,6 +49,39 @@ export async function waitForPort(port: number, timeoutMs: number, what = 'redis
   }
 }
 
+/** Server is one redis-server or redis-sentinel process, restartable on its port. */
+export interface Server {
+  readonly port: number;
+  readonly running: boolean;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
+
+/** redisProcess runs `bin` with `args()` (read at each start) until killed by PID; start waits for the port. */
+export function redisProcess(bin: string, port: number, args: () => string[], what: string): Server {
+  let child: ChildProcess | null = null;
+  return {
+    port,
+    get running() { return child !== null; },
+    async start() {
+      if (child !== null) return;
+      const c = spawn(bin, args(), { stdio: 'ignore' });
+      child = c;
+      c.on('exit', () => { if (child === c) child = null; });
+      await waitForPort(port, 5000, what);
+    },
+    async kill() {
+      const c = child;
+      if (c === null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGKILL');
+      });
+      child = null;
+    },
+  };
+}
+
 export async function startRedis(): Promise<TestRedis> {
   const external = process.env.REDIS_URL;
   if (external !== undefined && external !== '') {
@@ -58,22 +91,9 @@ export async function startRedis(): Promise<TestRedis> {
   const bin = redisBinary();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-redis-'));
-  let child: ChildProcess | null = null;
-  const start = async (): Promise<void> => {
-    if (child !== null) return;
-    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
-    child.on('exit', () => { child = null; });
-    await waitForPort(port, 5000);
-  };
-  const stop = async (): Promise<void> => {
-    const c = child;
-    if (c === null) return;
-    await new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.kill('SIGKILL');
-    });
-    child = null;
-  };
+  const server = redisProcess(bin, port, () => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], 'redis-server');
+  const start = (): Promise<void> => server.start();
+  const stop = (): Promise<void> => server.kill();
   await start();
   return {
     mode: 'standalone',

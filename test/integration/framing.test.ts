@@ -4,7 +4,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRawServer, type RawServer } from '../helpers/backends.js';
+import { answerEachHead, startRawServer, type RawServer } from '../helpers/backends.js';
 import { startBalancer, get, type TestBalancer } from '../helpers/balancer.js';
 import { plain, rawExchange } from '../helpers/raw-http.js';
 
@@ -19,19 +19,7 @@ describe('request framing', () => {
 
   before(async () => {
     // Answers every request head it sees with a 200 whose Content-Length is sent twice (identical).
-    backend = await startRawServer((socket) => {
-      let text = '';
-      socket.on('data', (d: Buffer) => {
-        text += d.toString('latin1');
-        let end: number;
-        while ((end = text.indexOf('\r\n\r\n')) >= 0) {
-          const head = text.slice(0, end);
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-          text = text.slice(end + 4 + length);
-          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok');
-        }
-      });
-    });
+    backend = await startRawServer(answerEachHead('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok'));
     const config = (listen: object) => ({ backends: [`http://127.0.0.1:${backend.port}`], healthCheck: { enabled: false }, listen: { host: '127.0.0.1', port: 0, ...listen } });
     fast = await startBalancer(config({}));
     nodeHttp = await startBalancer(config({ fastPath: false }));

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { get, startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
+import type net from 'node:net';
 import { captureLogger } from '../helpers/logs.js';
+import { freePort } from '../helpers/backends.js';
 import { echoClient, grpc, startGrpcBackend, unary, type EchoReply, type EchoStub, type GrpcBackend } from '../helpers/grpc.js';
 
 const H2_LISTENER = { host: '127.0.0.1', port: 0, http2: true };
@@ -42,15 +43,6 @@ function rawCall(port: number, path: string, extra: http2.OutgoingHttpHeaders = 
     stream.on('close', () => { session.close(); resolve(answer); });
     stream.on('error', reject);
   });
-}
-
-/** freePort: a port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** collect reads a server stream to its end: the replies, the leading metadata and the trailers. */

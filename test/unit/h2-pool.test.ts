@@ -3,21 +3,12 @@
  * orderings a proxy produces and a whole-system test hits only by chance.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, it } from 'node:test';
 import { H2Pool } from '../../src/upstream/h2-client.js';
 import type { UpstreamHandler, UpstreamRequest } from '../../src/upstream/dispatch.js';
+import { freePort } from '../helpers/backends.js';
 
 const OPTIONS = { connectTimeout: 0, headersTimeout: 0, bodyTimeout: 0, tls: null, fallback: null };
-
-/** refusedPort: a loopback port nothing listens on (bound, then released). */
-async function refusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const request = (): UpstreamRequest => ({ method: 'GET', path: '/', headers: ['host', 'backend'], body: null });
 
@@ -34,9 +25,9 @@ function handler(onError: (err: Error) => void): UpstreamHandler {
 
 describe('H2Pool', () => {
   it('a request dispatched from a failed connect\'s onError fails too, instead of waiting on the dead session', async () => {
-    // A retry is dispatched from inside the failed attempt's onError, before the failed socket's 'close'.
+    // Nothing listens on a port freePort returns. A retry is dispatched from inside the failed attempt's onError, before the failed socket's 'close'.
     // No connect timeout is set: only the pool can end the second request.
-    const pool = new H2Pool(new URL(`h2c://127.0.0.1:${await refusedPort()}`), OPTIONS);
+    const pool = new H2Pool(new URL(`h2c://127.0.0.1:${await freePort()}`), OPTIONS);
     try {
       const second = await new Promise<Error>((resolve, reject) => {
         pool.dispatch(request(), handler(() => {
