@@ -17,6 +17,10 @@
  * platform costs before any proxying, the yardstick between rigs.
  * All targets are started first and measured round by round in turn.
  *
+ * HTTP/2: the `h2c-to-h2c` and `grpc-unary` scenarios proxy to HTTP/2
+ * backends (bench/h2-backend-server.ts), driven by h2load; with
+ * `--compare`, HAProxy does the same over `proto h2` in the same run.
+ *
  * Usage: node dist/bench/run.js [--rounds 5] [--duration 5] [--connections 64]
  *          [--scenarios default,no-access-log,...|all] [--compare] [--json FILE] [--help]
  */
@@ -26,13 +30,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { scenarios, type Scenario } from './scenarios.js';
+import { GRPC_PATH, scenarios, type Scenario } from './scenarios.js';
 import { freePort, waitPort } from './net.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const CLI = join(here, '../src/cli.js');
 const BACKEND = join(here, 'backend-server.js');
 const COMPETITORS = join(here, 'competitors.js');
+const H2_BACKEND = join(here, 'h2-backend-server.js');
+/** The loads whose scenarios proxy to HTTP/2 backends. */
+const H2_BACKEND_LOADS = new Set<string>(['h2c', 'grpc']);
 
 const { values: args } = parseArgs({
   options: {
@@ -116,11 +123,25 @@ function start(cpu: number | string, cmd: string, cmdArgs: string[], env: NodeJS
 
 interface LoadResult { requests: number; rps: number; p50: number; p99: number; errors: number }
 
-type LoadKind = 'keep-alive' | 'close' | 'h2';
+type LoadKind = NonNullable<Scenario['load']>;
 
-/** h2load drives HTTP/2 (Debian package nghttp2-client); it reports no percentiles. */
-async function loadH2(url: string, seconds: number): Promise<LoadResult> {
-  const [c, a] = pinned(1, 'h2load', ['-c', String(CONNECTIONS), '-m', '1', '-D', String(seconds), url]);
+/** GRPC_BODY: the file h2load sends as each unary gRPC call's request (one small message), written by main. */
+let grpcBody = '';
+
+/** H2_STREAMS: concurrent streams per connection for the h2c and gRPC loads (clients multiplex; h2 over TLS keeps 1). */
+const H2_STREAMS = 8;
+
+/**
+ * h2load drives HTTP/2 (Debian package nghttp2-client); it reports no
+ * percentiles. `h2`: TLS, one stream per connection; `h2c`: cleartext
+ * with prior knowledge, several streams per connection; `grpc`: the same,
+ * each request a unary gRPC call (POST, content-type application/grpc,
+ * te: trailers, one message).
+ */
+async function loadH2(url: string, seconds: number, kind: 'h2' | 'h2c' | 'grpc'): Promise<LoadResult> {
+  const streams = kind === 'h2' ? 1 : H2_STREAMS;
+  const grpc = kind === 'grpc' ? ['-d', grpcBody, '-H', 'content-type: application/grpc', '-H', 'te: trailers'] : [];
+  const [c, a] = pinned(1, 'h2load', ['-c', String(CONNECTIONS), '-m', String(streams), '-D', String(seconds), ...grpc, url]);
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
@@ -135,7 +156,7 @@ async function loadH2(url: string, seconds: number): Promise<LoadResult> {
 }
 
 async function load(url: string, seconds: number, kind: LoadKind = 'keep-alive'): Promise<LoadResult> {
-  if (kind === 'h2') return loadH2(url, seconds);
+  if (kind === 'h2' || kind === 'h2c' || kind === 'grpc') return loadH2(url, seconds, kind);
   if (WRK) {
     const [c, a] = pinned(1, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...(kind === 'close' ? ['-H', 'Connection: close'] : []), url]);
     const out = await new Promise<string>((resolve, reject) => {
@@ -233,6 +254,18 @@ async function main(): Promise<void> {
     await Promise.all(backendPorts.map((p) => waitPort(p)));
     const upstreams = backendPorts.map((p) => `http://127.0.0.1:${p}`);
     const wanted = args.scenarios === 'all' ? Object.keys(scenarios) : args.scenarios.split(',');
+    // HTTP/2 backends, for the scenarios that proxy to them (h2c, gRPC).
+    const h2Ports: number[] = [];
+    if (wanted.some((key) => H2_BACKEND_LOADS.has(scenarios[key]?.load ?? 'keep-alive'))) {
+      h2Ports.push(await freePort(), await freePort());
+      const h2 = start(1, process.execPath, [H2_BACKEND, ...h2Ports.map(String)]);
+      cleanups.push(() => stop(h2));
+      await Promise.all(h2Ports.map((p) => waitPort(p)));
+      grpcBody = join(dir, 'grpc-request.bin');
+      const request = Buffer.from('bench request');
+      writeFileSync(grpcBody, Buffer.concat([Buffer.from([0, 0, 0, 0, request.length]), request]));
+    }
+    const h2Upstreams = h2Ports.map((p) => `h2c://127.0.0.1:${p}`);
     if (args.direct && !args['no-direct']) {
       add('direct to one backend (no proxy)', `${upstreams[0]}/`, null);
       // The platform's floor: the same minimal node:http server, alone on the balancer's CPU.
@@ -245,14 +278,14 @@ async function main(): Promise<void> {
     for (const key of wanted) {
       const scenario: Scenario | undefined = scenarios[key];
       if (scenario === undefined) throw new Error(`unknown scenario "${key}": expected one of ${Object.keys(scenarios).join(', ')}`);
-      if (scenario.load === 'h2' && !has('h2load')) {
+      if ((scenario.load === 'h2' || scenario.load === 'h2c' || scenario.load === 'grpc') && !has('h2load')) {
         console.error(`skipping "${key}": h2load is not installed (apt-get install nghttp2-client)`);
         continue;
       }
       const port = await freePort();
       const ctx = await scenario.setup?.(dir) ?? {};
       if (scenario.teardown !== undefined) cleanups.push(() => scenario.teardown!(ctx));
-      const config = scenario.config({ port, targets: upstreams, ...ctx });
+      const config = scenario.config({ port, targets: upstreams, h2Targets: h2Upstreams, ...ctx });
       const file = join(dir, `${key}.json`);
       writeFileSync(file, JSON.stringify(config));
       const balancer = start(scenario.cpus ?? 0, process.execPath, [CLI, '-c', file], scenario.env?.(ctx) ?? {});
@@ -277,6 +310,19 @@ async function main(): Promise<void> {
         cleanups.push(() => stop(child));
         await waitPort(port);
         add('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, child.pid!);
+        // The same over HTTP/2 both ways (proto h2), for the h2c and gRPC scenarios asked for.
+        const h2Loads = [...new Set(wanted.map((key) => scenarios[key]?.load).filter((l): l is 'h2c' | 'grpc' => l === 'h2c' || l === 'grpc'))];
+        if (h2Loads.length > 0 && has('h2load')) {
+          const h2Port = await freePort();
+          const h2File = join(dir, 'haproxy-h2.cfg');
+          writeFileSync(h2File, haproxyH2Config(h2Port, h2Ports));
+          const h2Child = start(0, 'haproxy', ['-f', h2File, '-db']);
+          cleanups.push(() => stop(h2Child));
+          await waitPort(h2Port);
+          for (const l of h2Loads) {
+            add(l === 'grpc' ? 'HAProxy: unary gRPC calls, h2c both ways (1 thread)' : 'HAProxy: h2c client to h2c backends (1 thread)', `http://127.0.0.1:${h2Port}${l === 'grpc' ? GRPC_PATH : '/'}`, h2Child.pid!, l);
+          }
+        }
       } else {
         console.error('HAProxy not installed (apt-get install haproxy): no HAProxy row');
       }
@@ -304,6 +350,19 @@ function haproxyConfig(port: number, backendPorts: number[]): string {
     'frontend fe', `  bind 127.0.0.1:${port}`, '  default_backend be',
     'backend be', '  balance roundrobin',
     ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
+    '',
+  ].join('\n');
+}
+
+/** haproxyH2Config: HAProxy speaking HTTP/2 to the client and the h2c backends (proto h2), round-robin, X-Forwarded-For. */
+function haproxyH2Config(port: number, backendPorts: number[]): string {
+  return [
+    'global', '  nbthread 1', '  maxconn 4096',
+    'defaults', '  mode http', '  option forwardfor',
+    '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
+    'frontend fe', `  bind 127.0.0.1:${port} proto h2`, '  default_backend be',
+    'backend be', '  balance roundrobin',
+    ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} proto h2`),
     '',
   ].join('\n');
 }

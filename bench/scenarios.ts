@@ -18,8 +18,13 @@ export interface Scenario {
   env?(ctx: Record<string, unknown>): NodeJS.ProcessEnv;
   setup?(dir: string): Promise<Record<string, unknown>>;
   teardown?(ctx: Record<string, unknown>): Promise<void>;
-  /** load: how to drive it; `close` opens a new connection per request (handshake cost), `h2` uses h2load. */
-  load?: 'keep-alive' | 'close' | 'h2';
+  /**
+   * load: how to drive it; `close` opens a new connection per request
+   * (handshake cost); `h2` uses h2load over TLS; `h2c` h2load in cleartext,
+   * to a config whose backends are `ctx.h2Targets` (h2c:// backends);
+   * `grpc` the same with unary gRPC calls to GRPC_PATH.
+   */
+  load?: 'keep-alive' | 'close' | 'h2' | 'h2c' | 'grpc';
 }
 
 import { startBenchRedis, makeCertificate } from './fixtures.js';
@@ -57,6 +62,15 @@ const base = (ctx: ScenarioContext): Record<string, unknown> => ({
  */
 const tracingTo = (ctx: ScenarioContext, ratio: number): Record<string, unknown> => ({
   enabled: true, sampleRatio: ratio, otlp: { endpoint: `${ctx.targets[0]}/v1/traces` },
+});
+
+/** GRPC_PATH: the method the gRPC load calls (the benchmark's HTTP/2 backend answers any gRPC call). */
+export const GRPC_PATH = '/bench.Echo/Unary';
+
+/** h2cToH2c: an h2c listener in front of the HTTP/2 (h2c://) benchmark backends, access log off. */
+const h2cToH2c = (ctx: ScenarioContext): Record<string, unknown> => ({
+  ...withoutPool(base(ctx)), accessLog: false, healthCheck: { enabled: false },
+  listen: { host: '127.0.0.1', port: ctx.port, http2: true }, backends: ctx.h2Targets,
 });
 
 export const scenarios: Record<string, Scenario> = {
@@ -220,6 +234,17 @@ export const scenarios: Record<string, Scenario> = {
     url: (port) => `https://127.0.0.1:${port}/`,
     setup: async (dir) => makeCertificate(dir),
     load: 'close',
+  },
+  'h2c-to-h2c': {
+    title: 'h2c client to h2c backends (h2load, 8 streams per connection), access log off',
+    config: h2cToH2c,
+    load: 'h2c',
+  },
+  'grpc-unary': {
+    title: 'unary gRPC calls, h2c both ways (h2load, 8 streams per connection), access log off',
+    config: h2cToH2c,
+    url: (port) => `http://127.0.0.1:${port}${GRPC_PATH}`,
+    load: 'grpc',
   },
   h2: {
     title: 'access log off, HTTP/2 over TLS (h2load, 1 stream per connection)',
