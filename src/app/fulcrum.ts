@@ -550,6 +550,7 @@ export class Fulcrum implements BalancerHost {
       name,
       pool: service.pool,
       ops: service.ops,
+      health: service.health,
       config: () => service.config,
       status: () => service.status(),
       backendStatus: (b) => service.backendStatus(b),

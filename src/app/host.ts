@@ -100,12 +100,15 @@ export const BALANCER_HOOKS: readonly (keyof BalancerHooks)[] = ['reload', 'stat
 
 /**
  * ServiceHandle is what features may use of one service: its pool and ops
- * (run-time changes), its current config, and its backends' /status view.
+ * (run-time changes), its active health checker, its current config, and its
+ * backends' /status view.
  */
 export interface ServiceHandle {
   readonly name: string;
   readonly pool: BackendPool;
   readonly ops: BackendOps;
+  /** health: the service's active checks (one checker for the service's life: a reload reconfigures it in place). */
+  readonly health: ActiveHealthChecker;
   /** config is the service's current configuration (it changes on reload). */
   config(): ServiceConfig;
   status(): Record<string, unknown> & { healthyBackends: number };

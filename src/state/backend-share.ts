@@ -1,53 +1,95 @@
 /**
  * BackendSharing makes a run-time backend change (add, remove, weight,
- * state) made on one instance through the admin API reach every instance,
- * and survive restarts. Each change is merged into an override per backend
- * URL, stored and published; peers apply it through `balancer.ops` with
- * origin "remote", so that it is not published again. Discovery changes
- * are not shared: discovery runs on every instance.
+ * state) made on one instance through the admin API, to any service, reach
+ * the same service on every instance, and survive restarts. Each change is
+ * merged into an override per backend (service and URL: two services may
+ * list the same URL, and stay apart), stored and published; peers apply it
+ * through that service's ops with origin "remote", so that it is not
+ * published again. A change to a service this instance does not have is
+ * kept (a reload may add the service) but applied to nothing. Discovery
+ * changes are not shared: discovery runs on every instance.
  *
  * Every round of the sync loop, the stored overrides and the ones known
  * here are merged, the later change winning: a restarted instance
  * re-applies the run-time changes over its config, and a change made while
  * the store was unavailable is stored once it is back.
+ *
+ * Services come and go with reloads: the ops of every service are listened
+ * to, those of services a reload creates too, and those of removed ones no
+ * longer (see #listen).
  */
 import type { Backend } from '../backends/backend.js';
-import type { BackendOp, OpEvent } from '../backends/ops.js';
+import type { BackendOp, BackendOps, OpEvent } from '../backends/ops.js';
 import { Reason } from '../backends/reasons.js';
 import type { BackendConfig } from '../config/schema.js';
-import type { BalancerHost } from '../app/host.js';
+import type { BalancerHost, ServiceHandle } from '../app/host.js';
 import type { Logger } from '../observe/log.js';
 import { findByUrl } from './health-share.js';
-import type { BackendOverride, SharedBackendState, StateStore, Unsubscribe } from './store.js';
+import { backendKey, type BackendOverride, type SharedBackendState, type StateStore, type Unsubscribe } from './store.js';
+
+/** Listened is one service's ops as listened to here, with the listener to remove. */
+interface Listened {
+  readonly ops: BackendOps;
+  readonly listener: (event: OpEvent) => void;
+}
 
 export class BackendSharing {
-  /** known: the latest override per backend URL, made here or received. */
+  /** known: the latest override per backend (by backendKey), made here or received. */
   readonly #known = new Map<string, BackendOverride>();
+  /** listened: the ops listened to, by service name. */
+  readonly #listened = new Map<string, Listened>();
   #unsubscribe: Unsubscribe | null = null;
-  readonly #onOp = (event: OpEvent): void => this.#local(event);
+  #removeReloadHook: (() => void) | null = null;
 
   constructor(private readonly balancer: BalancerHost, private readonly store: StateStore, private readonly log: Logger) {}
 
   install(): void {
-    this.balancer.ops.on('op', this.#onOp);
+    this.#listen();
     this.#unsubscribe = this.store.onBackend((o) => this.#received(o));
-    // A reload rebuilds the backend set from the file: the shared run-time changes are applied over it again.
-    this.balancer.addHook('reload', () => {
+    // A reload rebuilds each service's backend set from the file (and may add or remove services):
+    // the shared run-time changes are applied over it again, to the services there are now.
+    this.#removeReloadHook = this.balancer.addHook('reload', () => {
       if (this.#unsubscribe === null) return;
+      this.#listen();
       for (const o of this.#known.values()) {
         try {
           this.#apply(o);
         } catch (err) {
-          this.log.warn({ backend: o.url, err: (err as Error).message }, 'could not re-apply a run-time backend change after reload');
+          this.log.warn({ service: o.service, backend: o.url, err: (err as Error).message }, 'could not re-apply a run-time backend change after reload');
         }
       }
     });
   }
 
   uninstall(): void {
-    this.balancer.ops.off('op', this.#onOp);
+    for (const name of [...this.#listened.keys()]) this.#unlisten(name);
+    this.#removeReloadHook?.();
+    this.#removeReloadHook = null;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
+  }
+
+  /** #listen listens to the ops of every service not listened to yet, and stops for services no longer there. */
+  #listen(): void {
+    const services = this.balancer.serviceNames().flatMap((name) => this.balancer.serviceHandle(name) ?? []);
+    const current = new Map(services.map((s) => [s.name, s]));
+    for (const [name, listened] of this.#listened) {
+      if (current.get(name)?.ops !== listened.ops) this.#unlisten(name);
+    }
+    for (const service of services) {
+      if (this.#listened.has(service.name)) continue;
+      const name = service.name;
+      const listener = (event: OpEvent): void => this.#local(name, event);
+      service.ops.on('op', listener);
+      this.#listened.set(name, { ops: service.ops, listener });
+    }
+  }
+
+  #unlisten(name: string): void {
+    const listened = this.#listened.get(name);
+    if (listened === undefined) return;
+    listened.ops.off('op', listened.listener);
+    this.#listened.delete(name);
   }
 
   /**
@@ -57,20 +99,21 @@ export class BackendSharing {
    * stored (one made while the store was away, or lost with a Redis restart).
    */
   reconcile(storedList: readonly BackendOverride[]): void {
-    const stored = new Map(storedList.map((o) => [o.url, o]));
+    const stored = new Map(storedList.map((o) => [keyOf(o), o]));
     for (const o of stored.values()) this.#received(o);
-    for (const [url, o] of this.#known) {
-      const s = stored.get(url);
+    for (const [key, o] of this.#known) {
+      const s = stored.get(key);
       if (s === undefined || later(o, s)) this.#send(o);
     }
   }
 
-  #local(event: OpEvent): void {
+  #local(service: string, event: OpEvent): void {
     if (event.origin !== 'admin') return;
     const url = opUrl(event.op);
     if (url === undefined) return;
-    const override = merge(this.#known.get(url), event.op, url, this.store.instanceId);
-    this.#known.set(url, override);
+    const key = backendKey(service, url);
+    const override = merge(this.#known.get(key), event.op, service, url, this.store.instanceId);
+    this.#known.set(key, override);
     this.#send(override);
   }
 
@@ -81,46 +124,53 @@ export class BackendSharing {
   }
 
   #received(o: BackendOverride): void {
-    const known = this.#known.get(o.url);
+    const key = keyOf(o);
+    const known = this.#known.get(key);
     if (known !== undefined && !later(o, known)) return;
-    this.#known.set(o.url, o);
+    this.#known.set(key, o);
     try {
       this.#apply(o);
     } catch (err) {
-      this.log.warn({ backend: o.url, from: o.by, err: (err as Error).message }, 'could not apply a backend change from another instance');
+      this.log.warn({ service: o.service, backend: o.url, from: o.by, err: (err as Error).message }, 'could not apply a backend change from another instance');
     }
   }
 
+  /** #apply makes the service's backend what the override says; a service this instance does not have is left alone. */
   #apply(o: BackendOverride): void {
-    const ops = this.balancer.ops;
+    const service = this.balancer.serviceHandle(o.service);
+    if (service === undefined) return;
+    const ops = service.ops;
     const actor = `instance ${o.by}`;
-    let backend = findByUrl(this.balancer, o.url);
+    let backend = findByUrl(service.pool, o.url);
     if (!o.present) {
       if (backend !== undefined) {
         ops.remove(backend.id, o.drain, 'remote', actor);
-        this.log.info({ backend: o.url, from: o.by }, 'backend removed by another instance');
+        this.log.info({ service: o.service, backend: o.url, from: o.by }, 'backend removed by another instance');
       }
       return;
     }
     if (backend === undefined) {
       if (o.config === null) return;
-      backend = this.#add(o.config, actor);
-      this.log.info({ backend: o.url, from: o.by }, 'backend added by another instance');
+      backend = add(service, o.config, actor);
+      this.log.info({ service: o.service, backend: o.url, from: o.by }, 'backend added by another instance');
     }
     if (o.weight !== null && backend.weight !== o.weight) ops.setWeight(backend.id, o.weight, 'remote', actor);
     if (o.state !== null && stateOf(backend) !== o.state) ops.setState(backend.id, o.state, 'remote', actor);
   }
+}
 
-  /** add keeps the id the other instance gave, unless it is taken here by another URL. */
-  #add(config: Readonly<Record<string, unknown>>, actor: string): Backend {
-    const ops = this.balancer.ops;
-    const id = config.id;
-    if (typeof id === 'string' && this.balancer.pool.get(id) !== undefined) {
-      const { id: _taken, ...rest } = config;
-      return ops.add(rest, 'remote', actor);
-    }
-    return ops.add(config, 'remote', actor);
+/** add keeps the id the other instance gave, unless it is taken in the service here by another URL. */
+function add(service: ServiceHandle, config: Readonly<Record<string, unknown>>, actor: string): Backend {
+  const id = config.id;
+  if (typeof id === 'string' && service.pool.get(id) !== undefined) {
+    const { id: _taken, ...rest } = config;
+    return service.ops.add(rest, 'remote', actor);
   }
+  return service.ops.add(config, 'remote', actor);
+}
+
+function keyOf(o: BackendOverride): string {
+  return backendKey(o.service, o.url);
 }
 
 /** later orders two changes to one backend: by time, then by instance id so that every instance agrees. */
@@ -137,16 +187,16 @@ function opUrl(op: BackendOp): string | undefined {
 }
 
 /** merge folds one op into the override of its backend. */
-function merge(previous: BackendOverride | undefined, op: BackendOp, url: string, by: string): BackendOverride {
+function merge(previous: BackendOverride | undefined, op: BackendOp, service: string, url: string, by: string): BackendOverride {
   const at = Date.now();
   const base: BackendOverride = previous?.present === true
     ? previous
-    : { url, present: true, config: previous?.config ?? null, weight: null, state: null, drain: false, at, by };
+    : { service, url, present: true, config: previous?.config ?? null, weight: null, state: null, drain: false, at, by };
   switch (op.kind) {
     case 'add':
-      return { url, present: true, config: backendInput(op.config), weight: null, state: null, drain: false, at, by };
+      return { service, url, present: true, config: backendInput(op.config), weight: null, state: null, drain: false, at, by };
     case 'remove':
-      return { url, present: false, config: previous?.config ?? null, weight: null, state: null, drain: op.drain, at, by };
+      return { service, url, present: false, config: previous?.config ?? null, weight: null, state: null, drain: op.drain, at, by };
     case 'weight':
       return { ...base, weight: op.weight, drain: false, at, by };
     case 'state':

@@ -9,13 +9,19 @@
  * with `max`, not `sum`. Alone, they equal the process's own counts.
  */
 import { Counter, Gauge } from 'prom-client';
+import type { Backend } from '../backends/backend.js';
 import type { BalancerHost } from '../app/host.js';
 import { STATUS_CLASSES, type StoreType } from './store.js';
 import type { StateSync } from './sync.js';
 
 export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync, store: StoreType): void {
   const registers = [balancer.metrics.registry];
-  const pool = balancer.pool;
+  // These describe the default service's backends (as they always have: one `backend` label); read at
+  // each scrape, since a reload may change which service that is.
+  const defaultBackends = (): { service: string; backends: readonly Backend[] } => {
+    const service = balancer.defaultService;
+    return { service, backends: balancer.serviceHandle(service)?.pool.snapshot ?? [] };
+  };
   new Counter({
     name: 'fulcrum_cluster_requests_total', help: 'Proxied requests counted by every worker and instance sharing the state store.', registers, aggregator: 'max',
     collect() { this.reset(); this.inc(sync.clusterTotal); },
@@ -24,15 +30,17 @@ export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync, 
     name: 'fulcrum_cluster_backend_requests_total', help: 'Requests to a backend counted by every worker and instance.', labelNames: ['backend'], registers, aggregator: 'max',
     collect() {
       this.reset();
-      for (const b of pool.snapshot) this.inc({ backend: b.id }, sync.clusterBackend(b.url.href).requests);
+      const { service, backends } = defaultBackends();
+      for (const b of backends) this.inc({ backend: b.id }, sync.clusterBackend(service, b.url.href).requests);
     },
   });
   new Counter({
     name: 'fulcrum_cluster_backend_responses_total', help: 'Responses from a backend by status class, counted by every worker and instance.', labelNames: ['backend', 'class'], registers, aggregator: 'max',
     collect() {
       this.reset();
-      for (const b of pool.snapshot) {
-        const c = sync.clusterBackend(b.url.href);
+      const { service, backends } = defaultBackends();
+      for (const b of backends) {
+        const c = sync.clusterBackend(service, b.url.href);
         for (const k of STATUS_CLASSES) this.inc({ backend: b.id, class: k }, c.responses[k]);
       }
     },

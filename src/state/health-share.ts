@@ -1,16 +1,24 @@
 /**
  * HealthSharing keeps active health checks from being multiplied by the
- * number of instances: only the holder of the "health" lease runs them,
- * and it publishes every result; the other instances apply what it
- * publishes (pushed by pub/sub, and re-read from the store by the sync
- * loop, which also covers messages missed while reconnecting).
+ * number of instances: only the holder of the "health" lease runs them (for
+ * every service), and it publishes every result; the other instances apply
+ * what it publishes to the service it names (pushed by pub/sub, and re-read
+ * from the store by the sync loop, which also covers messages missed while
+ * reconnecting). A verdict on a service this instance does not have (another
+ * instance may run a newer config) is ignored.
  *
  * While the store is unavailable, every instance checks for itself: local
  * health beats no health.
+ *
+ * Services come and go with reloads. Every service's checker is gated and
+ * observed here: those a reload creates as well, and those it removes are
+ * let go (see #follow).
  */
 import type { Backend } from '../backends/backend.js';
+import type { BackendPool } from '../backends/pool.js';
 import { Reason } from '../backends/reasons.js';
-import type { BalancerHost } from '../app/host.js';
+import type { BalancerHost, ServiceHandle } from '../app/host.js';
+import type { ActiveHealthChecker } from '../health/active.js';
 import type { SharedHealth, StateStore, Unsubscribe } from './store.js';
 
 export const HEALTH_LEASE = 'health';
@@ -18,10 +26,18 @@ export const HEALTH_LEASE = 'health';
 /** CHECK_OWNED are the reason bits that active checks set and clear; the others stay local. */
 const CHECK_OWNED = Reason.ACTIVE_CHECK_FAILED | Reason.INITIALLY_DOWN;
 
+/** Followed is one service's checker as gated here, with the end of its result subscription. */
+interface Followed {
+  readonly checker: ActiveHealthChecker;
+  readonly stopPublishing: () => void;
+}
+
 export class HealthSharing {
   #holder = false;
   #unsubscribe: Unsubscribe | null = null;
-  #unsubscribeResults: (() => void) | null = null;
+  #removeReloadHook: (() => void) | null = null;
+  /** #followed: the services whose checks are gated on the lease and published, by name. */
+  readonly #followed = new Map<string, Followed>();
 
   constructor(
     private readonly balancer: BalancerHost,
@@ -35,21 +51,49 @@ export class HealthSharing {
     return this.#holder;
   }
 
-  /** install gates the balancer's checks on the lease (or a degraded store) and publishes their results. */
+  /** install gates every service's checks on the lease (or a degraded store) and publishes their results. */
   install(): void {
-    const health = this.balancer.health;
-    health.setGate(() => this.#holder || this.degraded());
-    this.#unsubscribeResults = health.onResult((backend) => this.#publish(backend));
+    this.#follow();
     this.#unsubscribe = this.store.onHealth((h) => this.apply(h));
+    // A reload adds its new services (and starts their checkers, whose first round is a timer of 0 ms)
+    // before the components commit; the state store is installed first, so this hook commits first,
+    // before any timer fires: a new service's first round already finds the gate.
+    this.#removeReloadHook = this.balancer.addHook('reload', () => this.#follow());
   }
 
   /** uninstall undoes install: the checks run ungated again and nothing is published or applied. */
   uninstall(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
-    this.#unsubscribeResults?.();
-    this.#unsubscribeResults = null;
-    this.balancer.health.setGate(() => true);
+    this.#removeReloadHook?.();
+    this.#removeReloadHook = null;
+    for (const name of [...this.#followed.keys()]) this.#unfollow(name, true);
+  }
+
+  /** #follow gates and observes the checker of every service not followed yet, and lets go of removed services. */
+  #follow(): void {
+    const services = this.#services();
+    const current = new Map(services.map((s) => [s.name, s]));
+    for (const [name, followed] of this.#followed) {
+      // A service removed by a reload (its checker is stopped), or one replaced under the same name.
+      if (current.get(name)?.health !== followed.checker) this.#unfollow(name, false);
+    }
+    for (const service of services) {
+      if (this.#followed.has(service.name)) continue;
+      const checker = service.health;
+      const name = service.name;
+      checker.setGate(() => this.#holder || this.degraded());
+      const stopPublishing = checker.onResult((backend) => this.#publish(name, backend));
+      this.#followed.set(name, { checker, stopPublishing });
+    }
+  }
+
+  #unfollow(name: string, ungate: boolean): void {
+    const followed = this.#followed.get(name);
+    if (followed === undefined) return;
+    followed.stopPublishing();
+    if (ungate) followed.checker.setGate(() => true);
+    this.#followed.delete(name);
   }
 
   /** setHolder records the outcome of acquiring or renewing the lease. */
@@ -58,18 +102,23 @@ export class HealthSharing {
     this.#holder = held;
     if (!held) return;
     // The new holder's view (applied from the previous holder) becomes the stored one, then it checks at once.
-    for (const b of this.balancer.pool.snapshot) this.#publish(b);
-    if (this.balancer.config.healthCheck.enabled) void this.balancer.health.runAll();
+    for (const service of this.#services()) {
+      for (const b of service.pool.snapshot) this.#publish(service.name, b);
+      if (service.config().healthCheck.enabled) void service.health.runAll();
+    }
   }
 
   /**
-   * apply takes on a verdict published by the holder. The holder trusts only
-   * its own checks; an instance with active checks turned off takes none
-   * (nothing would ever clear a stale "down").
+   * apply takes on a verdict published by the holder, on the service it
+   * names. The holder trusts only its own checks; a service with active
+   * checks turned off here takes none (nothing would ever clear a stale
+   * "down"); a service or backend this instance does not have, nothing.
    */
   apply(h: SharedHealth): void {
-    if (this.#holder || !this.balancer.config.healthCheck.enabled) return;
-    const backend = findByUrl(this.balancer, h.url);
+    if (this.#holder) return;
+    const service = this.balancer.serviceHandle(h.service);
+    if (service === undefined || !service.config().healthCheck.enabled) return;
+    const backend = findByUrl(service.pool, h.url);
     if (backend === undefined) return;
     const s = backend.state;
     s.lastCheck = h.lastCheck ?? undefined;
@@ -91,10 +140,15 @@ export class HealthSharing {
     await this.store.releaseLease(HEALTH_LEASE);
   }
 
-  #publish(backend: Backend): void {
+  #services(): ServiceHandle[] {
+    return this.balancer.serviceNames().flatMap((name) => this.balancer.serviceHandle(name) ?? []);
+  }
+
+  #publish(service: string, backend: Backend): void {
     if (!this.#holder || this.store.state !== 'ready') return;
     const s = backend.state;
     const health: SharedHealth = {
+      service,
       url: backend.url.href,
       reasons: s.reasons & CHECK_OWNED,
       lastCheck: s.lastCheck ?? null,
@@ -108,10 +162,10 @@ export class HealthSharing {
   }
 }
 
-/** findByUrl finds a backend by URL; a malformed URL (from the store) finds nothing. */
-export function findByUrl(balancer: BalancerHost, url: string): Backend | undefined {
+/** findByUrl finds a backend of a pool by URL; a malformed URL (from the store) finds nothing. */
+export function findByUrl(pool: BackendPool, url: string): Backend | undefined {
   try {
-    return balancer.pool.findByUrl(url);
+    return pool.findByUrl(url);
   } catch {
     return undefined;
   }

@@ -2,7 +2,8 @@
  * installStateStore attaches the state store to a balancer: the memory
  * store by default (one instance, nothing shared), or Redis with
  * `state.store: redis`, which shares counters, health checks and run-time
- * backend changes between instances and keeps them across restarts. In a
+ * backend changes of every service between instances and keeps them across
+ * restarts. In a
  * worker of a `workers: N` cluster the memory store is the primary's,
  * reached over IPC (ipc.ts), and shared by the workers in the same way.
  */
@@ -55,7 +56,10 @@ export function installStateStore(balancer: BalancerHost): void {
   const splits = shared ? new SplitSharing(balancer, store, log) : null;
   sync = new StateSync({
     store,
-    collector: new CounterCollector(balancer.metrics, balancer.pool),
+    collector: new CounterCollector(balancer.metrics, {
+      names: () => balancer.serviceNames(),
+      pool: (service) => balancer.serviceHandle(service)?.pool,
+    }),
     flushInterval: config.flushInterval,
     log,
     localTotal: () => balancer.metrics.totalRequests,

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  addCounters, countersFromFields, counterFields, emptyCounters,
+  addCounters, backendKey, countersFromFields, counterFields, emptyCounters,
   type BackendOverride, type CounterDelta, type Counters, type InstanceInfo, type SharedHealth,
   type StateStore, type StoreState, type Unsubscribe,
 } from './store.js';
@@ -29,6 +29,7 @@ export class MemoryStateServer {
   /** instances: instance id -> last heartbeat and the TTL it asked for. */
   readonly instances = new Map<string, { lastSeen: number; ttl: number }>();
   readonly leases = new Map<string, Lease>();
+  /** health and backends are keyed by backendKey (service and URL), as the Redis hashes are. */
   readonly health = new Map<string, SharedHealth>();
   readonly backends = new Map<string, BackendOverride>();
   /** values: the keyed values and when they expire (epoch ms; Infinity for never). */
@@ -101,7 +102,7 @@ export class MemoryStore implements StateStore {
   }
 
   async publishHealth(health: SharedHealth): Promise<void> {
-    this.server.health.set(health.url, health);
+    this.server.health.set(backendKey(health.service, health.url), health);
     this.server.publish({ kind: 'health', from: this.instanceId, health });
   }
 
@@ -114,7 +115,7 @@ export class MemoryStore implements StateStore {
   }
 
   async publishBackend(override: BackendOverride): Promise<void> {
-    this.server.backends.set(override.url, override);
+    this.server.backends.set(backendKey(override.service, override.url), override);
     this.server.publish({ kind: 'backend', from: this.instanceId, override });
   }
 

@@ -2,9 +2,12 @@
  * How shared health and backend changes are written in Redis (hash values
  * and pub/sub messages): JSON, with health reasons as names so that
  * `redis-cli HGETALL` is readable. Decoding checks every field, because
- * anything with access to the Redis server could write there.
+ * anything with access to the Redis server could write there. An entry
+ * without `service` was written before every service was shared: it is the
+ * service `default`'s.
  */
 import { reasonBits, reasonNames } from '../backends/reasons.js';
+import { DEFAULT_SERVICE } from '../config/services.js';
 import type { BackendOverride, SharedBackendState, SharedHealth } from './store.js';
 
 type Json = Record<string, unknown>;
@@ -16,15 +19,18 @@ export type Message =
 
 export function encodeHealth(h: SharedHealth): Json {
   return {
-    url: h.url, reasons: reasonNames(h.reasons), lastCheck: h.lastCheck, lastCheckOk: h.lastCheckOk,
+    service: h.service, url: h.url, reasons: reasonNames(h.reasons), lastCheck: h.lastCheck, lastCheckOk: h.lastCheckOk,
     lastCheckError: h.lastCheckError, since: h.since, by: h.by,
   };
 }
 
 export function decodeHealth(v: unknown): SharedHealth | null {
-  if (!isObject(v) || typeof v.url !== 'string' || !Array.isArray(v.reasons) || typeof v.since !== 'number' || typeof v.by !== 'string') return null;
+  if (!isObject(v)) return null;
+  const service = serviceOf(v);
+  if (service === null || typeof v.url !== 'string' || !Array.isArray(v.reasons) || typeof v.since !== 'number' || typeof v.by !== 'string') return null;
   if (!nullOr(v.lastCheck, 'number') || !nullOr(v.lastCheckOk, 'boolean') || !nullOr(v.lastCheckError, 'string')) return null;
   return {
+    service,
     url: v.url,
     reasons: reasonBits(v.reasons.filter((r): r is string => typeof r === 'string')),
     lastCheck: v.lastCheck as number | null,
@@ -42,12 +48,14 @@ export function encodeOverride(o: BackendOverride): Json {
 }
 
 export function decodeOverride(v: unknown): BackendOverride | null {
-  if (!isObject(v) || typeof v.url !== 'string' || typeof v.present !== 'boolean' || typeof v.drain !== 'boolean') return null;
+  if (!isObject(v)) return null;
+  const service = serviceOf(v);
+  if (service === null || typeof v.url !== 'string' || typeof v.present !== 'boolean' || typeof v.drain !== 'boolean') return null;
   if (typeof v.at !== 'number' || typeof v.by !== 'string' || !nullOr(v.weight, 'number')) return null;
   if (v.config !== null && !isObject(v.config)) return null;
   if (v.state !== null && !STATES.includes(v.state as SharedBackendState)) return null;
   return {
-    url: v.url, present: v.present, config: v.config as Json | null, weight: v.weight as number | null,
+    service, url: v.url, present: v.present, config: v.config as Json | null, weight: v.weight as number | null,
     state: v.state as SharedBackendState | null, drain: v.drain, at: v.at, by: v.by,
   };
 }
@@ -78,6 +86,12 @@ export function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** serviceOf reads an entry's service: absent means `default` (the older format), anything but a string is invalid (null). */
+function serviceOf(v: Json): string | null {
+  if (v.service === undefined) return DEFAULT_SERVICE;
+  return typeof v.service === 'string' ? v.service : null;
 }
 
 function isObject(v: unknown): v is Json {

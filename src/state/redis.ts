@@ -22,7 +22,7 @@ import { connectedServer, isCluster, newRedisClient, type ClientOptions, type Re
 import { stateKeys } from './redis-keys.js';
 import { decodeHealth, decodeMessage, decodeOverride, encodeHealth, encodeMessage, encodeOverride, parseJson } from './redis-codec.js';
 import {
-  countersFromFields, counterFields, StateStoreError,
+  backendKey, countersFromFields, counterFields, StateStoreError,
   type BackendOverride, type CounterDelta, type Counters, type InstanceInfo, type SharedHealth,
   type StateStore, type StoreState, type StoreTopology, type Unsubscribe,
 } from './store.js';
@@ -298,7 +298,7 @@ export class RedisStore implements StateStore {
   async publishHealth(health: SharedHealth): Promise<void> {
     const message = encodeMessage({ kind: 'health', from: this.instanceId, health });
     await this.#write('publish health', () => Promise.all([
-      this.#client.hset(this.#keys.health, health.url, JSON.stringify(encodeHealth(health))),
+      this.#client.hset(this.#keys.health, backendKey(health.service, health.url), JSON.stringify(encodeHealth(health))),
       this.#publish(message),
     ]));
   }
@@ -316,7 +316,7 @@ export class RedisStore implements StateStore {
   async publishBackend(override: BackendOverride): Promise<void> {
     const message = encodeMessage({ kind: 'backend', from: this.instanceId, override });
     await this.#write('publish backend change', () => Promise.all([
-      this.#client.hset(this.#keys.backends, override.url, JSON.stringify(encodeOverride(override))),
+      this.#client.hset(this.#keys.backends, backendKey(override.service, override.url), JSON.stringify(encodeOverride(override))),
       this.#publish(message),
     ]));
   }

@@ -7,9 +7,11 @@
  *
  * Nothing here is called on the request path: the sync loop (sync.ts)
  * calls the store in the background and keeps what it read for /status.
- * Backends are identified across instances by their URL (`href`), because
- * two instances may give the same backend different ids.
+ * Backends are identified across instances by their service and URL
+ * (`href`), because two instances may give the same backend different ids,
+ * and two services may have the same URL (backendKey below).
  */
+import { DEFAULT_SERVICE } from '../config/services.js';
 
 export type StoreType = 'memory' | 'redis';
 
@@ -30,7 +32,7 @@ export interface BackendCounters {
   readonly responses: Record<StatusClass, number>;
 }
 
-/** Counters: the total of proxied requests and the per-backend counts, by backend URL. */
+/** Counters: the total of proxied requests and the per-backend counts, by backendKey (service and URL). */
 export interface Counters {
   total: number;
   readonly backends: Map<string, BackendCounters>;
@@ -41,6 +43,8 @@ export type CounterDelta = Counters;
 
 /** SharedHealth is the active-check verdict on one backend, published by the lease holder. */
 export interface SharedHealth {
+  /** service: the service the backend belongs to (entries written before services were shared are `default`'s). */
+  readonly service: string;
   readonly url: string;
   /** reasons holds only the bits active checks own (ACTIVE_CHECK_FAILED, INITIALLY_DOWN). */
   readonly reasons: number;
@@ -56,12 +60,14 @@ export interface SharedHealth {
 export type SharedBackendState = 'enabled' | 'draining' | 'disabled';
 
 /**
- * BackendOverride is the run-time change to one backend (by URL), merged
+ * BackendOverride is the run-time change to one backend (by service and URL), merged
  * over every change made to it so far: whether it is present, the config it
  * was added with (durations as "Nms" strings), its weight and its state.
  * Null fields mean "as configured".
  */
 export interface BackendOverride {
+  /** service: the service whose backend set changed (entries written before services were shared are `default`'s). */
+  readonly service: string;
   readonly url: string;
   readonly present: boolean;
   readonly config: Readonly<Record<string, unknown>> | null;
@@ -153,6 +159,18 @@ export class StateStoreError extends Error {
   }
 }
 
+/**
+ * backendKey names one service's backend in the store: the hash field of
+ * its health and run-time changes, and the start of its counter fields. The
+ * service `default` keeps the bare URL, which is what every entry was before
+ * services were shared, so that data written then stays the default
+ * service's; another service's is `<service> <url>` (a service name has no
+ * space, and an href has none either).
+ */
+export function backendKey(service: string, url: string): string {
+  return service === DEFAULT_SERVICE ? url : `${service} ${url}`;
+}
+
 export function emptyBackendCounters(): BackendCounters {
   return { requests: 0, failures: 0, responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 } };
 }
@@ -168,11 +186,11 @@ export function isEmptyDelta(delta: CounterDelta): boolean {
 /** addCounters adds `from` into `into` (mutating it) and returns it. */
 export function addCounters(into: Counters, from: Counters): Counters {
   into.total += from.total;
-  for (const [url, c] of from.backends) {
-    let target = into.backends.get(url);
+  for (const [key, c] of from.backends) {
+    let target = into.backends.get(key);
     if (target === undefined) {
       target = emptyBackendCounters();
-      into.backends.set(url, target);
+      into.backends.set(key, target);
     }
     addBackendCounters(target, c);
   }
@@ -187,9 +205,11 @@ export function addBackendCounters(into: BackendCounters, from: BackendCounters)
 }
 
 /**
- * Counter fields, as stored in one hash: "total", and "<url>|<name>" per
- * backend with name one of requests, failures, 1xx..5xx. The name never
- * contains "|", so the last "|" splits a field even if the URL has one.
+ * Counter fields, as stored in one hash: "total", and "<key>|<name>" per
+ * backend, with key its backendKey ("<url>" for the service `default`,
+ * "<service> <url>" for another) and name one of requests, failures,
+ * 1xx..5xx. The name never contains "|", so the last "|" splits a field
+ * even if the URL has one.
  */
 export const TOTAL_FIELD = 'total';
 const BACKEND_COUNTER_NAMES = ['requests', 'failures', ...STATUS_CLASSES] as const;
@@ -198,10 +218,10 @@ const BACKEND_COUNTER_NAMES = ['requests', 'failures', ...STATUS_CLASSES] as con
 export function counterFields(delta: CounterDelta): [string, number][] {
   const out: [string, number][] = [];
   if (delta.total !== 0) out.push([TOTAL_FIELD, delta.total]);
-  for (const [url, c] of delta.backends) {
-    if (c.requests !== 0) out.push([`${url}|requests`, c.requests]);
-    if (c.failures !== 0) out.push([`${url}|failures`, c.failures]);
-    for (const k of STATUS_CLASSES) if (c.responses[k] !== 0) out.push([`${url}|${k}`, c.responses[k]]);
+  for (const [key, c] of delta.backends) {
+    if (c.requests !== 0) out.push([`${key}|requests`, c.requests]);
+    if (c.failures !== 0) out.push([`${key}|failures`, c.failures]);
+    for (const k of STATUS_CLASSES) if (c.responses[k] !== 0) out.push([`${key}|${k}`, c.responses[k]]);
   }
   return out;
 }
@@ -217,13 +237,13 @@ export function countersFromFields(fields: Iterable<[string, number]>): Counters
     }
     const bar = field.lastIndexOf('|');
     if (bar <= 0) continue;
-    const url = field.slice(0, bar);
+    const key = field.slice(0, bar);
     const name = field.slice(bar + 1) as (typeof BACKEND_COUNTER_NAMES)[number];
     if (!BACKEND_COUNTER_NAMES.includes(name)) continue;
-    let c = out.backends.get(url);
+    let c = out.backends.get(key);
     if (c === undefined) {
       c = emptyBackendCounters();
-      out.backends.set(url, c);
+      out.backends.set(key, c);
     }
     if (name === 'requests') c.requests = value;
     else if (name === 'failures') c.failures = value;

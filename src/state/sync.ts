@@ -19,7 +19,7 @@ import type { CounterCollector } from './counters.js';
 import type { BackendSharing } from './backend-share.js';
 import { HEALTH_LEASE, type HealthSharing } from './health-share.js';
 import {
-  addBackendCounters, addCounters, emptyBackendCounters, emptyCounters, isEmptyDelta,
+  addBackendCounters, addCounters, backendKey, emptyBackendCounters, emptyCounters, isEmptyDelta,
   type BackendCounters, type CounterDelta, type Counters, type InstanceInfo, type StateStore, type StoreState, type Unsubscribe,
 } from './store.js';
 
@@ -116,11 +116,12 @@ export class StateSync {
     return (this.#shared?.total ?? 0) + this.#pending.total + (this.#batch?.delta.total ?? 0);
   }
 
-  /** clusterBackend: one backend's shared counters, on the same terms as clusterTotal. */
-  clusterBackend(url: string): BackendCounters {
+  /** clusterBackend: one service's backend's shared counters, on the same terms as clusterTotal. */
+  clusterBackend(service: string, url: string): BackendCounters {
+    const key = backendKey(service, url);
     const out = emptyBackendCounters();
     for (const source of [this.#shared, this.#pending, this.#batch?.delta]) {
-      const c = source?.backends.get(url);
+      const c = source?.backends.get(key);
       if (c !== undefined) addBackendCounters(out, c);
     }
     return out;

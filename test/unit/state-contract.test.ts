@@ -169,7 +169,7 @@ function contract(name: string, start: () => Promise<Harness>): void {
       const offC = c.onHealth(real(atC));
       offC();
       await waitForSubscriptions(a, b);
-      const h: SharedHealth = { url: U1, reasons: Reason.ACTIVE_CHECK_FAILED, lastCheck: 1_700_000_000_000, lastCheckOk: false, lastCheckError: 'status 503', since: 1_699_999_999_000, by: 'a' };
+      const h: SharedHealth = { service: 'default', url: U1, reasons: Reason.ACTIVE_CHECK_FAILED, lastCheck: 1_700_000_000_000, lastCheckOk: false, lastCheckError: 'status 503', since: 1_699_999_999_000, by: 'a' };
       await a.publishHealth(h);
       await waitFor(() => atB.length === 1, 5000);
       assert.deepEqual(atB[0], h);
@@ -188,12 +188,35 @@ function contract(name: string, start: () => Promise<Harness>): void {
       const atB: BackendOverride[] = [];
       b.onBackend((o) => atB.push(o));
       await waitForSubscriptions(a, b);
-      const o: BackendOverride = { url: U2, present: true, config: { url: U2, weight: 3, timeouts: { connect: '250ms' } }, weight: null, state: 'draining', drain: false, at: 1, by: 'a' };
+      const o: BackendOverride = { service: 'default', url: U2, present: true, config: { url: U2, weight: 3, timeouts: { connect: '250ms' } }, weight: null, state: 'draining', drain: false, at: 1, by: 'a' };
       await a.publishBackend(o);
       await a.publishBackend({ ...o, weight: 7, at: 2 });
       await waitFor(() => atB.length === 2, 5000);
       assert.deepEqual(atB, [o, { ...o, weight: 7, at: 2 }]);
       assert.deepEqual(await b.readBackends(), [{ ...o, weight: 7, at: 2 }]);
+    });
+
+    test('one URL in two services is two entries: health and overrides are kept per service', async () => {
+      const connect = await make();
+      const a = await connect('a');
+      const b = await connect('b');
+      const atB: BackendOverride[] = [];
+      b.onBackend((o) => atB.push(o));
+      await waitForSubscriptions(a, b);
+      const web: SharedHealth = { service: 'web', url: U1, reasons: 0, lastCheck: 1, lastCheckOk: true, lastCheckError: null, since: 1, by: 'a' };
+      const api: SharedHealth = { ...web, service: 'api', reasons: Reason.ACTIVE_CHECK_FAILED, lastCheckOk: false, lastCheckError: 'status 503' };
+      const dflt: SharedHealth = { ...web, service: 'default' };
+      await a.publishHealth(web);
+      await a.publishHealth(api);
+      await a.publishHealth(dflt);
+      const bySvc = (x: { service: string }, y: { service: string }): number => x.service.localeCompare(y.service);
+      assert.deepEqual((await b.readHealth()).filter((x) => x.url !== PROBE).sort(bySvc), [api, dflt, web]);
+      const o: BackendOverride = { service: 'api', url: U1, present: true, config: null, weight: 4, state: null, drain: false, at: 1, by: 'a' };
+      await a.publishBackend(o);
+      await a.publishBackend({ ...o, service: 'web', weight: 9 });
+      await waitFor(() => atB.length === 2, 5000);
+      assert.deepEqual(atB, [o, { ...o, service: 'web', weight: 9 }]);
+      assert.deepEqual((await b.readBackends()).sort(bySvc), [o, { ...o, service: 'web', weight: 9 }]);
     });
   });
 }
@@ -205,7 +228,7 @@ function contract(name: string, start: () => Promise<Harness>): void {
 async function waitForSubscriptions(publisher: StateStore, subscriber: StateStore): Promise<void> {
   let heard = false;
   const off = subscriber.onHealth((h) => { if (h.url === PROBE) heard = true; });
-  const probe: SharedHealth = { url: PROBE, reasons: 0, lastCheck: null, lastCheckOk: null, lastCheckError: null, since: 0, by: publisher.instanceId };
+  const probe: SharedHealth = { service: 'default', url: PROBE, reasons: 0, lastCheck: null, lastCheckOk: null, lastCheckError: null, since: 0, by: publisher.instanceId };
   await waitFor(async () => {
     await publisher.publishHealth(probe);
     await sleep(20);
