@@ -16,33 +16,31 @@ import type { StateSync } from './sync.js';
 
 export function registerClusterMetrics(balancer: BalancerHost, sync: StateSync, store: StoreType): void {
   const registers = [balancer.metrics.registry];
-  // These describe the default service's backends (as they always have: one `backend` label); read at
-  // each scrape, since a reload may change which service that is.
-  const defaultBackends = (): { service: string; backends: readonly Backend[] } => {
-    const service = balancer.defaultService;
-    return { service, backends: balancer.serviceHandle(service)?.pool.snapshot ?? [] };
+  // Every service's backends, read at each scrape (a reload changes them); labelled like fulcrum_backend_*.
+  const eachBackend = (visit: (service: string, b: Backend) => void): void => {
+    for (const service of balancer.serviceNames()) {
+      for (const b of balancer.serviceHandle(service)?.pool.snapshot ?? []) visit(service, b);
+    }
   };
   new Counter({
     name: 'fulcrum_cluster_requests_total', help: 'Proxied requests counted by every worker and instance sharing the state store.', registers, aggregator: 'max',
     collect() { this.reset(); this.inc(sync.clusterTotal); },
   });
   new Counter({
-    name: 'fulcrum_cluster_backend_requests_total', help: 'Requests to a backend counted by every worker and instance.', labelNames: ['backend'], registers, aggregator: 'max',
+    name: 'fulcrum_cluster_backend_requests_total', help: 'Requests to a backend counted by every worker and instance.', labelNames: ['service', 'backend'], registers, aggregator: 'max',
     collect() {
       this.reset();
-      const { service, backends } = defaultBackends();
-      for (const b of backends) this.inc({ backend: b.id }, sync.clusterBackend(service, b.url.href).requests);
+      eachBackend((service, b) => this.inc({ service, backend: b.id }, sync.clusterBackend(service, b.url.href).requests));
     },
   });
   new Counter({
-    name: 'fulcrum_cluster_backend_responses_total', help: 'Responses from a backend by status class, counted by every worker and instance.', labelNames: ['backend', 'class'], registers, aggregator: 'max',
+    name: 'fulcrum_cluster_backend_responses_total', help: 'Responses from a backend by status class, counted by every worker and instance.', labelNames: ['service', 'backend', 'class'], registers, aggregator: 'max',
     collect() {
       this.reset();
-      const { service, backends } = defaultBackends();
-      for (const b of backends) {
+      eachBackend((service, b) => {
         const c = sync.clusterBackend(service, b.url.href);
-        for (const k of STATUS_CLASSES) this.inc({ backend: b.id, class: k }, c.responses[k]);
-      }
+        for (const k of STATUS_CLASSES) this.inc({ service, backend: b.id, class: k }, c.responses[k]);
+      });
     },
   });
   new Gauge({
