@@ -88,47 +88,23 @@ export class RequestTrace {
       isRemote: true,
       ...(parent.traceState === '' ? {} : { traceState: createTraceState(parent.traceState) }),
     });
-    const q = req.target.indexOf('?');
-    const attributes: Attributes = {
-      'http.request.method': req.method,
-      'url.path': q === -1 ? req.target : req.target.slice(0, q),
-      'url.scheme': req.scheme,
-      'client.address': req.clientAddress,
-      'network.protocol.name': 'http',
-      'network.protocol.version': req.protocol,
-    };
-    if (q !== -1) attributes['url.query'] = req.target.slice(q + 1);
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (name.length === 4 && name.toLowerCase() === 'host') attributes['server.address'] = raw[i + 1]!;
-      else if (name === ':authority') attributes['server.address'] = raw[i + 1]!;
-      else if (name.length === 10 && name.toLowerCase() === 'user-agent') attributes['user_agent.original'] = raw[i + 1]!;
-    }
-    this.#server = tracer.startSpan(req.method, { kind: SpanKind.SERVER, attributes }, context);
+    // The sampler (parent-based, trace-id ratio: trace/provider.ts) reads no attributes, so they are
+    // set after the span started, and only on a span it keeps: an unsampled request builds none.
+    this.#server = tracer.startSpan(req.method, { kind: SpanKind.SERVER }, context);
     const ctx = this.#server.spanContext();
     this.traceId = ctx.traceId;
     this.spanId = ctx.spanId;
     this.sampled = (ctx.traceFlags & 1) === 1;
+    if (this.#server.isRecording()) this.#server.setAttributes(serverAttributes(req));
   }
 
   /** attempt starts the client span of an attempt and returns the `traceparent` the backend gets. */
   attempt(info: AttemptInfo): string {
     this.#endClient(undefined);
     const { ROOT_CONTEXT, SpanKind, trace } = otelApi();
-    const port = info.origin.port === '' ? (info.origin.protocol === 'https:' ? 443 : 80) : Number(info.origin.port);
-    const attributes: Attributes = {
-      'http.request.method': info.method,
-      'server.address': info.origin.hostname,
-      'server.port': port,
-      'url.full': `${info.origin.protocol}//${info.origin.host}${info.path}`,
-      'fulcrum.backend.id': info.backendId,
-      'fulcrum.attempt': info.attempt,
-    };
-    if (info.attempt > 1) attributes['http.request.resend_count'] = info.attempt - 1;
-    if (info.retryReason !== undefined) attributes['fulcrum.retry.reason'] = info.retryReason;
-    if (info.reused !== undefined) attributes['fulcrum.connection.reused'] = info.reused;
-    const client = this.#tracer.startSpan(info.method, { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, this.#server));
+    // As for the server span: the attributes only on a span that records (unsampled: none built).
+    const client = this.#tracer.startSpan(info.method, { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, this.#server));
+    if (client.isRecording()) client.setAttributes(clientAttributes(info));
     this.#client = client;
     this.#clientStartedAt = performance.now();
     const ctx = client.spanContext();
@@ -138,7 +114,7 @@ export class RequestTrace {
   /** responseHead: the backend's answer began (its status, and the time to its first byte). */
   responseHead(status: number): void {
     const client = this.#client;
-    if (client === null) return;
+    if (client === null || !client.isRecording()) return;
     const ttfb = Math.round((performance.now() - this.#clientStartedAt) * 1000) / 1000;
     client.setAttribute('http.response.status_code', status);
     client.setAttribute('fulcrum.upstream.ttfb_ms', ttfb);
@@ -200,4 +176,43 @@ export class RequestTrace {
     }
     client.end();
   }
+}
+
+/** serverAttributes: the server span's request attributes (semantic conventions), for a span that records. */
+function serverAttributes(req: TracedRequest): Attributes {
+  const q = req.target.indexOf('?');
+  const attributes: Attributes = {
+    'http.request.method': req.method,
+    'url.path': q === -1 ? req.target : req.target.slice(0, q),
+    'url.scheme': req.scheme,
+    'client.address': req.clientAddress,
+    'network.protocol.name': 'http',
+    'network.protocol.version': req.protocol,
+  };
+  if (q !== -1) attributes['url.query'] = req.target.slice(q + 1);
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') attributes['server.address'] = raw[i + 1]!;
+    else if (name === ':authority') attributes['server.address'] = raw[i + 1]!;
+    else if (name.length === 10 && name.toLowerCase() === 'user-agent') attributes['user_agent.original'] = raw[i + 1]!;
+  }
+  return attributes;
+}
+
+/** clientAttributes: an attempt's client span attributes, for a span that records. */
+function clientAttributes(info: AttemptInfo): Attributes {
+  const port = info.origin.port === '' ? (info.origin.protocol === 'https:' ? 443 : 80) : Number(info.origin.port);
+  const attributes: Attributes = {
+    'http.request.method': info.method,
+    'server.address': info.origin.hostname,
+    'server.port': port,
+    'url.full': `${info.origin.protocol}//${info.origin.host}${info.path}`,
+    'fulcrum.backend.id': info.backendId,
+    'fulcrum.attempt': info.attempt,
+  };
+  if (info.attempt > 1) attributes['http.request.resend_count'] = info.attempt - 1;
+  if (info.retryReason !== undefined) attributes['fulcrum.retry.reason'] = info.retryReason;
+  if (info.reused !== undefined) attributes['fulcrum.connection.reused'] = info.reused;
+  return attributes;
 }
