@@ -1,7 +1,8 @@
 /**
- * The OpenTelemetry SDK side of tracing: a BasicTracerProvider whose
- * sampler is parent-based (a client's sampled flag is followed, new traces
- * are kept at `sampleRatio`), with two span processors:
+ * The OpenTelemetry SDK side of tracing: a BasicTracerProvider that
+ * records every span it is asked for (whether a request is sampled, by its
+ * client's flag or at `sampleRatio`, is decided before: request-trace.ts),
+ * with two span processors:
  *
  *   - the channel processor, which publishes each finished span on
  *     `fulcrum:span` when someone listens (span-data.ts);
@@ -140,7 +141,8 @@ export function createProvider(config: TracingConfig, version: string, dropped: 
   const sdk = otelSdk();
   return new sdk.BasicTracerProvider({
     resource: otelResources().resourceFromAttributes(attributes),
-    sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(config.sampleRatio) }),
+    // Sampling is decided before a span is started (request-trace.ts): what reaches the SDK is recorded.
+    sampler: new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() }),
     spanProcessors: processors,
   });
 }

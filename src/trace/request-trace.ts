@@ -8,13 +8,20 @@
  * and `fulcrum.*` for what only a balancer knows (route, service, backend,
  * attempt, retry reason, connection reuse, time to first byte).
  *
- * A span that the sampler did not keep is a non-recording span: it still
- * has ids, so context propagates to the backend (with the sampled flag
- * off), but it records nothing and nothing is exported or published.
+ * Sampling is decided here, before the SDK is asked for anything: a
+ * client's sampled flag is followed (parent-based), and a new trace is
+ * sampled at `sampleRatio`. A request that is not sampled never reaches
+ * the SDK: it gets ids of its own (the client's trace id when it sent one),
+ * so context still propagates to the backend with the sampled flag off,
+ * but no span object, attribute, sampler call or id check is made for it
+ * (at 1% sampling those were most of tracing's cost: docs/performance.md).
+ * The SDK's sampler is then always-on under a parent-based rule
+ * (provider.ts): it records what was decided here.
  */
 import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import { otelApi } from './otel.js';
 import { formatTraceparent, remoteParent } from './context.js';
+import { randomSpanId, randomTraceId } from './ids.js';
 
 /** ERROR: the value of SpanStatusCode.ERROR (OTLP's STATUS_CODE_ERROR), fixed by the protocol. */
 const ERROR = 2;
@@ -70,17 +77,27 @@ export class RequestTrace {
   /** responseBytes: counted by the exchange as body bytes go to the client. */
   responseBytes = 0;
   readonly #tracer: Tracer;
-  readonly #server: Span;
+  /** #server: the server span; null for a request not sampled (nothing is recorded for it). */
+  readonly #server: Span | null;
   readonly #method: string;
   #client: Span | null = null;
   #clientStartedAt = 0;
 
-  constructor(tracer: Tracer, req: TracedRequest) {
+  /** sampleRatio: the share of new traces (no sampled parent) that are recorded. */
+  constructor(tracer: Tracer, req: TracedRequest, sampleRatio: number) {
     this.#tracer = tracer;
     this.#method = req.method;
-    const { ROOT_CONTEXT, SpanKind, createTraceState, trace } = otelApi();
     const parent = remoteParent(req.rawHeaders);
     this.traceState = parent?.traceState ?? '';
+    const sampled = parent !== null ? parent.sampled : sampleRatio >= 1 || Math.random() < sampleRatio;
+    if (!sampled) {
+      this.traceId = parent?.traceId ?? randomTraceId();
+      this.spanId = randomSpanId();
+      this.sampled = false;
+      this.#server = null;
+      return;
+    }
+    const { ROOT_CONTEXT, SpanKind, createTraceState, trace } = otelApi();
     const context = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
       traceId: parent.traceId,
       spanId: parent.spanId,
@@ -88,23 +105,22 @@ export class RequestTrace {
       isRemote: true,
       ...(parent.traceState === '' ? {} : { traceState: createTraceState(parent.traceState) }),
     });
-    // The sampler (parent-based, trace-id ratio: trace/provider.ts) reads no attributes, so they are
-    // set after the span started, and only on a span it keeps: an unsampled request builds none.
-    this.#server = tracer.startSpan(req.method, { kind: SpanKind.SERVER }, context);
-    const ctx = this.#server.spanContext();
+    const server = tracer.startSpan(req.method, { kind: SpanKind.SERVER, attributes: serverAttributes(req) }, context);
+    this.#server = server;
+    const ctx = server.spanContext();
     this.traceId = ctx.traceId;
     this.spanId = ctx.spanId;
     this.sampled = (ctx.traceFlags & 1) === 1;
-    if (this.#server.isRecording()) this.#server.setAttributes(serverAttributes(req));
   }
 
   /** attempt starts the client span of an attempt and returns the `traceparent` the backend gets. */
   attempt(info: AttemptInfo): string {
     this.#endClient(undefined);
+    const server = this.#server;
+    // Not sampled: the backend is told of a client span that is not recorded, with an id of its own.
+    if (server === null) return formatTraceparent(this.traceId, randomSpanId(), false);
     const { ROOT_CONTEXT, SpanKind, trace } = otelApi();
-    // As for the server span: the attributes only on a span that records (unsampled: none built).
-    const client = this.#tracer.startSpan(info.method, { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, this.#server));
-    if (client.isRecording()) client.setAttributes(clientAttributes(info));
+    const client = this.#tracer.startSpan(info.method, { kind: SpanKind.CLIENT, attributes: clientAttributes(info) }, trace.setSpan(ROOT_CONTEXT, server));
     this.#client = client;
     this.#clientStartedAt = performance.now();
     const ctx = client.spanContext();
@@ -114,7 +130,7 @@ export class RequestTrace {
   /** responseHead: the backend's answer began (its status, and the time to its first byte). */
   responseHead(status: number): void {
     const client = this.#client;
-    if (client === null || !client.isRecording()) return;
+    if (client === null) return;
     const ttfb = Math.round((performance.now() - this.#clientStartedAt) * 1000) / 1000;
     client.setAttribute('http.response.status_code', status);
     client.setAttribute('fulcrum.upstream.ttfb_ms', ttfb);
@@ -133,14 +149,14 @@ export class RequestTrace {
 
   /** event adds an event to the server span (retries, ejections, refusals). */
   event(name: string, attributes: Attributes): void {
-    this.#server.addEvent(name, attributes);
+    this.#server?.addEvent(name, attributes);
   }
 
   /** end records how the request ended and ends the server span (and a client span still open). */
   end(summary: RequestSummary): void {
     this.#endClient(summary.error);
     const span = this.#server;
-    if (!span.isRecording()) return;
+    if (span === null || !span.isRecording()) return;
     if (summary.route !== null) {
       span.updateName(`${this.#method} ${summary.route}`);
       span.setAttribute('fulcrum.route', summary.route);
@@ -178,7 +194,7 @@ export class RequestTrace {
   }
 }
 
-/** serverAttributes: the server span's request attributes (semantic conventions), for a span that records. */
+/** serverAttributes: the server span's request attributes (semantic conventions). */
 function serverAttributes(req: TracedRequest): Attributes {
   const q = req.target.indexOf('?');
   const attributes: Attributes = {
@@ -200,7 +216,7 @@ function serverAttributes(req: TracedRequest): Attributes {
   return attributes;
 }
 
-/** clientAttributes: an attempt's client span attributes, for a span that records. */
+/** clientAttributes: an attempt's client span attributes. */
 function clientAttributes(info: AttemptInfo): Attributes {
   const port = info.origin.port === '' ? (info.origin.protocol === 'https:' ? 443 : 80) : Number(info.origin.port);
   const attributes: Attributes = {

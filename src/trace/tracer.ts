@@ -56,7 +56,7 @@ export class Tracing implements RequestTracer {
   }
 
   start(req: TracedRequest): RequestTrace {
-    return new RequestTrace(this.#tracer ?? this.#makeTracer(), req);
+    return new RequestTrace(this.#tracer ?? this.#makeTracer(), req, this.#config.sampleRatio);
   }
 
   #makeTracer(): Tracer {

@@ -2,6 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatTraceparent, parseTraceparent, remoteParent, validTracestate } from '../../src/trace/context.js';
+import { randomSpanId, randomTraceId } from '../../src/trace/ids.js';
 import { RequestIds, dropField, setField, wellFormedId } from '../../src/trace/request-id.js';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/core/config-error.js';
@@ -161,5 +162,25 @@ describe('start-up cost', () => {
     assert.equal(loaded(), true);
     assert.match(trace.traceId, /^[0-9a-f]{32}$/);
     await tracing.close();
+  });
+});
+
+describe('ids of requests that are not sampled', () => {
+  test('trace and span ids are lower-case hex of the W3C lengths, never all zeros, and do not repeat', () => {
+    const traces = new Set<string>();
+    const spans = new Set<string>();
+    // More than one 4 KiB pool's worth, so that the refill is crossed too.
+    for (let i = 0; i < 1000; i++) {
+      const t = randomTraceId();
+      const s = randomSpanId();
+      assert.match(t, /^[0-9a-f]{32}$/);
+      assert.match(s, /^[0-9a-f]{16}$/);
+      assert.notEqual(t, '0'.repeat(32));
+      assert.notEqual(s, '0'.repeat(16));
+      traces.add(t);
+      spans.add(s);
+    }
+    assert.equal(traces.size, 1000);
+    assert.equal(spans.size, 1000);
   });
 });
