@@ -303,24 +303,23 @@ async function main(): Promise<void> {
       }
       // HAProxy, for scale, when installed (Debian package haproxy): one thread, round-robin, keep-alive both ways.
       if (has('haproxy')) {
-        const port = await freePort();
-        const file = join(dir, 'haproxy.cfg');
-        writeFileSync(file, haproxyConfig(port, backendPorts));
-        const child = start(0, 'haproxy', ['-f', file, '-db']);
-        cleanups.push(() => stop(child));
-        await waitPort(port);
-        add('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, child.pid!);
+        /** haproxy starts one HAProxy on the proxy's CPU with `config(port)` and returns its port and pid. */
+        const haproxy = async (file: string, config: (port: number) => string): Promise<[number, number]> => {
+          const port = await freePort();
+          writeFileSync(join(dir, file), config(port));
+          const child = start(0, 'haproxy', ['-f', join(dir, file), '-db']);
+          cleanups.push(() => stop(child));
+          await waitPort(port);
+          return [port, child.pid!];
+        };
+        const [port, pid] = await haproxy('haproxy.cfg', (p) => haproxyConfig(p, backendPorts, false));
+        add('HAProxy (1 thread, for scale)', `http://127.0.0.1:${port}/`, pid);
         // The same over HTTP/2 both ways (proto h2), for the h2c and gRPC scenarios asked for.
         const h2Loads = [...new Set(wanted.map((key) => scenarios[key]?.load).filter((l): l is 'h2c' | 'grpc' => l === 'h2c' || l === 'grpc'))];
         if (h2Loads.length > 0 && has('h2load')) {
-          const h2Port = await freePort();
-          const h2File = join(dir, 'haproxy-h2.cfg');
-          writeFileSync(h2File, haproxyH2Config(h2Port, h2Ports));
-          const h2Child = start(0, 'haproxy', ['-f', h2File, '-db']);
-          cleanups.push(() => stop(h2Child));
-          await waitPort(h2Port);
+          const [h2Port, h2Pid] = await haproxy('haproxy-h2.cfg', (p) => haproxyConfig(p, h2Ports, true));
           for (const l of h2Loads) {
-            add(l === 'grpc' ? 'HAProxy: unary gRPC calls, h2c both ways (1 thread)' : 'HAProxy: h2c client to h2c backends (1 thread)', `http://127.0.0.1:${h2Port}${l === 'grpc' ? GRPC_PATH : '/'}`, h2Child.pid!, l);
+            add(l === 'grpc' ? 'HAProxy: unary gRPC calls, h2c both ways (1 thread)' : 'HAProxy: h2c client to h2c backends (1 thread)', `http://127.0.0.1:${h2Port}${l === 'grpc' ? GRPC_PATH : '/'}`, h2Pid, l);
           }
         }
       } else {
@@ -341,28 +340,20 @@ async function main(): Promise<void> {
   if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ rig: rig(), rows }, null, 2));
 }
 
-/** haproxyConfig: HAProxy doing what Fulcrum does in the default scenario (round-robin, X-Forwarded-For, keep-alive). */
-function haproxyConfig(port: number, backendPorts: number[]): string {
+/**
+ * haproxyConfig: HAProxy doing what Fulcrum does in the scenarios
+ * (round-robin, X-Forwarded-For, keep-alive); with `h2`, HTTP/2 to the
+ * client and to the h2c backends (`proto h2` on both sides).
+ */
+function haproxyConfig(port: number, backendPorts: number[], h2: boolean): string {
+  const proto = h2 ? ' proto h2' : '';
   return [
     'global', '  nbthread 1', '  maxconn 4096',
     'defaults', '  mode http', '  option http-keep-alive', '  option forwardfor',
     '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
-    'frontend fe', `  bind 127.0.0.1:${port}`, '  default_backend be',
+    'frontend fe', `  bind 127.0.0.1:${port}${proto}`, '  default_backend be',
     'backend be', '  balance roundrobin',
-    ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
-    '',
-  ].join('\n');
-}
-
-/** haproxyH2Config: HAProxy speaking HTTP/2 to the client and the h2c backends (proto h2), round-robin, X-Forwarded-For. */
-function haproxyH2Config(port: number, backendPorts: number[]): string {
-  return [
-    'global', '  nbthread 1', '  maxconn 4096',
-    'defaults', '  mode http', '  option forwardfor',
-    '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
-    'frontend fe', `  bind 127.0.0.1:${port} proto h2`, '  default_backend be',
-    'backend be', '  balance roundrobin',
-    ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} proto h2`),
+    ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}${proto}`),
     '',
   ].join('\n');
 }

@@ -60,6 +60,16 @@ function contract(name: string, start: () => Promise<Harness>): void {
         return store;
       };
     };
+    /** overrideListener: two instances, b recording the backend overrides it hears, subscriptions in place. */
+    const overrideListener = async (): Promise<{ a: StateStore; b: StateStore; atB: BackendOverride[] }> => {
+      const connect = await make();
+      const a = await connect('a');
+      const b = await connect('b');
+      const atB: BackendOverride[] = [];
+      b.onBackend((o) => atB.push(o));
+      await waitForSubscriptions(a, b);
+      return { a, b, atB };
+    };
     after(async () => {
       await Promise.all(open.map((s) => s.close()));
       await harness?.close();
@@ -182,12 +192,7 @@ function contract(name: string, start: () => Promise<Harness>): void {
     });
 
     test('backend overrides are delivered and stored, the last write per URL kept', async () => {
-      const connect = await make();
-      const a = await connect('a');
-      const b = await connect('b');
-      const atB: BackendOverride[] = [];
-      b.onBackend((o) => atB.push(o));
-      await waitForSubscriptions(a, b);
+      const { a, b, atB } = await overrideListener();
       const o: BackendOverride = { service: 'default', url: U2, present: true, config: { url: U2, weight: 3, timeouts: { connect: '250ms' } }, weight: null, state: 'draining', drain: false, at: 1, by: 'a' };
       await a.publishBackend(o);
       await a.publishBackend({ ...o, weight: 7, at: 2 });
@@ -197,12 +202,7 @@ function contract(name: string, start: () => Promise<Harness>): void {
     });
 
     test('one URL in two services is two entries: health and overrides are kept per service', async () => {
-      const connect = await make();
-      const a = await connect('a');
-      const b = await connect('b');
-      const atB: BackendOverride[] = [];
-      b.onBackend((o) => atB.push(o));
-      await waitForSubscriptions(a, b);
+      const { a, b, atB } = await overrideListener();
       const web: SharedHealth = { service: 'web', url: U1, reasons: 0, lastCheck: 1, lastCheckOk: true, lastCheckError: null, since: 1, by: 'a' };
       const api: SharedHealth = { ...web, service: 'api', reasons: Reason.ACTIVE_CHECK_FAILED, lastCheckOk: false, lastCheckError: 'status 503' };
       const dflt: SharedHealth = { ...web, service: 'default' };
