@@ -35,6 +35,8 @@ export interface DownstreamRequest {
   readonly httpVersionMinor: number;
   /** complete: the whole request, body included, has been read. */
   readonly complete: boolean;
+  /** rawTrailers: the request's trailer fields, flat, once its body has ended (node:http and HTTP/2; the fast path has none). */
+  readonly rawTrailers?: string[];
   /** socket: the client's connection; its ends are read only to describe it to a backend (sendProxyProtocol). */
   readonly socket: {
     /** CLOSING: see below; set on an HTTP/1 connection only. */

@@ -365,6 +365,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       // Read only by a pool that sends the PROXY protocol (its ends are not looked up otherwise).
       client: this.req.socket,
     };
+    // A body may end with trailers (HTTP/2, or HTTP/1.1 chunked through node:http): an HTTP/2 backend gets them.
+    if (opts.body !== null && this.req.rawTrailers !== undefined) opts.trailers = this.#requestTrailers;
     if (timeouts !== undefined) {
       if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
       if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
@@ -880,6 +882,12 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if ((!this.req.complete && hasBody(this.req)) || this.ctx.draining) res.shouldKeepAlive = false;
     if (!res.shouldKeepAlive) this.req.socket[CLOSING] = true;
   }
+
+  /** #requestTrailers: the client's request trailers once its body has ended (an UpstreamRequest's `trailers`). */
+  readonly #requestTrailers = (): readonly string[] | null => {
+    const t = this.req.rawTrailers;
+    return t === undefined || t.length === 0 ? null : t;
+  };
 
   /** fail answers the client with the error's status and a short plain-text reason. */
   fail(error: FulcrumError, extraHeaders?: Readonly<Record<string, string>>): void {

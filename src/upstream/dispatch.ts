@@ -23,6 +23,12 @@ export interface UpstreamRequest {
   bodyTimeout?: number;
   /** client: the client's connection, which a pool sending the PROXY protocol describes to the backend. */
   client?: ClientConnection;
+  /**
+   * trailers: the client's request trailers, flat, read once the body has
+   * been sent (null: none). The HTTP/2 client forwards them; the HTTP/1.1
+   * clients send no request trailers.
+   */
+  trailers?: () => readonly string[] | null;
 }
 
 /** RawHeaders: [name, value...] as received; undici gives Buffers, Fulcrum's own client latin1 strings. */

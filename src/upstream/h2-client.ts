@@ -95,6 +95,32 @@ export function requestHeaders(request: UpstreamRequest, scheme: string): Outgoi
   return out;
 }
 
+/** Fields that may not travel in HTTP/2 trailers (connection-specific, framing) and are dropped. */
+const NOT_IN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'content-length']);
+
+/**
+ * sendRequestTrailers ends a request stream with the client's trailers
+ * (none: an empty end of stream). A field node:http2 refuses is dropped
+ * with the rest rather than failing the request.
+ */
+function sendRequestTrailers(stream: ClientHttp2Stream, flat: readonly string[] | null): void {
+  if (stream.destroyed) return;
+  const out: OutgoingHttpHeaders = {};
+  if (flat !== null) {
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const name = flat[i]!.toLowerCase();
+      if (name.charCodeAt(0) === 58 /* ":" */ || NOT_IN_TRAILERS.has(name)) continue;
+      const seen = out[name];
+      out[name] = seen === undefined ? flat[i + 1]! : Array.isArray(seen) ? [...seen, flat[i + 1]!] : [String(seen), flat[i + 1]!];
+    }
+  }
+  try {
+    stream.sendTrailers(out);
+  } catch {
+    try { stream.sendTrailers({}); } catch { /* the stream is gone: its 'close' reports it */ }
+  }
+}
+
 /** flatHeaders: an HTTP/2 header object as [name, value...], without pseudo-headers. */
 export function flatHeaders(headers: IncomingHttpHeaders): string[] {
   const out: string[] = [];
@@ -149,8 +175,10 @@ class H2Stream {
     const request = this.request;
     const body = request.body ?? null;
     let stream: ClientHttp2Stream;
+    // With a body that may end with trailers, the stream waits for them ('wantTrailers') before it ends.
+    const trailers = body === null ? undefined : request.trailers;
     try {
-      stream = h2.request(requestHeaders(request, session.scheme), { endStream: body === null });
+      stream = h2.request(requestHeaders(request, session.scheme), trailers === undefined ? { endStream: body === null } : { endStream: false, waitForTrailers: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_OUT_OF_STREAMS') return false;
@@ -165,6 +193,7 @@ class H2Stream {
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
     stream.on('close', this.#onClose);
+    if (trailers !== undefined) stream.once('wantTrailers', () => sendRequestTrailers(stream, trailers()));
     this.#arm(this.headersTimeout, 'UND_ERR_HEADERS_TIMEOUT', `no response headers within ${this.headersTimeout}ms`);
     if (body !== null) {
       if (Buffer.isBuffer(body)) stream.end(body);

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request, startBalancer, waitFor, type TestBalancer } from '../helpers/balancer.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 
 const NO_CHECKS = { healthCheck: { enabled: false } };
 
-interface Seen { version: string; authority: string | undefined; host: string | undefined; headers: http2.IncomingHttpHeaders | http.IncomingHttpHeaders; body: string }
+interface Seen { version: string; authority: string | undefined; host: string | undefined; headers: http2.IncomingHttpHeaders | http.IncomingHttpHeaders; body: string; trailers: NodeJS.Dict<string | string[]> }
 
 /** echoHandler answers with what it saw, and trailers when asked (`x-want-trailers`). */
 function echoHandler(seen: Seen[]) {
@@ -22,7 +22,7 @@ function echoHandler(seen: Seen[]) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const s: Seen = { version: req.httpVersion, authority: (req as http2.Http2ServerRequest).authority, host: req.headers.host, headers: req.headers, body: Buffer.concat(chunks).toString() };
+      const s: Seen = { version: req.httpVersion, authority: (req as http2.Http2ServerRequest).authority, host: req.headers.host, headers: req.headers, body: Buffer.concat(chunks).toString(), trailers: Object.fromEntries(Object.entries(req.trailers)) };
       seen.push(s);
       const wantTrailers = req.headers['x-want-trailers'] !== undefined;
       (res as http.ServerResponse).writeHead(200, { 'content-type': 'text/plain', 'x-version': req.httpVersion, 'set-cookie': ['a=1', 'b=2'], ...(wantTrailers ? { trailer: 'x-checksum' } : {}) });
@@ -116,6 +116,41 @@ describe('h2c:// backends', () => {
     assert.equal(res.status, 200);
     assert.equal(res.trailers['x-checksum'], 'abc123');
     assert.equal(seen.at(-1)!.headers.cookie, 'a=1; b=2');
+  });
+
+  it('request trailers reach the HTTP/2 backend, from an HTTP/2 client and from an HTTP/1.1 chunked body', async () => {
+    const fromH2 = await new Promise<number>((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${lb.port}`);
+      session.on('error', reject);
+      const stream = session.request({ ':method': 'POST', ':path': '/up', 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'h2-sum', 'x-parts': '2' }));
+      stream.write('part1,');
+      stream.end('part2');
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.resume();
+      stream.on('end', () => session.close());
+      stream.on('error', reject);
+    });
+    assert.equal(fromH2, 200);
+    await waitFor(() => seen.at(-1)?.body === 'part1,part2');
+    assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
+
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(lb.port, '127.0.0.1', () => {
+        socket.write('POST /up HTTP/1.1\r\nHost: site.example\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: h1-sum\r\n\r\n');
+      });
+      let text = '';
+      socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(reply, /^HTTP\/1\.1 200 /);
+    assert.equal(seen.at(-1)!.body, 'hello');
+    assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
+    // A body without trailers ends as before (an empty end of stream): nothing invented.
+    const plain = await h1Request(`${lb.url}/`, {}, 'no trailers');
+    assert.equal(plain.status, 200);
+    assert.deepEqual(seen.at(-1)!.trailers, {});
   });
 
   it('HTTP/2 backend trailers reach an HTTP/1.1 client in a chunked body', async () => {
