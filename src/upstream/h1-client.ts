@@ -116,7 +116,7 @@ class H1Request {
     this.resume = () => this.conn?.resume(this);
     if (body !== null && !Buffer.isBuffer(body)) {
       // Listen for the body's errors at once: it may fail before a connection is ready.
-      this.streamer = new BodyStreamer(body, encoded.streamLength, (err) => { if (err !== null) this.abort(err); });
+      this.streamer = new BodyStreamer(body, encoded.streamLength, (err) => { if (err !== null) this.abort(err); }, opts.trailers);
     }
   }
 

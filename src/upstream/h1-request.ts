@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { UpstreamRequest } from './dispatch.js';
+import { forwardableTrailers } from './request-trailers.js';
 import { H1Error } from '../http1/errors.js';
 
 /** The request target must be visible ASCII or latin1, as in undici. */
@@ -68,6 +69,13 @@ function mismatch(): H1Error {
 
 const noop = (): void => undefined;
 
+/** lastChunk: the end of a chunked body, with the request's trailer section (RFC 9112 7.1.2). */
+function lastChunk(trailers: readonly string[] | null): string {
+  let out = '0\r\n';
+  for (const [name, value] of forwardableTrailers(trailers)) out += `${name}: ${value}\r\n`;
+  return `${out}\r\n`;
+}
+
 /**
  * BodyStreamer copies a Readable body to the socket: it pauses the body
  * while the socket's buffer is full and resumes it on 'drain', frames the
@@ -91,6 +99,8 @@ export class BodyStreamer {
     /** length: the declared length, or -1 for chunked. */
     private readonly length: number,
     private readonly done: (err: Error | null) => void,
+    /** trailers: the client's request trailers, read when the body has ended; sent after a chunked body. */
+    private readonly trailers?: () => readonly string[] | null,
   ) {
     body.on('error', this.#onError).on('close', this.#onClose);
   }
@@ -170,7 +180,7 @@ export class BodyStreamer {
     const socket = this.#socket!;
     socket.cork();
     this.#writeHead(socket);
-    if (this.length < 0) socket.write('0\r\n\r\n', 'latin1');
+    if (this.length < 0) socket.write(this.trailers === undefined ? '0\r\n\r\n' : lastChunk(this.trailers()), 'latin1');
     socket.uncork();
     this.#finish();
     this.complete = true;

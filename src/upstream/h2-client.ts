@@ -27,6 +27,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import tls, { type ConnectionOptions } from 'node:tls';
+import { forwardableTrailers } from './request-trailers.js';
 import { H1Error } from '../http1/errors.js';
 import type { RawHeaders, UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
 
@@ -95,9 +96,6 @@ export function requestHeaders(request: UpstreamRequest, scheme: string): Outgoi
   return out;
 }
 
-/** Fields that may not travel in HTTP/2 trailers (connection-specific, framing) and are dropped. */
-const NOT_IN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'content-length']);
-
 /**
  * sendRequestTrailers ends a request stream with the client's trailers
  * (none: an empty end of stream). A field node:http2 refuses is dropped
@@ -106,13 +104,9 @@ const NOT_IN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection',
 function sendRequestTrailers(stream: ClientHttp2Stream, flat: readonly string[] | null): void {
   if (stream.destroyed) return;
   const out: OutgoingHttpHeaders = {};
-  if (flat !== null) {
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const name = flat[i]!.toLowerCase();
-      if (name.charCodeAt(0) === 58 /* ":" */ || NOT_IN_TRAILERS.has(name)) continue;
-      const seen = out[name];
-      out[name] = seen === undefined ? flat[i + 1]! : Array.isArray(seen) ? [...seen, flat[i + 1]!] : [String(seen), flat[i + 1]!];
-    }
+  for (const [name, value] of forwardableTrailers(flat)) {
+    const seen = out[name];
+    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [String(seen), value];
   }
   try {
     stream.sendTrailers(out);

@@ -58,6 +58,35 @@ function h2Request(port: number, headers: http2.OutgoingHttpHeaders, body?: stri
   });
 }
 
+/** h2WithTrailers POSTs "part1,part2" over HTTP/2, ending with trailers (x-checksum, x-parts); resolves to the status. */
+function h2WithTrailers(port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': '/up', 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'h2-sum', 'x-parts': '2' }));
+    stream.write('part1,');
+    stream.end('part2');
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.resume();
+    stream.on('end', () => session.close());
+    stream.on('error', reject);
+  });
+}
+
+/** h1ChunkedWithTrailer POSTs "hello" chunked with an X-Checksum trailer on a raw connection; resolves to what came back. */
+function h1ChunkedWithTrailer(port: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write('POST /up HTTP/1.1\r\nHost: site.example\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: h1-sum\r\n\r\n');
+    });
+    let text = '';
+    socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
 /** h1Request is an HTTP/1.1 request that also reads the response's trailers. */
 function h1Request(url: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; trailers: NodeJS.Dict<string>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -119,32 +148,11 @@ describe('h2c:// backends', () => {
   });
 
   it('request trailers reach the HTTP/2 backend, from an HTTP/2 client and from an HTTP/1.1 chunked body', async () => {
-    const fromH2 = await new Promise<number>((resolve, reject) => {
-      const session = http2.connect(`http://127.0.0.1:${lb.port}`);
-      session.on('error', reject);
-      const stream = session.request({ ':method': 'POST', ':path': '/up', 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'h2-sum', 'x-parts': '2' }));
-      stream.write('part1,');
-      stream.end('part2');
-      stream.on('response', (h) => resolve(Number(h[':status'])));
-      stream.resume();
-      stream.on('end', () => session.close());
-      stream.on('error', reject);
-    });
-    assert.equal(fromH2, 200);
+    assert.equal(await h2WithTrailers(lb.port), 200);
     await waitFor(() => seen.at(-1)?.body === 'part1,part2');
     assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
 
-    const reply = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(lb.port, '127.0.0.1', () => {
-        socket.write('POST /up HTTP/1.1\r\nHost: site.example\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: h1-sum\r\n\r\n');
-      });
-      let text = '';
-      socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-    });
-    assert.match(reply, /^HTTP\/1\.1 200 /);
+    assert.match(await h1ChunkedWithTrailer(lb.port), /^HTTP\/1\.1 200 /);
     assert.equal(seen.at(-1)!.body, 'hello');
     assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
     // A body without trailers ends as before (an empty end of stream): nothing invented.
@@ -174,7 +182,7 @@ describe('h2c:// backends', () => {
 });
 
 describe('HTTP/1.1 backends keep their trailers for HTTP/2 clients', () => {
-  it('chunked trailers of an HTTP/1.1 backend reach an HTTP/2 client', async () => {
+  it('chunked trailers of an HTTP/1.1 backend reach an HTTP/2 client, and its request trailers the backend', async () => {
     const seen: Seen[] = [];
     const backend = http.createServer(echoHandler(seen));
     const port = await listen(backend);
@@ -183,6 +191,14 @@ describe('HTTP/1.1 backends keep their trailers for HTTP/2 clients', () => {
       const res = await h2Request(lb.port, { 'x-want-trailers': '1' });
       assert.equal(res.body, 'v1.1 ');
       assert.equal(res.trailers['x-checksum'], 'abc123');
+      // And the other way: an HTTP/2 client's request trailers end the chunked body the backend reads.
+      assert.equal(await h2WithTrailers(lb.port), 200);
+      await waitFor(() => seen.at(-1)?.body === 'part1,part2');
+      assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
+      // HTTP/1.1 chunked to HTTP/1.1 chunked keeps them too.
+      assert.match(await h1ChunkedWithTrailer(lb.port), /^HTTP\/1\.1 200 /);
+      assert.equal(seen.at(-1)!.body, 'hello');
+      assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
     } finally {
       await lb.close();
       await close(backend);
