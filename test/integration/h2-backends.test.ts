@@ -87,6 +87,16 @@ function h1ChunkedWithTrailer(port: number): Promise<string> {
   });
 }
 
+/** requestTrailersArrive: an HTTP/2 client's and an HTTP/1.1 chunked client's request trailers reach the backend behind `port`. */
+async function requestTrailersArrive(port: number, seen: Seen[]): Promise<void> {
+  assert.equal(await h2WithTrailers(port), 200);
+  await waitFor(() => seen.at(-1)?.body === 'part1,part2');
+  assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
+  assert.match(await h1ChunkedWithTrailer(port), /^HTTP\/1\.1 200 /);
+  assert.equal(seen.at(-1)!.body, 'hello');
+  assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
+}
+
 /** h1Request is an HTTP/1.1 request that also reads the response's trailers. */
 function h1Request(url: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; trailers: NodeJS.Dict<string>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -148,13 +158,7 @@ describe('h2c:// backends', () => {
   });
 
   it('request trailers reach the HTTP/2 backend, from an HTTP/2 client and from an HTTP/1.1 chunked body', async () => {
-    assert.equal(await h2WithTrailers(lb.port), 200);
-    await waitFor(() => seen.at(-1)?.body === 'part1,part2');
-    assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
-
-    assert.match(await h1ChunkedWithTrailer(lb.port), /^HTTP\/1\.1 200 /);
-    assert.equal(seen.at(-1)!.body, 'hello');
-    assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
+    await requestTrailersArrive(lb.port, seen);
     // A body without trailers ends as before (an empty end of stream): nothing invented.
     const plain = await h1Request(`${lb.url}/`, {}, 'no trailers');
     assert.equal(plain.status, 200);
@@ -191,14 +195,8 @@ describe('HTTP/1.1 backends keep their trailers for HTTP/2 clients', () => {
       const res = await h2Request(lb.port, { 'x-want-trailers': '1' });
       assert.equal(res.body, 'v1.1 ');
       assert.equal(res.trailers['x-checksum'], 'abc123');
-      // And the other way: an HTTP/2 client's request trailers end the chunked body the backend reads.
-      assert.equal(await h2WithTrailers(lb.port), 200);
-      await waitFor(() => seen.at(-1)?.body === 'part1,part2');
-      assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h2-sum', 'x-parts': '2' });
-      // HTTP/1.1 chunked to HTTP/1.1 chunked keeps them too.
-      assert.match(await h1ChunkedWithTrailer(lb.port), /^HTTP\/1\.1 200 /);
-      assert.equal(seen.at(-1)!.body, 'hello');
-      assert.deepEqual(seen.at(-1)!.trailers, { 'x-checksum': 'h1-sum' });
+      // And the other way: request trailers end the chunked body the backend reads, from either client.
+      await requestTrailersArrive(lb.port, seen);
     } finally {
       await lb.close();
       await close(backend);
