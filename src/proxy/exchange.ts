@@ -77,6 +77,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
   hashKey: string | undefined = undefined;
   /** cookie is the request's Cookie header, for sticky sessions. */
   cookie: string | undefined = undefined;
+  /** trailersPossible: the request's body may end with trailers (HTTP/2, or HTTP/1.1 chunked), which are forwarded. */
+  trailersPossible = false;
   tried: Set<Backend> | undefined = undefined;
 
   backend: Backend | null = null;
@@ -365,8 +367,8 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
       // Read only by a pool that sends the PROXY protocol (its ends are not looked up otherwise).
       client: this.req.socket,
     };
-    // A body may end with trailers (HTTP/2, or HTTP/1.1 chunked through node:http): an HTTP/2 backend gets them.
-    if (opts.body !== null && this.req.rawTrailers !== undefined) opts.trailers = this.#requestTrailers;
+    // A body that may end with trailers (set by the pipeline: HTTP/2, or HTTP/1.1 chunked) has them forwarded.
+    if (this.trailersPossible && opts.body !== null) opts.trailers = this.req;
     if (timeouts !== undefined) {
       if (timeouts.response !== undefined) opts.headersTimeout = timeouts.response;
       if (timeouts.idle !== undefined) opts.bodyTimeout = timeouts.idle;
@@ -882,12 +884,6 @@ export class Exchange implements PickContext, RequestView, ResponseHeadContext, 
     if ((!this.req.complete && hasBody(this.req)) || this.ctx.draining) res.shouldKeepAlive = false;
     if (!res.shouldKeepAlive) this.req.socket[CLOSING] = true;
   }
-
-  /** #requestTrailers: the client's request trailers once its body has ended (an UpstreamRequest's `trailers`). */
-  readonly #requestTrailers = (): readonly string[] | null => {
-    const t = this.req.rawTrailers;
-    return t === undefined || t.length === 0 ? null : t;
-  };
 
   /** fail answers the client with the error's status and a short plain-text reason. */
   fail(error: FulcrumError, extraHeaders?: Readonly<Record<string, string>>): void {

@@ -369,6 +369,8 @@ export function createPipeline(options: PipelineOptions): ProxyEntry {
     ex.path = path;
     ex.headerValues = values;
     ex.cookie = meta.cookie;
+    // A Content-Length-framed HTTP/1.1 body has no trailer section; a chunked one and an HTTP/2 one may.
+    if (body !== null && (meta.chunked || meta.h2)) ex.trailersPossible = true;
     if (ex.trace !== null) ex.requestBytes = meta.chunked ? -1 : Math.max(meta.contentLength, 0);
     if (service.hashKey !== null) ex.hashKey = service.hashKey(ex);
     if (route.split !== null) ex.setCookie = route.split.setCookie(service, meta.cookie);

@@ -24,11 +24,18 @@ export interface UpstreamRequest {
   /** client: the client's connection, which a pool sending the PROXY protocol describes to the backend. */
   client?: ClientConnection;
   /**
-   * trailers: the client's request trailers, flat, read once the body has
-   * been sent (null: none). The HTTP/2 client forwards them; the HTTP/1.1
-   * clients send no request trailers.
+   * trailers: where the client's request trailers will be, flat, once the
+   * body has been read (the client's request itself: node:http and HTTP/2
+   * fill `rawTrailers` then). Set only when the body may carry them; the
+   * HTTP/2 client and Fulcrum's HTTP/1.1 client (after a chunked body)
+   * forward them, undici does not.
    */
-  trailers?: () => readonly string[] | null;
+  trailers?: TrailerSource;
+}
+
+/** TrailerSource holds a request's trailer fields once its body has ended (empty: none). */
+export interface TrailerSource {
+  readonly rawTrailers?: readonly string[] | undefined;
 }
 
 /** RawHeaders: [name, value...] as received; undici gives Buffers, Fulcrum's own client latin1 strings. */

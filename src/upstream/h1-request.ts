@@ -13,7 +13,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { UpstreamRequest } from './dispatch.js';
+import type { TrailerSource, UpstreamRequest } from './dispatch.js';
 import { forwardableTrailers } from './request-trailers.js';
 import { H1Error } from '../http1/errors.js';
 
@@ -70,7 +70,7 @@ function mismatch(): H1Error {
 const noop = (): void => undefined;
 
 /** lastChunk: the end of a chunked body, with the request's trailer section (RFC 9112 7.1.2). */
-function lastChunk(trailers: readonly string[] | null): string {
+function lastChunk(trailers: TrailerSource): string {
   let out = '0\r\n';
   for (const [name, value] of forwardableTrailers(trailers)) out += `${name}: ${value}\r\n`;
   return `${out}\r\n`;
@@ -100,7 +100,7 @@ export class BodyStreamer {
     private readonly length: number,
     private readonly done: (err: Error | null) => void,
     /** trailers: the client's request trailers, read when the body has ended; sent after a chunked body. */
-    private readonly trailers?: () => readonly string[] | null,
+    private readonly trailers?: TrailerSource,
   ) {
     body.on('error', this.#onError).on('close', this.#onClose);
   }
@@ -180,7 +180,7 @@ export class BodyStreamer {
     const socket = this.#socket!;
     socket.cork();
     this.#writeHead(socket);
-    if (this.length < 0) socket.write(this.trailers === undefined ? '0\r\n\r\n' : lastChunk(this.trailers()), 'latin1');
+    if (this.length < 0) socket.write(this.trailers === undefined ? '0\r\n\r\n' : lastChunk(this.trailers), 'latin1');
     socket.uncork();
     this.#finish();
     this.complete = true;

@@ -29,7 +29,7 @@ import type { Readable } from 'node:stream';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { forwardableTrailers } from './request-trailers.js';
 import { H1Error } from '../http1/errors.js';
-import type { RawHeaders, UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
+import type { RawHeaders, TrailerSource, UpstreamDispatcher, UpstreamHandler, UpstreamRequest } from './dispatch.js';
 
 const {
   NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM,
@@ -101,10 +101,10 @@ export function requestHeaders(request: UpstreamRequest, scheme: string): Outgoi
  * (none: an empty end of stream). A field node:http2 refuses is dropped
  * with the rest rather than failing the request.
  */
-function sendRequestTrailers(stream: ClientHttp2Stream, flat: readonly string[] | null): void {
+function sendRequestTrailers(stream: ClientHttp2Stream, source: TrailerSource): void {
   if (stream.destroyed) return;
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of forwardableTrailers(flat)) {
+  for (const [name, value] of forwardableTrailers(source)) {
     const seen = out[name];
     out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [String(seen), value];
   }
@@ -187,7 +187,7 @@ class H2Stream {
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
     stream.on('close', this.#onClose);
-    if (trailers !== undefined) stream.once('wantTrailers', () => sendRequestTrailers(stream, trailers()));
+    if (trailers !== undefined) stream.once('wantTrailers', () => sendRequestTrailers(stream, trailers));
     this.#arm(this.headersTimeout, 'UND_ERR_HEADERS_TIMEOUT', `no response headers within ${this.headersTimeout}ms`);
     if (body !== null) {
       if (Buffer.isBuffer(body)) stream.end(body);

@@ -7,10 +7,13 @@
  */
 const NOT_IN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'content-length', 'trailer']);
 
-/** forwardableTrailers: `flat` ([name, value...]) as the [name, value] pairs a backend may be sent. */
-export function forwardableTrailers(flat: readonly string[] | null): [string, string][] {
+import type { TrailerSource } from './dispatch.js';
+
+/** forwardableTrailers: the source's trailers ([name, value...]) as the [name, value] pairs a backend may be sent. */
+export function forwardableTrailers(source: TrailerSource): [string, string][] {
   const out: [string, string][] = [];
-  if (flat === null) return out;
+  const flat = source.rawTrailers;
+  if (flat === undefined) return out;
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const name = flat[i]!.toLowerCase();
     if (name.charCodeAt(0) === 58 /* ":" */ || NOT_IN_TRAILERS.has(name)) continue;
